@@ -1,0 +1,54 @@
+// Dataset evaluation and steady-state speed measurement of a float engine (graph stage).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "vitq/dataset.h"
+#include "vitq/engine.h"
+#include "vitq/status.h"
+
+namespace vitq {
+
+struct EvalOptions {
+  int limit = 0;  // 0: all images
+  int batch = 32;
+  bool skip_bad_images = false;  // else the first unreadable image is an error
+  bool quiet = false;            // no progress bar
+};
+
+struct EvalResult {
+  int64_t images = 0;   // evaluated
+  int64_t skipped = 0;  // unreadable, skipped with skip_bad_images
+  double top1 = 0, top5 = 0;  // fractions 0..1
+  double seconds = 0, images_per_second = 0;
+  std::vector<std::string> files;   // relative paths of the evaluated images
+  std::vector<int> labels;
+  std::vector<std::vector<int>> top5_classes;  // per evaluated image, best first
+  std::vector<std::string> warnings;           // one per skipped image
+};
+
+// A forward function: images [batch, 3, H, W] -> logits [batch, classes].
+using ForwardFn = std::function<void(const float* images, int batch, float* logits)>;
+
+// Decodes, preprocesses and classifies the dataset in batches (decoding in parallel), timing the
+// whole loop. Errors: a label outside the model's classes, an unreadable image (unless skipped).
+Result<EvalResult> EvaluateDataset(const ForwardFn& forward, const ModelSpec& spec,
+                                   const Dataset& dataset, const EvalOptions& options);
+
+struct BenchResult {
+  int batch = 0, threads = 0, reps = 0;
+  double images_per_second = 0, ms_per_image = 0, median_ms_per_call = 0;
+};
+
+// Times forward() on a fixed random input: warm-up (>= 1 call and >= warmup_seconds) excluded,
+// then calls until >= min_seconds and >= min_reps; reports the median call.
+BenchResult BenchmarkForward(const ForwardFn& forward, const ModelSpec& spec, int batch, int threads,
+                             double warmup_seconds, double min_seconds, int min_reps);
+
+// Indices of the k largest values, best first (ties: lower index first).
+std::vector<int> TopK(const float* values, int n, int k);
+
+}  // namespace vitq

@@ -1,0 +1,49 @@
+// `vitq bench MODEL`: steady-state inference speed (warm-up excluded, loading outside the timer).
+#include <cstdio>
+
+#include "common.h"
+#include "vitq/evaluate.h"
+
+namespace vitq::cli {
+
+void RegisterBench(CLI::App* app, Runner* run) {
+  auto* cmd = app->add_subcommand("bench", "measure steady-state images/s on random inputs");
+  struct Args {
+    std::string model;
+    int batch = 1;
+    double seconds = 5, warmup = 1;
+    int min_reps = 5;
+    CommonOptions common;
+  };
+  auto args = std::make_shared<Args>();
+  cmd->add_option("MODEL", args->model, "model directory or .safetensors file")->required();
+  cmd->add_option("--batch", args->batch, "images per call (default 1)")->check(CLI::Range(1, 4096));
+  cmd->add_option("--seconds", args->seconds, "minimum timed seconds (default 5)")->check(CLI::Range(0.0, 3600.0));
+  cmd->add_option("--warmup", args->warmup, "minimum warm-up seconds (default 1)")->check(CLI::Range(0.0, 3600.0));
+  cmd->add_option("--min-reps", args->min_reps, "minimum timed calls (default 5)")->check(CLI::Range(1, 1000000));
+  AddCommonOptions(cmd, &args->common, true);
+  cmd->callback([args, run] {
+    *run = [args]() -> int {
+      int threads = ApplyThreads(args->common.threads);
+      auto model = LoadModel(args->model);
+      if (!model.ok()) return ReportError(model.status());
+      Engine engine(model.value());
+      auto forward = [&](const float* x, int b, float* y) { engine.Forward(x, b, y); };
+      BenchResult r = BenchmarkForward(forward, model->spec, args->batch, threads, args->warmup,
+                                       args->seconds, args->min_reps);
+      if (args->common.json) {
+        PrintJson({{"model", args->model}, {"architecture", model->spec.config.architecture},
+                   {"engine", "fp32"}, {"batch", r.batch}, {"threads", r.threads},
+                   {"images_per_second", r.images_per_second}, {"ms_per_image", r.ms_per_image},
+                   {"reps", r.reps}});
+      } else {
+        std::printf("%s fp32 batch %d, %d threads: %.1f images/s, %.2f ms/image (median of %d calls)\n",
+                    model->spec.config.architecture.c_str(), r.batch, r.threads, r.images_per_second,
+                    r.ms_per_image, r.reps);
+      }
+      return 0;
+    };
+  });
+}
+
+}  // namespace vitq::cli

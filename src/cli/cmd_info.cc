@@ -1,0 +1,74 @@
+// `vitq info MODEL`: architecture, parameters, size and preprocessing of a checkpoint (cli).
+#include <cstdio>
+#include <filesystem>
+
+#include "common.h"
+#include "vitq/model.h"
+
+namespace vitq::cli {
+
+void RegisterInfo(CLI::App* app, Runner* run) {
+  auto* cmd = app->add_subcommand("info", "describe a model checkpoint");
+  struct Args {
+    std::string model;
+    CommonOptions common;
+  };
+  auto args = std::make_shared<Args>();
+  cmd->add_option("MODEL", args->model, "model directory (config.json + model.safetensors) or .safetensors file")
+      ->required();
+  AddCommonOptions(cmd, &args->common, false);
+  cmd->callback([args, run] {
+    *run = [args]() -> int {
+      auto model = LoadModel(args->model);
+      if (!model.ok()) return ReportError(model.status());
+      const ViTConfig& c = model->spec.config;
+      const PreprocessConfig& p = model->spec.preprocess;
+      int64_t params = model->NumParams();
+      std::error_code ec;
+      auto file_bytes = std::filesystem::file_size(model->spec.weights_path, ec);
+      nlohmann::ordered_json j;
+      j["model"] = args->model;
+      j["layout"] = model->spec.layout;
+      j["architecture"] = c.architecture;
+      j["img_size"] = c.img_size;
+      j["patch_size"] = c.patch_size;
+      j["in_chans"] = c.in_chans;
+      j["embed_dim"] = c.embed_dim;
+      j["depth"] = c.depth;
+      j["num_heads"] = c.num_heads;
+      j["mlp_hidden"] = c.mlp_hidden;
+      j["num_classes"] = c.num_classes;
+      j["tokens"] = c.num_tokens();
+      j["distilled"] = c.dist_token;
+      j["layer_norm_eps"] = c.ln_eps;
+      j["parameters"] = params;
+      j["fp32_bytes"] = params * 4;
+      j["file_bytes"] = ec ? 0 : static_cast<int64_t>(file_bytes);
+      j["class_names"] = !model->spec.class_names.empty();
+      j["preprocessing"] = {{"resize_shorter", p.resize_shorter},
+                            {"resize_height", p.resize_height},
+                            {"resize_width", p.resize_width},
+                            {"interpolation", InterpolationName(p.interpolation)},
+                            {"crop", {p.crop_height, p.crop_width}},
+                            {"mean", {p.mean[0], p.mean[1], p.mean[2]}},
+                            {"std", {p.std[0], p.std[1], p.std[2]}}};
+      if (args->common.json) {
+        PrintJson(j);
+        return 0;
+      }
+      std::printf("model          %s (%s layout)\n", args->model.c_str(), model->spec.layout.c_str());
+      std::printf("architecture   %s%s\n", c.architecture.c_str(), c.dist_token ? " (distilled)" : "");
+      std::printf("input          %dx%dx%d, patch %d, %d tokens\n", c.in_chans, c.img_size, c.img_size,
+                  c.patch_size, c.num_tokens());
+      std::printf("dims           embed %d, depth %d, heads %d, mlp %d, classes %d\n", c.embed_dim, c.depth,
+                  c.num_heads, c.mlp_hidden, c.num_classes);
+      std::printf("parameters     %lld (%.2f MB as fp32; file %.2f MB)\n", static_cast<long long>(params),
+                  params * 4 / 1e6, ec ? 0.0 : file_bytes / 1e6);
+      std::printf("preprocessing  %s\n", p.Describe().c_str());
+      std::printf("class names    %s\n", model->spec.class_names.empty() ? "none (indices only)" : "yes");
+      return 0;
+    };
+  });
+}
+
+}  // namespace vitq::cli

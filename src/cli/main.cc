@@ -1,0 +1,69 @@
+// vitq command-line entry point: subcommand dispatch and exit codes (cli).
+// Exit codes: 0 success, 2 usage, 3 bad input, 1 internal error.
+#include <omp.h>
+
+#include <cstdio>
+#include <exception>
+#include <thread>
+
+#include "common.h"
+
+namespace vitq::cli {
+
+void AddCommonOptions(CLI::App* cmd, CommonOptions* opts, bool with_threads) {
+  cmd->add_flag("--json", opts->json, "print machine-readable JSON on stdout");
+  cmd->add_flag("--quiet,-q", opts->quiet, "no progress bar");
+  if (with_threads) {
+    cmd->add_option("--threads", opts->threads, "worker threads (default: all cores)")
+        ->check(CLI::Range(1, 1024));
+  }
+}
+
+int ApplyThreads(int threads) {
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  omp_set_num_threads(threads);
+  return threads;
+}
+
+int ReportError(const Status& status) {
+  std::fprintf(stderr, "vitq: error: %s\n", status.message().c_str());
+  return status.exit_code();
+}
+
+void PrintJson(const nlohmann::ordered_json& j) { std::printf("%s\n", j.dump(2).c_str()); }
+
+}  // namespace vitq::cli
+
+int main(int argc, char** argv) {
+  using namespace vitq::cli;
+  CLI::App app{"vitq: post-training quantization and integer inference for Vision Transformers"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("vitq ") + VITQ_VERSION);
+  Runner run;
+  RegisterInfo(&app, &run);
+  RegisterEval(&app, &run);
+  RegisterPredict(&app, &run);
+  RegisterInit(&app, &run);
+  RegisterBench(&app, &run);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  try {
+    return run();
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "vitq: error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "vitq: internal error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,237 @@
+// Float32 ViT forward pass (graph stage): patch embedding, tokens, pre-norm blocks, final norm,
+// head(s), with observer hooks at the quantization sites.
+#include "vitq/engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "../kernels/dnnl_ops.h"
+
+namespace vitq {
+
+namespace {
+const char* LayerSuffix(SiteLayer layer) {
+  switch (layer) {
+    case SiteLayer::kPatchEmbed: return "patch_embed.proj";
+    case SiteLayer::kQkv: return "attn.qkv";
+    case SiteLayer::kProj: return "attn.proj";
+    case SiteLayer::kFc1: return "mlp.fc1";
+    case SiteLayer::kFc2: return "mlp.fc2";
+    case SiteLayer::kHead: return "head";
+    case SiteLayer::kHeadDist: return "head_dist";
+    case SiteLayer::kQk: return "attn.qk";
+    case SiteLayer::kPv: return "attn.pv";
+  }
+  return "?";
+}
+const char* RoleSuffix(SiteRole role) {
+  switch (role) {
+    case SiteRole::kIn: return "in";
+    case SiteRole::kOut: return "out";
+    case SiteRole::kA: return "a";
+    case SiteRole::kB: return "b";
+  }
+  return "?";
+}
+}  // namespace
+
+std::string Site::LayerName() const {
+  std::string s = LayerSuffix(layer);
+  return block >= 0 ? "blocks." + std::to_string(block) + "." + s : s;
+}
+
+std::string Site::Name() const { return LayerName() + ":" + RoleSuffix(role); }
+
+struct Engine::Impl {
+  const ViTModel& model;
+  kernels::DnnlContext ctx;
+  kernels::DnnlOps ops{&ctx};
+  std::unique_ptr<kernels::PackedLinear> patch, head, head_dist;
+  struct BlockLayers {
+    std::unique_ptr<kernels::PackedLinear> qkv, proj, fc1, fc2;
+  };
+  std::vector<BlockLayers> blocks;
+  // Work buffers, grown to the largest batch seen.
+  int capacity = 0;
+  Tensor patches, x, ln, qkv, q, k, v, scores, attn, hidden, tmp, cls, head_out, head_dist_out;
+
+  explicit Impl(const ViTModel& m) : model(m) {
+    const ViTWeights& w = m.weights;
+    auto make = [&](const LinearWeights& l) {
+      return std::make_unique<kernels::PackedLinear>(&ctx, l.weight.f32(), l.bias.f32(),
+                                                     static_cast<int>(l.weight.dim(0)),
+                                                     static_cast<int>(l.weight.dim(1)));
+    };
+    patch = make(w.patch_embed);
+    head = make(w.head);
+    if (m.spec.config.head_dist) head_dist = make(w.head_dist);
+    for (const auto& b : w.blocks) blocks.push_back({make(b.qkv), make(b.proj), make(b.fc1), make(b.fc2)});
+  }
+
+  void Reserve(int batch) {
+    if (batch <= capacity) return;
+    const ViTConfig& c = model.spec.config;
+    const int64_t b = batch, t = c.num_tokens(), d = c.embed_dim, h = c.num_heads, hd = c.head_dim();
+    patches = Tensor::F32({b, c.num_patches(), c.patch_dim()});
+    x = Tensor::F32({b, t, d});
+    ln = Tensor::F32({b, t, d});
+    qkv = Tensor::F32({b, t, 3 * d});
+    q = Tensor::F32({b, h, t, hd});
+    k = Tensor::F32({b, h, t, hd});
+    v = Tensor::F32({b, h, t, hd});
+    scores = Tensor::F32({b, h, t, t});
+    attn = Tensor::F32({b, t, d});
+    hidden = Tensor::F32({b, t, c.mlp_hidden});
+    tmp = Tensor::F32({b, t, std::max<int64_t>(d, c.patch_dim())});
+    cls = Tensor::F32({b, c.num_prefix_tokens(), d});
+    head_out = Tensor::F32({b, c.num_classes});
+    head_dist_out = Tensor::F32({b, c.num_classes});
+    capacity = batch;
+  }
+
+  static bool Wants(Observer* o, const Site& s) { return o != nullptr && o->Wants(s); }
+  static void Emit(Observer* o, const Site& s, float* data, Shape shape) {
+    if (o != nullptr && o->Wants(s)) o->Observe(s, TensorView{data, std::move(shape)});
+  }
+
+  // A linear layer with its :in/:out sites. `gelu` fuses GELU (fc1) and `accumulate` adds into
+  // dst (residual), unless the output site is observed: then the raw output is materialized,
+  // observed, and the epilogue applied afterwards.
+  void Linear(kernels::PackedLinear& layer, Site site, float* src, Shape src_shape, int m, float* dst,
+              bool gelu, bool accumulate, Observer* o) {
+    site.role = SiteRole::kIn;
+    Emit(o, site, src, src_shape);
+    site.role = SiteRole::kOut;
+    Shape out_shape = src_shape;
+    out_shape.back() = layer.n();
+    if (!Wants(o, site)) {
+      layer.Run(src, m, dst, gelu, accumulate);
+      return;
+    }
+    float* out = accumulate ? tmp.f32() : dst;
+    layer.Run(src, m, out, false, false);
+    o->Observe(site, TensorView{out, out_shape});
+    const int64_t n = static_cast<int64_t>(m) * layer.n();
+    if (gelu) ops.Gelu(out, n);
+    if (accumulate) {
+#pragma omp parallel for
+      for (int64_t i = 0; i < n; ++i) dst[i] += out[i];
+    }
+  }
+
+  void Forward(const float* images, int batch, float* logits, Observer* o) {
+    Reserve(batch);
+    const ViTConfig& c = model.spec.config;
+    const ViTWeights& w = model.weights;
+    const int b = batch, t = c.num_tokens(), d = c.embed_dim, nh = c.num_heads, hd = c.head_dim();
+    const int np = c.num_patches(), g = c.grid(), p = c.patch_size, pd = c.patch_dim();
+    const int prefix = c.num_prefix_tokens();
+    // Patch embedding as a GEMM over flattened patches (c, ky, kx), like the conv kernel.
+    float* pt = patches.f32();
+#pragma omp parallel for collapse(2)
+    for (int bi = 0; bi < b; ++bi) {
+      for (int pi = 0; pi < np; ++pi) {
+        const int py = pi / g, px = pi % g;
+        float* dst = pt + (static_cast<int64_t>(bi) * np + pi) * pd;
+        for (int ch = 0; ch < c.in_chans; ++ch) {
+          const float* plane = images + (static_cast<int64_t>(bi) * c.in_chans + ch) * c.img_size * c.img_size;
+          for (int ky = 0; ky < p; ++ky) {
+            std::memcpy(dst + (ch * p + ky) * p, plane + static_cast<int64_t>(py * p + ky) * c.img_size + px * p,
+                        p * sizeof(float));
+          }
+        }
+      }
+    }
+    float* tokens = tmp.f32();
+    Linear(*patch, {-1, SiteLayer::kPatchEmbed, SiteRole::kIn}, pt, {b, np, pd}, b * np, tokens, false,
+           false, o);
+    float* xp = x.f32();
+    const float* pos = w.pos_embed.f32();
+#pragma omp parallel for
+    for (int bi = 0; bi < b; ++bi) {
+      float* xb = xp + static_cast<int64_t>(bi) * t * d;
+      for (int j = 0; j < d; ++j) xb[j] = w.cls_token.f32()[j] + pos[j];
+      if (c.dist_token) {
+        for (int j = 0; j < d; ++j) xb[d + j] = w.dist_token.f32()[j] + pos[d + j];
+      }
+      for (int ti = prefix; ti < t; ++ti) {
+        const float* src = tokens + (static_cast<int64_t>(bi) * np + ti - prefix) * d;
+        for (int j = 0; j < d; ++j) xb[ti * d + j] = src[j] + pos[ti * d + j];
+      }
+    }
+    const int m = b * t;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    for (int li = 0; li < c.depth; ++li) {
+      const BlockWeights& bw = w.blocks[li];
+      BlockLayers& bl = blocks[li];
+      ops.LayerNorm(xp, m, d, bw.norm1_weight.f32(), bw.norm1_bias.f32(), c.ln_eps, ln.f32());
+      Linear(*bl.qkv, {li, SiteLayer::kQkv, SiteRole::kIn}, ln.f32(), {b, t, d}, m, qkv.f32(), false, false, o);
+      // Split [B, T, 3, H, hd] into Q, K, V [B, H, T, hd].
+      float* qkvp = qkv.f32();
+#pragma omp parallel for collapse(2)
+      for (int bi = 0; bi < b; ++bi) {
+        for (int ti = 0; ti < t; ++ti) {
+          const float* row = qkvp + (static_cast<int64_t>(bi) * t + ti) * 3 * d;
+          for (int hi = 0; hi < nh; ++hi) {
+            int64_t off = ((static_cast<int64_t>(bi) * nh + hi) * t + ti) * hd;
+            std::memcpy(q.f32() + off, row + hi * hd, hd * sizeof(float));
+            std::memcpy(k.f32() + off, row + d + hi * hd, hd * sizeof(float));
+            std::memcpy(v.f32() + off, row + 2 * d + hi * hd, hd * sizeof(float));
+          }
+        }
+      }
+      Shape head_shape{b, nh, t, hd};
+      Emit(o, {li, SiteLayer::kQk, SiteRole::kA}, q.f32(), head_shape);
+      Emit(o, {li, SiteLayer::kQk, SiteRole::kB}, k.f32(), head_shape);
+      ops.AttentionScores(q.f32(), k.f32(), b * nh, t, hd, scale, scores.f32());
+      ops.Softmax(scores.f32(), b * nh * t, t);
+      Emit(o, {li, SiteLayer::kPv, SiteRole::kA}, scores.f32(), {b, nh, t, t});
+      Emit(o, {li, SiteLayer::kPv, SiteRole::kB}, v.f32(), head_shape);
+      ops.AttentionValues(scores.f32(), v.f32(), b, nh, t, hd, attn.f32());
+      Linear(*bl.proj, {li, SiteLayer::kProj, SiteRole::kIn}, attn.f32(), {b, t, d}, m, xp, false, true, o);
+      ops.LayerNorm(xp, m, d, bw.norm2_weight.f32(), bw.norm2_bias.f32(), c.ln_eps, ln.f32());
+      Linear(*bl.fc1, {li, SiteLayer::kFc1, SiteRole::kIn}, ln.f32(), {b, t, d}, m, hidden.f32(), true, false, o);
+      Linear(*bl.fc2, {li, SiteLayer::kFc2, SiteRole::kIn}, hidden.f32(), {b, t, c.mlp_hidden}, m, xp, false,
+             true, o);
+    }
+    // Final norm on the prefix tokens only (LayerNorm is per token; the heads read only these).
+    float* cp = cls.f32();
+    for (int bi = 0; bi < b; ++bi) {
+      std::memcpy(cp + static_cast<int64_t>(bi) * prefix * d, xp + static_cast<int64_t>(bi) * t * d,
+                  static_cast<size_t>(prefix) * d * sizeof(float));
+    }
+    ops.LayerNorm(cp, b * prefix, d, w.norm_weight.f32(), w.norm_bias.f32(), c.ln_eps, cp);
+    // Gather token 0 (and 1) into contiguous [B, D] inputs of the heads.
+    float* h0 = ln.f32();
+    float* h1 = ln.f32() + static_cast<int64_t>(b) * d;
+    for (int bi = 0; bi < b; ++bi) {
+      std::memcpy(h0 + static_cast<int64_t>(bi) * d, cp + static_cast<int64_t>(bi) * prefix * d, d * sizeof(float));
+      if (c.dist_token) {
+        std::memcpy(h1 + static_cast<int64_t>(bi) * d, cp + (static_cast<int64_t>(bi) * prefix + 1) * d,
+                    d * sizeof(float));
+      }
+    }
+    const int nc = c.num_classes;
+    if (!c.head_dist) {
+      Linear(*head, {-1, SiteLayer::kHead, SiteRole::kIn}, h0, {b, d}, b, logits, false, false, o);
+      return;
+    }
+    Linear(*head, {-1, SiteLayer::kHead, SiteRole::kIn}, h0, {b, d}, b, head_out.f32(), false, false, o);
+    Linear(*head_dist, {-1, SiteLayer::kHeadDist, SiteRole::kIn}, h1, {b, d}, b, head_dist_out.f32(), false,
+           false, o);
+    for (int64_t i = 0; i < static_cast<int64_t>(b) * nc; ++i) {
+      logits[i] = 0.5f * (head_out.f32()[i] + head_dist_out.f32()[i]);
+    }
+  }
+};
+
+Engine::Engine(const ViTModel& model) : impl_(std::make_unique<Impl>(model)) {}
+Engine::~Engine() = default;
+void Engine::Forward(const float* images, int batch, float* logits, Observer* observer) {
+  impl_->Forward(images, batch, logits, observer);
+}
+const ViTModel& Engine::model() const { return impl_->model; }
+
+}  // namespace vitq

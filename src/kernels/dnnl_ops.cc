@@ -1,0 +1,139 @@
+// oneDNN provider implementation (kernels stage). oneDNN 2.6 API (desc -> primitive_desc).
+#include "dnnl_ops.h"
+
+#include <functional>
+
+namespace vitq::kernels {
+using dnnl::memory;
+using tag = dnnl::memory::format_tag;
+using dt = dnnl::memory::data_type;
+
+PackedLinear::PackedLinear(DnnlContext* ctx, const float* weight, const float* bias, int n, int k)
+    : ctx_(ctx), n_(n), k_(k) {
+  // W^T viewed as [K, N] with strides (1, K): oneDNN's "ba" tag over the row-major [N, K] data.
+  weight_plain_ = memory({{k, n}, dt::f32, tag::ba}, ctx->engine(), const_cast<float*>(weight));
+  bias_ = memory({{1, n}, dt::f32, tag::ab}, ctx->engine(), const_cast<float*>(bias));
+}
+
+void PackedLinear::Run(const float* src, int m, float* dst, bool gelu, bool accumulate) {
+  auto key = std::make_tuple(m, gelu, accumulate);
+  auto it = prims_.find(key);
+  if (it == prims_.end()) {
+    memory::desc src_md({m, k_}, dt::f32, tag::ab), w_md({k_, n_}, dt::f32, tag::any),
+        b_md({1, n_}, dt::f32, tag::ab), dst_md({m, n_}, dt::f32, tag::ab);
+    dnnl::post_ops ops;
+    if (gelu) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f);
+    if (accumulate) ops.append_sum(1.0f);
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(ops);
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, w_md, b_md, dst_md), attr, ctx_->engine());
+    it = prims_.emplace(key, dnnl::matmul(pd)).first;
+    prim_wdesc_[key] = pd.weights_desc();
+  }
+  const memory::desc& wdesc = prim_wdesc_[key];
+  memory* packed = nullptr;
+  for (auto& [d, mem] : packed_) {
+    if (d == wdesc) packed = &mem;
+  }
+  if (packed == nullptr) {
+    memory mem(wdesc, ctx_->engine());
+    dnnl::reorder(weight_plain_, mem).execute(ctx_->stream(), weight_plain_, mem);
+    packed_.emplace_back(wdesc, mem);
+    packed = &packed_.back().second;
+  }
+  memory src_mem({{m, k_}, dt::f32, tag::ab}, ctx_->engine(), const_cast<float*>(src));
+  memory dst_mem({{m, n_}, dt::f32, tag::ab}, ctx_->engine(), dst);
+  it->second.execute(ctx_->stream(), {{DNNL_ARG_SRC, src_mem},
+                                      {DNNL_ARG_WEIGHTS, *packed},
+                                      {DNNL_ARG_BIAS, bias_},
+                                      {DNNL_ARG_DST, dst_mem}});
+  ctx_->stream().wait();
+}
+
+dnnl::primitive& DnnlOps::Get(const std::string& key, const std::function<dnnl::primitive()>& make) {
+  auto it = prims_.find(key);
+  if (it == prims_.end()) it = prims_.emplace(key, make()).first;
+  return it->second;
+}
+
+void DnnlOps::AttentionScores(const float* q, const float* k, int bh, int t, int hd, float scale,
+                              float* scores) {
+  memory::desc q_md({bh, t, hd}, dt::f32, tag::abc);
+  memory::desc k_md({bh, hd, t}, dt::f32, tag::acb);  // K^T as a strided view of K
+  memory::desc s_md({bh, t, t}, dt::f32, tag::abc);
+  std::string key = "qk:" + std::to_string(bh) + ":" + std::to_string(t) + ":" + std::to_string(hd) +
+                    ":" + std::to_string(scale);
+  auto& prim = Get(key, [&] {
+    dnnl::primitive_attr attr;
+    attr.set_output_scales(0, {scale});
+    return dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(q_md, k_md, s_md), attr,
+                                                     ctx_->engine()));
+  });
+  memory qm(q_md, ctx_->engine(), const_cast<float*>(q)), km(k_md, ctx_->engine(), const_cast<float*>(k)),
+      sm(s_md, ctx_->engine(), scores);
+  prim.execute(ctx_->stream(), {{DNNL_ARG_SRC, qm}, {DNNL_ARG_WEIGHTS, km}, {DNNL_ARG_DST, sm}});
+  ctx_->stream().wait();
+}
+
+void DnnlOps::AttentionValues(const float* p, const float* v, int b, int h, int t, int hd, float* out) {
+  memory::desc p_md({b, h, t, t}, dt::f32, tag::abcd);
+  memory::desc v_md({b, h, t, hd}, dt::f32, tag::abcd);
+  // Output [B, H, T, hd] written with strides of [B, T, H, hd]: heads merged for proj.
+  memory::desc o_md({b, h, t, hd}, dt::f32,
+                    memory::dims{static_cast<int64_t>(t) * h * hd, hd, static_cast<int64_t>(h) * hd, 1});
+  std::string key = "pv:" + std::to_string(b) + ":" + std::to_string(h) + ":" + std::to_string(t) +
+                    ":" + std::to_string(hd);
+  auto& prim = Get(key, [&] {
+    return dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(p_md, v_md, o_md), ctx_->engine()));
+  });
+  memory pm(p_md, ctx_->engine(), const_cast<float*>(p)), vm(v_md, ctx_->engine(), const_cast<float*>(v)),
+      om(o_md, ctx_->engine(), out);
+  prim.execute(ctx_->stream(), {{DNNL_ARG_SRC, pm}, {DNNL_ARG_WEIGHTS, vm}, {DNNL_ARG_DST, om}});
+  ctx_->stream().wait();
+}
+
+void DnnlOps::Softmax(float* x, int rows, int cols) {
+  memory::desc md({rows, cols}, dt::f32, tag::ab);
+  std::string key = "softmax:" + std::to_string(rows) + ":" + std::to_string(cols);
+  auto& prim = Get(key, [&] {
+    return dnnl::softmax_forward(dnnl::softmax_forward::primitive_desc(
+        dnnl::softmax_forward::desc(dnnl::prop_kind::forward_inference, md, 1), ctx_->engine()));
+  });
+  memory m(md, ctx_->engine(), x);
+  prim.execute(ctx_->stream(), {{DNNL_ARG_SRC, m}, {DNNL_ARG_DST, m}});
+  ctx_->stream().wait();
+}
+
+void DnnlOps::LayerNorm(const float* src, int m, int d, const float* gamma, const float* beta,
+                        float eps, float* dst) {
+  memory::desc md({m, d}, dt::f32, tag::ab);
+  memory::desc ss_md({d}, dt::f32, tag::a);
+  std::string key = "ln:" + std::to_string(m) + ":" + std::to_string(d) + ":" + std::to_string(eps);
+  auto& prim = Get(key, [&] {
+    auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
+    return dnnl::layer_normalization_forward(dnnl::layer_normalization_forward::primitive_desc(
+        dnnl::layer_normalization_forward::desc(dnnl::prop_kind::forward_inference, md, eps, flags),
+        ctx_->engine()));
+  });
+  memory sm(md, ctx_->engine(), const_cast<float*>(src)), dm(md, ctx_->engine(), dst),
+      gm(ss_md, ctx_->engine(), const_cast<float*>(gamma)), bm(ss_md, ctx_->engine(), const_cast<float*>(beta));
+  prim.execute(ctx_->stream(), {{DNNL_ARG_SRC, sm}, {DNNL_ARG_DST, dm}, {DNNL_ARG_SCALE, gm},
+                                {DNNL_ARG_SHIFT, bm}});
+  ctx_->stream().wait();
+}
+
+void DnnlOps::Gelu(float* x, int64_t n) {
+  memory::desc md({n}, dt::f32, tag::a);
+  std::string key = "gelu:" + std::to_string(n);
+  auto& prim = Get(key, [&] {
+    return dnnl::eltwise_forward(dnnl::eltwise_forward::primitive_desc(
+        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::eltwise_gelu_erf,
+                                    md, 0.f, 0.f),
+        ctx_->engine()));
+  });
+  memory m(md, ctx_->engine(), x);
+  prim.execute(ctx_->stream(), {{DNNL_ARG_SRC, m}, {DNNL_ARG_DST, m}});
+  ctx_->stream().wait();
+}
+
+}  // namespace vitq::kernels

@@ -1,0 +1,68 @@
+// oneDNN provider for the float engine: matmuls with prepacked weights and fused epilogues,
+// batched attention matmuls, LayerNorm, softmax and GELU (kernels stage).
+// oneDNN was chosen by measurement (docs/ARCHITECTURE.md, "GEMM library"): its matmul with packed
+// weights reached ~106 GMAC/s on DeiT shapes on 2 cores, OpenBLAS sgemm 82-98.
+#pragma once
+
+#include <dnnl.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace vitq::kernels {
+
+class DnnlContext {
+ public:
+  DnnlContext() : engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {}
+  dnnl::engine& engine() { return engine_; }
+  dnnl::stream& stream() { return stream_; }
+
+ private:
+  dnnl::engine engine_;
+  dnnl::stream stream_;
+};
+
+// A linear layer y = x W^T + b with W [N, K] (row-major) packed into oneDNN's preferred layout.
+class PackedLinear {
+ public:
+  PackedLinear(DnnlContext* ctx, const float* weight, const float* bias, int n, int k);
+  int n() const { return n_; }
+  int k() const { return k_; }
+  // dst[M, N] = src[M, K] W^T + b, then optionally GELU (erf), then optionally += old dst.
+  void Run(const float* src, int m, float* dst, bool gelu, bool accumulate);
+
+ private:
+  DnnlContext* ctx_;
+  int n_, k_;
+  dnnl::memory weight_plain_, bias_;
+  std::vector<std::pair<dnnl::memory::desc, dnnl::memory>> packed_;  // by chosen weights layout
+  std::map<std::tuple<int, bool, bool>, dnnl::matmul> prims_;
+  std::map<std::tuple<int, bool, bool>, dnnl::memory::desc> prim_wdesc_;
+};
+
+// Primitive cache for the shape-dependent float ops. Not thread-safe: one per engine.
+class DnnlOps {
+ public:
+  explicit DnnlOps(DnnlContext* ctx) : ctx_(ctx) {}
+  // scores[BH, T, T] = scale * Q[BH, T, hd] K[BH, T, hd]^T
+  void AttentionScores(const float* q, const float* k, int bh, int t, int hd, float scale, float* scores);
+  // out[B, T, H, hd] = P[B, H, T, T] V[B, H, T, hd] (heads merged into the token rows)
+  void AttentionValues(const float* p, const float* v, int b, int h, int t, int hd, float* out);
+  // In place softmax over the last axis of [rows, cols].
+  void Softmax(float* x, int rows, int cols);
+  // dst[M, D] = LayerNorm(src[M, D]) * gamma + beta
+  void LayerNorm(const float* src, int m, int d, const float* gamma, const float* beta, float eps,
+                 float* dst);
+  // In place exact (erf) GELU on n values.
+  void Gelu(float* x, int64_t n);
+
+ private:
+  DnnlContext* ctx_;
+  std::map<std::string, dnnl::primitive> prims_;
+  dnnl::primitive& Get(const std::string& key, const std::function<dnnl::primitive()>& make);
+};
+
+}  // namespace vitq::kernels
