@@ -40,3 +40,55 @@ inline double Cosine(const float* a, const float* b, size_t n) {
 }
 
 }  // namespace vitq::testing
+
+#include <filesystem>
+#include <random>
+
+#include "vitq/model.h"
+
+namespace vitq::testing {
+
+// A fresh empty directory under the system temp dir, removed by the destructor.
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device rd;
+    path_ = std::filesystem::temp_directory_path() / ("vitq_test_" + std::to_string(rd()) + std::to_string(rd()));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string path(const std::string& rel = "") const { return rel.empty() ? path_.string() : (path_ / rel).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// A small random ViT (32x32 input, patch 8, dim 32, 2 blocks, 2 heads, 10 classes).
+inline ViTConfig SmallConfig(bool distilled = false) {
+  ViTConfig c;
+  c.architecture = "vit_test_small";
+  c.img_size = 32;
+  c.patch_size = 8;
+  c.embed_dim = 32;
+  c.depth = 2;
+  c.num_heads = 2;
+  c.mlp_hidden = 64;
+  c.num_classes = 10;
+  c.dist_token = c.head_dist = distilled;
+  return c;
+}
+
+inline void WriteText(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+}
+
+inline std::string ReadText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+}  // namespace vitq::testing

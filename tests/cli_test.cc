@@ -1,0 +1,149 @@
+// The vitq binary: subcommands work, --json is valid JSON, and bad input exits with code 3 and a
+// message naming the culprit, never a crash.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
+
+namespace vitq {
+namespace {
+using testing::RepoPath;
+using testing::TempDir;
+using testing::WriteText;
+namespace fs = std::filesystem;
+
+struct CmdResult {
+  int code;
+  std::string out;  // stdout + stderr
+};
+
+CmdResult Vitq(const std::string& args, bool stderr_too = true) {
+  std::string cmd = std::string(VITQ_BINARY) + " " + args + (stderr_too ? " 2>&1" : " 2>/dev/null");
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
+}
+
+void ExpectBadInput(const std::string& args, const std::string& needle) {
+  CmdResult r = Vitq(args);
+  EXPECT_EQ(r.code, 3) << args << "\n" << r.out;
+  EXPECT_NE(r.out.find(needle), std::string::npos) << args << "\n" << r.out;
+}
+
+TEST(Cli, InfoJson) {
+  CmdResult r = Vitq("info " + RepoPath("models/deit-tiny") + " --json", false);
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["parameters"], 5717416);
+  EXPECT_EQ(j["architecture"], "deit_tiny_patch16_224");
+}
+
+TEST(Cli, PredictNamesTheClass) {
+  std::string img = RepoPath("data/imagenet-samples/val/n01514859/n01514859_hen.JPEG");
+  CmdResult r = Vitq("predict " + RepoPath("models/deit-tiny") + " " + img + " --topk 3 --json", false);
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.size(), 1u);
+  EXPECT_EQ(j[0]["predictions"][0]["class"], 8);
+  EXPECT_EQ(j[0]["predictions"][0]["name"], "hen");
+  EXPECT_EQ(j[0]["predictions"].size(), 3u);
+}
+
+TEST(Cli, InitThenBenchAndEvalWithLimit) {
+  TempDir dir;
+  CmdResult init = Vitq("init --arch deit_tiny_patch16_224 --out " + dir.path("m") + " --seed 3");
+  ASSERT_EQ(init.code, 0) << init.out;
+  CmdResult bench = Vitq("bench " + dir.path("m") + " --seconds 0.2 --warmup 0 --min-reps 2 --threads 2 --json", false);
+  ASSERT_EQ(bench.code, 0) << bench.out;
+  auto j = nlohmann::json::parse(bench.out);
+  EXPECT_GT(j["images_per_second"].get<double>(), 0);
+  CmdResult eval = Vitq("eval " + RepoPath("models/deit-tiny") + " --data " + RepoPath("data/imagenet-samples/val") +
+                  " --limit 16 --batch 8 --json -q", false);
+  ASSERT_EQ(eval.code, 0) << eval.out;
+  auto e = nlohmann::json::parse(eval.out);
+  EXPECT_EQ(e["images"], 16);
+}
+
+TEST(Cli, UsageErrorsExitTwo) {
+  EXPECT_EQ(Vitq("").code, 2);
+  EXPECT_EQ(Vitq("eval").code, 2);
+  EXPECT_EQ(Vitq("eval x --data y --batch 0").code, 2);
+  EXPECT_EQ(Vitq("frobnicate").code, 2);
+  EXPECT_EQ(Vitq("--help").code, 0);
+}
+
+class CliBadInput : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(Vitq("init --arch deit_tiny_patch16_224 --out " + dir_.path("m")).code, 0);
+    weights_ = testing::ReadText(dir_.path("m/model.safetensors"));
+  }
+  TempDir dir_;
+  std::string weights_;
+};
+
+TEST_F(CliBadInput, MissingModel) { ExpectBadInput("info " + dir_.path("nope"), "does not exist"); }
+
+TEST_F(CliBadInput, TruncatedCheckpoint) {
+  WriteText(dir_.path("m/model.safetensors"), weights_.substr(0, weights_.size() / 2));
+  ExpectBadInput("eval " + dir_.path("m") + " --data " + RepoPath("data/imagenet-samples/val"), "outside");
+}
+
+TEST_F(CliBadInput, CorruptHeader) {
+  std::string bad = weights_;
+  bad[20] = '\x01';
+  WriteText(dir_.path("m/model.safetensors"), bad);
+  ExpectBadInput("info " + dir_.path("m"), "not valid JSON");
+}
+
+TEST_F(CliBadInput, EmptyCheckpoint) {
+  WriteText(dir_.path("m/model.safetensors"), "");
+  ExpectBadInput("info " + dir_.path("m"), "truncated");
+}
+
+TEST_F(CliBadInput, UnknownArchitecture) {
+  WriteText(dir_.path("m/config.json"), R"({"architecture":"swin_tiny_patch4_window7_224"})");
+  ExpectBadInput("info " + dir_.path("m"), "unknown architecture 'swin_tiny_patch4_window7_224'");
+  ExpectBadInput("init --arch resnet50 --out " + dir_.path("r"), "unknown architecture 'resnet50'");
+  EXPECT_FALSE(fs::exists(dir_.path("r")));
+}
+
+TEST_F(CliBadInput, ConfigDisagreesWithTensors) {
+  WriteText(dir_.path("m/config.json"), R"({"architecture":"deit_small_patch16_224"})");
+  ExpectBadInput("info " + dir_.path("m"), "expected [384, 3, 16, 16]");
+}
+
+TEST_F(CliBadInput, DatasetProblems) {
+  std::string model = RepoPath("models/deit-tiny");
+  fs::create_directories(dir_.path("empty"));
+  ExpectBadInput("eval " + model + " --data " + dir_.path("empty"), "no class folders");
+  ExpectBadInput("eval " + model + " --data " + dir_.path("missing"), "not a directory");
+  fs::create_directories(dir_.path("ds/n01440764"));
+  fs::copy_file(RepoPath("tests/data/color.jpg"), dir_.path("ds/n01440764/good.jpg"));
+  WriteText(dir_.path("ds/n01440764/bad.jpg"), "this is text");
+  WriteText(dir_.path("ds/classes.txt"), "n01440764 tench\n");
+  ExpectBadInput("eval " + model + " --data " + dir_.path("ds") + " -q", "bad.jpg");
+  CmdResult skip = Vitq("eval " + model + " --data " + dir_.path("ds") + " -q --skip-bad-images --json");
+  EXPECT_EQ(skip.code, 0) << skip.out;
+  EXPECT_NE(skip.out.find("warning: skipped"), std::string::npos);
+  EXPECT_NE(skip.out.find("\"skipped\": 1"), std::string::npos) << skip.out;
+  fs::create_directories(dir_.path("ds/n99999999"));
+  ExpectBadInput("eval " + model + " --data " + dir_.path("ds"), "folder 'n99999999' is not listed");
+}
+
+TEST_F(CliBadInput, UnreadableImageForPredict) {
+  WriteText(dir_.path("x.png"), "\x89PNG\r\n\x1a\nbroken");
+  ExpectBadInput("predict " + RepoPath("models/deit-tiny") + " " + dir_.path("x.png"), "x.png");
+}
+
+}  // namespace
+}  // namespace vitq
