@@ -145,5 +145,42 @@ TEST_F(CliBadInput, UnreadableImageForPredict) {
   ExpectBadInput("predict " + RepoPath("models/deit-tiny") + " " + dir_.path("x.png"), "x.png");
 }
 
+TEST(CliQuantize, QuantizeEvalAndBadOptions) {
+  TempDir dir;
+  std::string model = RepoPath("models/deit-tiny"), calib = RepoPath("data/imagenet-samples/calib");
+  CmdResult q = Vitq("quantize " + model + " --calib " + calib + " --method minmax --calib-size 4 --out " +
+                     dir.path("m.vitq") + " --report " + dir.path("r.json") + " -q --json", false);
+  ASSERT_EQ(q.code, 0) << q.out;
+  auto j = nlohmann::json::parse(q.out);
+  EXPECT_EQ(j["ops"].size(), 74u);
+  EXPECT_TRUE(fs::exists(dir.path("r.json")));
+  CmdResult e = Vitq("eval " + dir.path("m.vitq") + " --data " + RepoPath("data/imagenet-samples/val") +
+                     " --limit 8 --reference " + model + " --json -q", false);
+  ASSERT_EQ(e.code, 0) << e.out;
+  auto ej = nlohmann::json::parse(e.out);
+  EXPECT_EQ(ej["engine"], "simulated");
+  EXPECT_GE(ej["agreement"].get<double>(), 0.5);
+  CmdResult info = Vitq("info " + dir.path("m.vitq"));
+  EXPECT_EQ(info.code, 0) << info.out;
+  // Bad input: exit 3, nothing written.
+  std::string out = " --out " + dir.path("bad.vitq") + " -q";
+  ExpectBadInput("quantize " + model + " --calib " + calib + " --method magic" + out, "unknown method 'magic'");
+  ExpectBadInput("quantize " + model + " --calib " + calib + " --wbits 9" + out, "outside 2-8");
+  ExpectBadInput("quantize " + model + " --calib " + calib + " --abits 1" + out, "outside 2-8");
+  ExpectBadInput("quantize " + model + " --calib " + calib + " --calib-size 101" + out,
+                 "has 100 images, fewer than --calib-size 101");
+  ExpectBadInput("quantize " + model + " --calib " + calib + " --out /nonexistent/dir/x.vitq -q", "does not exist");
+  EXPECT_FALSE(fs::exists(dir.path("bad.vitq")));
+  // A plan that does not match the model: a DeiT-Tiny .vitq relabelled as 2 blocks.
+  std::string bytes = testing::ReadText(dir.path("m.vitq"));
+  size_t pos = bytes.find("\\\"depth\\\":12");
+  ASSERT_NE(pos, std::string::npos);
+  bytes.replace(pos, 12, "\\\"depth\\\": 2");
+  WriteText(dir.path("tampered.vitq"), bytes);
+  ExpectBadInput("eval " + dir.path("tampered.vitq") + " --data " + RepoPath("data/imagenet-samples/val"), "blocks.");
+  WriteText(dir.path("trunc.vitq"), bytes.substr(0, bytes.size() / 3));
+  ExpectBadInput("eval " + dir.path("trunc.vitq") + " --data " + RepoPath("data/imagenet-samples/val"), "trunc.vitq");
+}
+
 }  // namespace
 }  // namespace vitq

@@ -53,6 +53,12 @@ class Engine {
 
   // images: [batch, C, H, W] preprocessed; logits: [batch, num_classes].
   void Forward(const float* images, int batch, float* logits, Observer* observer = nullptr);
+  // The same pass in stages, for calibration block by block. x is the residual stream
+  // [batch, tokens, D], owned by the caller: Embed writes it, Block updates it in place, Head
+  // reads it. Forward = Embed, Block 0..depth-1, Head.
+  void Embed(const float* images, int batch, float* x, Observer* observer = nullptr);
+  void Block(int index, float* x, int batch, Observer* observer = nullptr);
+  void Head(const float* x, int batch, float* logits, Observer* observer = nullptr);
   const ViTModel& model() const;
 
  private:

@@ -17,6 +17,11 @@ struct EvalOptions {
   int batch = 32;
   bool skip_bad_images = false;  // else the first unreadable image is an error
   bool quiet = false;            // no progress bar
+  bool keep_logits = false;      // return every evaluated image's logits
+  // Logits of a reference model on the same images in the same order (e.g. the float model's
+  // EvalResult::logits): adds top-1 agreement and mean KL(reference || evaluated).
+  const std::vector<float>* reference_logits = nullptr;
+  std::string label = "eval";    // progress bar label
 };
 
 struct EvalResult {
@@ -28,6 +33,8 @@ struct EvalResult {
   std::vector<int> labels;
   std::vector<std::vector<int>> top5_classes;  // per evaluated image, best first
   std::vector<std::string> warnings;           // one per skipped image
+  std::vector<float> logits;                   // [images, classes] when keep_logits
+  double agreement = -1, kl = -1;              // with reference_logits: fraction, nats
 };
 
 // A forward function: images [batch, 3, H, W] -> logits [batch, classes].

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "vitq/model_config.h"
+#include "vitq/safetensors.h"
 #include "vitq/status.h"
 #include "vitq/tensor.h"
 
@@ -47,6 +48,9 @@ struct ViTModel {
 // the error names the file, the tensor, and the expected and found shapes.
 Result<ViTModel> LoadModel(const std::string& model_path);
 
+// Reads the weights of `spec` under timm names from an open safetensors file (any float dtype).
+Result<ViTWeights> ReadTimmWeights(const SafetensorsFile& file, const ViTConfig& config);
+
 // A model with timm-style random initialization (trunc. normal std 0.02 for linear weights and
 // embeddings, zero biases, unit LayerNorm), for benchmarks and tests.
 ViTModel RandomModel(const ViTConfig& config, uint64_t seed);
@@ -54,6 +58,10 @@ ViTModel RandomModel(const ViTConfig& config, uint64_t seed);
 // Writes `model` as a timm hub checkpoint (config.json with architecture, model_args and
 // pretrained_cfg, and model.safetensors) into `dir`, creating it. Files are written atomically.
 Status SaveTimmCheckpoint(const ViTModel& model, const std::string& dir);
+
+// Copies of every tensor with timm's stored shapes ([1, 1, D] tokens, [1, T, D] pos_embed,
+// [D, C, p, p] patch conv), in state_dict order, for writing checkpoints.
+std::vector<std::pair<std::string, Tensor>> TimmCheckpointTensors(const ViTModel& model);
 
 // Every (timm name, tensor) pair of a model, in timm's state_dict order.
 std::vector<std::pair<std::string, const Tensor*>> TimmStateDict(const ViTModel& model);

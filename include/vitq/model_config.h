@@ -60,6 +60,11 @@ struct ModelSpec {
   std::string dir, config_path, weights_path;
 };
 
+// ModelSpec as vitq's own JSON (architecture numbers, preprocessing, class names, source layout),
+// stored inside .vitq files.
+std::string ModelSpecToJson(const ModelSpec& spec);
+Result<ModelSpec> ModelSpecFromJson(const std::string& text, const std::string& source);
+
 // Resolves MODEL (a directory with config.json + model.safetensors, or a .safetensors file with
 // config.json beside it) and parses the config of either layout.
 Result<ModelSpec> LoadModelSpec(const std::string& model_path);

@@ -64,7 +64,7 @@ class Tensor {
     void operator()(void* p) const;
   };
   DType dtype_ = DType::kF32;
-  Shape shape_;
+  Shape shape_ = {0};  // default-constructed: no elements
   std::unique_ptr<void, FreeDeleter> buffer_;
 };
 

@@ -1,46 +1,61 @@
-// `vitq eval MODEL --data DIR`: top-1/top-5 and throughput on an ImageFolder (cli).
+// `vitq eval MODEL|FILE.vitq --data DIR`: top-1/top-5 and throughput on an ImageFolder (cli).
 #include <cstdio>
 
 #include "common.h"
-#include "vitq/evaluate.h"
+#include "load.h"
 
 namespace vitq::cli {
 
 void RegisterEval(CLI::App* app, Runner* run) {
   auto* cmd = app->add_subcommand("eval", "evaluate top-1/top-5 accuracy on an image folder");
   struct Args {
-    std::string model, data, classes;
+    std::string model, data, classes, reference;
+    bool simulate = false;
     EvalOptions eval;
     CommonOptions common;
   };
   auto args = std::make_shared<Args>();
-  cmd->add_option("MODEL", args->model, "model directory or .safetensors file")->required();
-  cmd->add_option("--data", args->data, "ImageFolder: DIR/<class>/<image> (labels from DIR/classes.txt if present)")
-      ->required();
+  cmd->add_option("MODEL", args->model, "model directory, .safetensors file, or quantized .vitq file")->required();
+  cmd->add_option("--data", args->data, "ImageFolder: DIR/<class>/<image>")->required();
   cmd->add_option("--classes", args->classes, "class list file (default: DIR/classes.txt, then DIR/../classes.txt)");
   cmd->add_option("--limit", args->eval.limit, "evaluate only the first N images")->check(CLI::Range(1, 1 << 30));
   cmd->add_option("--batch", args->eval.batch, "images per forward call (default 32)")->check(CLI::Range(1, 4096));
   cmd->add_flag("--skip-bad-images", args->eval.skip_bad_images,
                 "warn about and skip unreadable images instead of failing");
+  cmd->add_flag("--simulate", args->simulate,
+                "for a .vitq file: run the fake-quant simulation (currently the only quantized path)");
+  cmd->add_option("--reference", args->reference,
+                  "float model to compare with: adds top-1 agreement and mean KL(float || evaluated)");
   AddCommonOptions(cmd, &args->common, true);
   cmd->callback([args, run] {
     *run = [args]() -> int {
       int threads = ApplyThreads(args->common.threads);
       args->eval.quiet = args->common.quiet;
-      auto model = LoadModel(args->model);
+      auto model = OpenRunnable(args->model);
       if (!model.ok()) return ReportError(model.status());
       auto dataset = OpenImageFolder(args->data, args->classes);
       if (!dataset.ok()) return ReportError(dataset.status());
-      Engine engine(model.value());
-      auto forward = [&](const float* x, int b, float* y) { engine.Forward(x, b, y); };
-      auto r = EvaluateDataset(forward, model->spec, dataset.value(), args->eval);
+      std::vector<float> ref_logits;
+      if (!args->reference.empty()) {
+        auto ref = OpenRunnable(args->reference);
+        if (!ref.ok()) return ReportError(ref.status());
+        EvalOptions ro = args->eval;
+        ro.keep_logits = true;
+        ro.label = "reference";
+        auto rr = EvaluateDataset((*ref)->forward, (*ref)->spec, dataset.value(), ro);
+        if (!rr.ok()) return ReportError(rr.status());
+        ref_logits = std::move(rr->logits);
+        args->eval.reference_logits = &ref_logits;
+      }
+      auto r = EvaluateDataset((*model)->forward, (*model)->spec, dataset.value(), args->eval);
       if (!r.ok()) return ReportError(r.status());
       for (const auto& w : r->warnings) std::fprintf(stderr, "vitq: warning: skipped %s\n", w.c_str());
+      const std::string engine = (*model)->engine;
       if (args->common.json) {
         nlohmann::ordered_json j;
         j["model"] = args->model;
         j["data"] = args->data;
-        j["engine"] = "fp32";
+        j["engine"] = engine;
         j["top1"] = r->top1;
         j["top5"] = r->top5;
         j["images"] = r->images;
@@ -49,14 +64,25 @@ void RegisterEval(CLI::App* app, Runner* run) {
         j["images_per_second"] = r->images_per_second;
         j["batch"] = args->eval.batch;
         j["threads"] = threads;
+        j["size_bytes"] = (*model)->size_bytes;
+        if (!args->reference.empty()) {
+          j["reference"] = args->reference;
+          j["agreement"] = r->agreement;
+          j["kl"] = r->kl;
+        }
         PrintJson(j);
         return 0;
       }
-      std::printf("model   %s (fp32)\n", args->model.c_str());
+      std::printf("model   %s (%s)\n", args->model.c_str(), engine.c_str());
       std::printf("data    %s: %lld images%s\n", args->data.c_str(), static_cast<long long>(r->images),
                   r->skipped ? (", " + std::to_string(r->skipped) + " skipped").c_str() : "");
       std::printf("top-1   %.4f\n", r->top1);
       std::printf("top-5   %.4f\n", r->top5);
+      if (!args->reference.empty()) {
+        std::printf("agree   %.4f top-1 agreement with %s\n", r->agreement, args->reference.c_str());
+        std::printf("KL      %.5f nats (float || evaluated), mean over images\n", r->kl);
+      }
+      std::printf("size    %.2f MB of parameters\n", (*model)->size_bytes / 1e6);
       std::printf("speed   %.1f images/s (%.2f s, batch %d, %d threads, decoding included)\n",
                   r->images_per_second, r->seconds, args->eval.batch, threads);
       return 0;

@@ -4,6 +4,8 @@
 
 #include "common.h"
 #include "vitq/model.h"
+#include "vitq/qfile.h"
+#include "vitq/simulate.h"
 
 namespace vitq::cli {
 
@@ -19,7 +21,16 @@ void RegisterInfo(CLI::App* app, Runner* run) {
   AddCommonOptions(cmd, &args->common, false);
   cmd->callback([args, run] {
     *run = [args]() -> int {
-      auto model = LoadModel(args->model);
+      std::unique_ptr<QuantizedModel> quantized;
+      Result<ViTModel> model = Status::Internal("unset");
+      if (IsQuantizedFile(args->model)) {
+        auto q = LoadQuantizedFile(args->model);
+        if (!q.ok()) return ReportError(q.status());
+        quantized = std::make_unique<QuantizedModel>(std::move(q).value());
+        model = std::move(quantized->model);
+      } else {
+        model = LoadModel(args->model);
+      }
       if (!model.ok()) return ReportError(model.status());
       const ViTConfig& c = model->spec.config;
       const PreprocessConfig& p = model->spec.preprocess;
@@ -52,6 +63,19 @@ void RegisterInfo(CLI::App* app, Runner* run) {
                             {"crop", {p.crop_height, p.crop_width}},
                             {"mean", {p.mean[0], p.mean[1], p.mean[2]}},
                             {"std", {p.std[0], p.std[1], p.std[2]}}};
+      // Bits per module of a quantized file: weights and inputs of each linear layer.
+      nlohmann::ordered_json layers = nlohmann::ordered_json::array();
+      if (quantized) {
+        const QuantPlan& plan = quantized->plan;
+        j["method"] = plan.method;
+        j["quantized_bytes"] = ModelSizeBytes(model.value(), plan);
+        for (const auto& [layer, w] : LinearLayers(model.value())) {
+          const SitePlan* sw = plan.Find(layer + ":w");
+          const SitePlan* sx = plan.Find(layer + ":in");
+          layers.push_back({{"layer", layer}, {"wbits", sw ? sw->scheme.bits : 32}, {"abits", sx ? sx->scheme.bits : 32}});
+        }
+        j["layers"] = layers;
+      }
       if (args->common.json) {
         PrintJson(j);
         return 0;
@@ -66,6 +90,14 @@ void RegisterInfo(CLI::App* app, Runner* run) {
                   params * 4 / 1e6, ec ? 0.0 : file_bytes / 1e6);
       std::printf("preprocessing  %s\n", p.Describe().c_str());
       std::printf("class names    %s\n", model->spec.class_names.empty() ? "none (indices only)" : "yes");
+      if (quantized) {
+        std::printf("quantized      %s, %.2f MB of parameters (fp32 %.2f MB)\n", quantized->plan.method.c_str(),
+                    j["quantized_bytes"].get<int64_t>() / 1e6, params * 4 / 1e6);
+        for (const auto& l : layers) {
+          std::printf("  %-22s W%d A%d\n", l["layer"].get<std::string>().c_str(), l["wbits"].get<int>(),
+                      l["abits"].get<int>());
+        }
+      }
       return 0;
     };
   });

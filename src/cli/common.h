@@ -30,5 +30,7 @@ void RegisterEval(CLI::App* app, Runner* run);
 void RegisterPredict(CLI::App* app, Runner* run);
 void RegisterInit(CLI::App* app, Runner* run);
 void RegisterBench(CLI::App* app, Runner* run);
+void RegisterQuantize(CLI::App* app, Runner* run);
+void RegisterCompare(CLI::App* app, Runner* run);
 
 }  // namespace vitq::cli

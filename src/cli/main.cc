@@ -45,6 +45,8 @@ int main(int argc, char** argv) {
   RegisterPredict(&app, &run);
   RegisterInit(&app, &run);
   RegisterBench(&app, &run);
+  RegisterQuantize(&app, &run);
+  RegisterCompare(&app, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -121,11 +121,11 @@ struct Engine::Impl {
     }
   }
 
-  void Forward(const float* images, int batch, float* logits, Observer* o) {
+  void Embed(const float* images, int batch, float* xp, Observer* o) {
     Reserve(batch);
     const ViTConfig& c = model.spec.config;
     const ViTWeights& w = model.weights;
-    const int b = batch, t = c.num_tokens(), d = c.embed_dim, nh = c.num_heads, hd = c.head_dim();
+    const int b = batch, t = c.num_tokens(), d = c.embed_dim;
     const int np = c.num_patches(), g = c.grid(), p = c.patch_size, pd = c.patch_dim();
     const int prefix = c.num_prefix_tokens();
     // Patch embedding as a GEMM over flattened patches (c, ky, kx), like the conv kernel.
@@ -147,7 +147,6 @@ struct Engine::Impl {
     float* tokens = tmp.f32();
     Linear(*patch, {-1, SiteLayer::kPatchEmbed, SiteRole::kIn}, pt, {b, np, pd}, b * np, tokens, false,
            false, o);
-    float* xp = x.f32();
     const float* pos = w.pos_embed.f32();
 #pragma omp parallel for
     for (int bi = 0; bi < b; ++bi) {
@@ -161,41 +160,52 @@ struct Engine::Impl {
         for (int j = 0; j < d; ++j) xb[ti * d + j] = src[j] + pos[ti * d + j];
       }
     }
+  }
+
+  void Block(int li, float* xp, int batch, Observer* o) {
+    Reserve(batch);
+    const ViTConfig& c = model.spec.config;
+    const int b = batch, t = c.num_tokens(), d = c.embed_dim, nh = c.num_heads, hd = c.head_dim();
     const int m = b * t;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    for (int li = 0; li < c.depth; ++li) {
-      const BlockWeights& bw = w.blocks[li];
-      BlockLayers& bl = blocks[li];
-      ops.LayerNorm(xp, m, d, bw.norm1_weight.f32(), bw.norm1_bias.f32(), c.ln_eps, ln.f32());
-      Linear(*bl.qkv, {li, SiteLayer::kQkv, SiteRole::kIn}, ln.f32(), {b, t, d}, m, qkv.f32(), false, false, o);
-      // Split [B, T, 3, H, hd] into Q, K, V [B, H, T, hd].
-      float* qkvp = qkv.f32();
+    const BlockWeights& bw = model.weights.blocks[li];
+    BlockLayers& bl = blocks[li];
+    ops.LayerNorm(xp, m, d, bw.norm1_weight.f32(), bw.norm1_bias.f32(), c.ln_eps, ln.f32());
+    Linear(*bl.qkv, {li, SiteLayer::kQkv, SiteRole::kIn}, ln.f32(), {b, t, d}, m, qkv.f32(), false, false, o);
+    // Split [B, T, 3, H, hd] into Q, K, V [B, H, T, hd].
+    float* qkvp = qkv.f32();
 #pragma omp parallel for collapse(2)
-      for (int bi = 0; bi < b; ++bi) {
-        for (int ti = 0; ti < t; ++ti) {
-          const float* row = qkvp + (static_cast<int64_t>(bi) * t + ti) * 3 * d;
-          for (int hi = 0; hi < nh; ++hi) {
-            int64_t off = ((static_cast<int64_t>(bi) * nh + hi) * t + ti) * hd;
-            std::memcpy(q.f32() + off, row + hi * hd, hd * sizeof(float));
-            std::memcpy(k.f32() + off, row + d + hi * hd, hd * sizeof(float));
-            std::memcpy(v.f32() + off, row + 2 * d + hi * hd, hd * sizeof(float));
-          }
+    for (int bi = 0; bi < b; ++bi) {
+      for (int ti = 0; ti < t; ++ti) {
+        const float* row = qkvp + (static_cast<int64_t>(bi) * t + ti) * 3 * d;
+        for (int hi = 0; hi < nh; ++hi) {
+          int64_t off = ((static_cast<int64_t>(bi) * nh + hi) * t + ti) * hd;
+          std::memcpy(q.f32() + off, row + hi * hd, hd * sizeof(float));
+          std::memcpy(k.f32() + off, row + d + hi * hd, hd * sizeof(float));
+          std::memcpy(v.f32() + off, row + 2 * d + hi * hd, hd * sizeof(float));
         }
       }
-      Shape head_shape{b, nh, t, hd};
-      Emit(o, {li, SiteLayer::kQk, SiteRole::kA}, q.f32(), head_shape);
-      Emit(o, {li, SiteLayer::kQk, SiteRole::kB}, k.f32(), head_shape);
-      ops.AttentionScores(q.f32(), k.f32(), b * nh, t, hd, scale, scores.f32());
-      ops.Softmax(scores.f32(), b * nh * t, t);
-      Emit(o, {li, SiteLayer::kPv, SiteRole::kA}, scores.f32(), {b, nh, t, t});
-      Emit(o, {li, SiteLayer::kPv, SiteRole::kB}, v.f32(), head_shape);
-      ops.AttentionValues(scores.f32(), v.f32(), b, nh, t, hd, attn.f32());
-      Linear(*bl.proj, {li, SiteLayer::kProj, SiteRole::kIn}, attn.f32(), {b, t, d}, m, xp, false, true, o);
-      ops.LayerNorm(xp, m, d, bw.norm2_weight.f32(), bw.norm2_bias.f32(), c.ln_eps, ln.f32());
-      Linear(*bl.fc1, {li, SiteLayer::kFc1, SiteRole::kIn}, ln.f32(), {b, t, d}, m, hidden.f32(), true, false, o);
-      Linear(*bl.fc2, {li, SiteLayer::kFc2, SiteRole::kIn}, hidden.f32(), {b, t, c.mlp_hidden}, m, xp, false,
-             true, o);
     }
+    Shape head_shape{b, nh, t, hd};
+    Emit(o, {li, SiteLayer::kQk, SiteRole::kA}, q.f32(), head_shape);
+    Emit(o, {li, SiteLayer::kQk, SiteRole::kB}, k.f32(), head_shape);
+    ops.AttentionScores(q.f32(), k.f32(), b * nh, t, hd, scale, scores.f32());
+    ops.Softmax(scores.f32(), b * nh * t, t);
+    Emit(o, {li, SiteLayer::kPv, SiteRole::kA}, scores.f32(), {b, nh, t, t});
+    Emit(o, {li, SiteLayer::kPv, SiteRole::kB}, v.f32(), head_shape);
+    ops.AttentionValues(scores.f32(), v.f32(), b, nh, t, hd, attn.f32());
+    Linear(*bl.proj, {li, SiteLayer::kProj, SiteRole::kIn}, attn.f32(), {b, t, d}, m, xp, false, true, o);
+    ops.LayerNorm(xp, m, d, bw.norm2_weight.f32(), bw.norm2_bias.f32(), c.ln_eps, ln.f32());
+    Linear(*bl.fc1, {li, SiteLayer::kFc1, SiteRole::kIn}, ln.f32(), {b, t, d}, m, hidden.f32(), true, false, o);
+    Linear(*bl.fc2, {li, SiteLayer::kFc2, SiteRole::kIn}, hidden.f32(), {b, t, c.mlp_hidden}, m, xp, false,
+           true, o);
+  }
+
+  void Head(const float* xp, int batch, float* logits, Observer* o) {
+    Reserve(batch);
+    const ViTConfig& c = model.spec.config;
+    const ViTWeights& w = model.weights;
+    const int b = batch, t = c.num_tokens(), d = c.embed_dim, prefix = c.num_prefix_tokens();
     // Final norm on the prefix tokens only (LayerNorm is per token; the heads read only these).
     float* cp = cls.f32();
     for (int bi = 0; bi < b; ++bi) {
@@ -225,12 +235,28 @@ struct Engine::Impl {
       logits[i] = 0.5f * (head_out.f32()[i] + head_dist_out.f32()[i]);
     }
   }
+
+  void Forward(const float* images, int batch, float* logits, Observer* o) {
+    Reserve(batch);
+    Embed(images, batch, x.f32(), o);
+    for (int li = 0; li < model.spec.config.depth; ++li) Block(li, x.f32(), batch, o);
+    Head(x.f32(), batch, logits, o);
+  }
 };
 
 Engine::Engine(const ViTModel& model) : impl_(std::make_unique<Impl>(model)) {}
 Engine::~Engine() = default;
 void Engine::Forward(const float* images, int batch, float* logits, Observer* observer) {
   impl_->Forward(images, batch, logits, observer);
+}
+void Engine::Embed(const float* images, int batch, float* x, Observer* observer) {
+  impl_->Embed(images, batch, x, observer);
+}
+void Engine::Block(int index, float* x, int batch, Observer* observer) {
+  impl_->Block(index, x, batch, observer);
+}
+void Engine::Head(const float* x, int batch, float* logits, Observer* observer) {
+  impl_->Head(x, batch, logits, observer);
 }
 const ViTModel& Engine::model() const { return impl_->model; }
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <numeric>
 #include <random>
 
@@ -40,7 +41,7 @@ Result<EvalResult> EvaluateDataset(const ForwardFn& forward, const ModelSpec& sp
   std::vector<float> inputs(per_image * batch), logits(static_cast<size_t>(batch) * c.num_classes);
   EvalResult r;
   int64_t correct1 = 0, correct5 = 0;
-  ProgressBar bar("eval", static_cast<int64_t>(items.size()), "img/s", options.quiet);
+  ProgressBar bar(options.label, static_cast<int64_t>(items.size()), "img/s", options.quiet);
   auto start = std::chrono::steady_clock::now();
   std::vector<char> ok;
   std::vector<std::string> errors;
@@ -72,6 +73,10 @@ Result<EvalResult> EvaluateDataset(const ForwardFn& forward, const ModelSpec& sp
       std::vector<int> top = TopK(&logits[static_cast<size_t>(gi) * c.num_classes], c.num_classes, 5);
       correct1 += top[0] == item.label;
       correct5 += std::find(top.begin(), top.end(), item.label) != top.end();
+      if (options.keep_logits || options.reference_logits != nullptr) {
+        r.logits.insert(r.logits.end(), logits.begin() + static_cast<size_t>(gi) * c.num_classes,
+                        logits.begin() + static_cast<size_t>(gi + 1) * c.num_classes);
+      }
       r.files.push_back(item.relative);
       r.labels.push_back(item.label);
       r.top5_classes.push_back(std::move(top));
@@ -84,6 +89,40 @@ Result<EvalResult> EvaluateDataset(const ForwardFn& forward, const ModelSpec& sp
   if (r.images == 0) {
     return Status::InvalidInput("dataset '" + dataset.root + "': no readable images (" +
                                 std::to_string(r.skipped) + " skipped)");
+  }
+  if (options.reference_logits != nullptr) {
+    const auto& ref = *options.reference_logits;
+    if (ref.size() != r.logits.size()) {
+      return Status::Internal("reference logits cover " + std::to_string(ref.size() / c.num_classes) +
+                              " images, evaluated " + std::to_string(r.images));
+    }
+    int64_t agree = 0;
+    double kl = 0;
+    const int nc = c.num_classes;
+    for (int64_t i = 0; i < r.images; ++i) {
+      const float* p = ref.data() + i * nc;
+      const float* q = r.logits.data() + i * nc;
+      agree += TopK(p, nc, 1)[0] == TopK(q, nc, 1)[0];
+      double mp = p[0], mq = q[0];
+      for (int j = 1; j < nc; ++j) {
+        mp = std::max(mp, static_cast<double>(p[j]));
+        mq = std::max(mq, static_cast<double>(q[j]));
+      }
+      double zp = 0, zq = 0;
+      for (int j = 0; j < nc; ++j) {
+        zp += std::exp(p[j] - mp);
+        zq += std::exp(q[j] - mq);
+      }
+      double lzp = std::log(zp), lzq = std::log(zq), sum = 0;
+      for (int j = 0; j < nc; ++j) {
+        double lp = p[j] - mp - lzp, lq = q[j] - mq - lzq;
+        sum += std::exp(lp) * (lp - lq);
+      }
+      kl += sum;
+    }
+    r.agreement = static_cast<double>(agree) / r.images;
+    r.kl = kl / r.images;
+    if (!options.keep_logits) r.logits.clear();
   }
   r.top1 = static_cast<double>(correct1) / r.images;
   r.top5 = static_cast<double>(correct5) / r.images;

@@ -174,6 +174,12 @@ Status ReadWeights(const Source& src, const ViTConfig& c, ViTWeights* w) {
 
 }  // namespace
 
+Result<ViTWeights> ReadTimmWeights(const SafetensorsFile& file, const ViTConfig& config) {
+  ViTWeights w;
+  VITQ_RETURN_IF_ERROR(ReadWeights(TimmSource(file, config), config, &w));
+  return w;
+}
+
 Result<ViTModel> LoadModel(const std::string& model_path) {
   ViTModel model;
   VITQ_ASSIGN_OR_RETURN(model.spec, LoadModelSpec(model_path));
@@ -235,6 +241,19 @@ ViTModel RandomModel(const ViTConfig& c, uint64_t seed) {
   return m;
 }
 
+std::vector<std::pair<std::string, Tensor>> TimmCheckpointTensors(const ViTModel& model) {
+  const ViTConfig& c = model.spec.config;
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (const auto& [name, t] : TimmStateDict(model)) {
+    Tensor copy = t->Clone();
+    if (name == "cls_token" || name == "dist_token") copy.Reshape({1, 1, t->dim(0)});
+    if (name == "pos_embed") copy.Reshape({1, t->dim(0), t->dim(1)});
+    if (name == "patch_embed.proj.weight") copy.Reshape({t->dim(0), c.in_chans, c.patch_size, c.patch_size});
+    out.emplace_back(name, std::move(copy));
+  }
+  return out;
+}
+
 Status SaveTimmCheckpoint(const ViTModel& model, const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -261,19 +280,9 @@ Status SaveTimmCheckpoint(const ViTModel& model, const std::string& dir) {
                          {"std", {p.std[0], p.std[1], p.std[2]}},
                          {"num_classes", c.num_classes}};
   if (!model.spec.class_names.empty()) j["label_names"] = model.spec.class_names;
-  // Stored tensors take timm's shapes ([1,1,D] tokens, [1,T,D] pos_embed, [D,C,p,p] conv).
-  std::vector<Tensor> reshaped;
-  auto state = TimmStateDict(model);
-  reshaped.reserve(state.size());
+  std::vector<std::pair<std::string, Tensor>> stored = TimmCheckpointTensors(model);
   std::vector<NamedTensor> tensors;
-  for (const auto& [name, t] : state) {
-    Tensor copy = t->Clone();
-    if (name == "cls_token" || name == "dist_token") copy.Reshape({1, 1, t->dim(0)});
-    if (name == "pos_embed") copy.Reshape({1, t->dim(0), t->dim(1)});
-    if (name == "patch_embed.proj.weight") copy.Reshape({t->dim(0), c.in_chans, c.patch_size, c.patch_size});
-    reshaped.push_back(std::move(copy));
-    tensors.push_back({name, &reshaped.back()});
-  }
+  for (const auto& [name, t] : stored) tensors.push_back({name, &t});
   VITQ_RETURN_IF_ERROR(WriteSafetensors((fs::path(dir) / "model.safetensors").string(), tensors,
                                         {{"format", "pt"}}));
   return WriteFileAtomic((fs::path(dir) / "config.json").string(), j.dump(2) + "\n");

@@ -394,6 +394,75 @@ Status ParseHf(const json& j, const std::string& file, const std::string& dir, M
 
 }  // namespace
 
+std::string ModelSpecToJson(const ModelSpec& spec) {
+  const ViTConfig& c = spec.config;
+  const PreprocessConfig& p = spec.preprocess;
+  nlohmann::ordered_json j;
+  j["architecture"] = c.architecture;
+  j["img_size"] = c.img_size;
+  j["patch_size"] = c.patch_size;
+  j["in_chans"] = c.in_chans;
+  j["embed_dim"] = c.embed_dim;
+  j["depth"] = c.depth;
+  j["num_heads"] = c.num_heads;
+  j["mlp_hidden"] = c.mlp_hidden;
+  j["num_classes"] = c.num_classes;
+  j["qkv_bias"] = c.qkv_bias;
+  j["dist_token"] = c.dist_token;
+  j["head_dist"] = c.head_dist;
+  j["ln_eps"] = c.ln_eps;
+  j["layout"] = spec.layout;
+  j["preprocess"] = {{"crop_height", p.crop_height},     {"crop_width", p.crop_width},
+                     {"resize_shorter", p.resize_shorter}, {"resize_height", p.resize_height},
+                     {"resize_width", p.resize_width},     {"interpolation", InterpolationName(p.interpolation)},
+                     {"crop_offset_round", p.crop_offset_round},
+                     {"mean", {p.mean[0], p.mean[1], p.mean[2]}}, {"std", {p.std[0], p.std[1], p.std[2]}}};
+  j["class_names"] = spec.class_names;
+  return j.dump();
+}
+
+Result<ModelSpec> ModelSpecFromJson(const std::string& text, const std::string& source) {
+  ModelSpec spec;
+  try {
+    json j = json::parse(text);
+    ViTConfig& c = spec.config;
+    c.architecture = j.at("architecture").get<std::string>();
+    c.img_size = j.at("img_size").get<int>();
+    c.patch_size = j.at("patch_size").get<int>();
+    c.in_chans = j.at("in_chans").get<int>();
+    c.embed_dim = j.at("embed_dim").get<int>();
+    c.depth = j.at("depth").get<int>();
+    c.num_heads = j.at("num_heads").get<int>();
+    c.mlp_hidden = j.at("mlp_hidden").get<int>();
+    c.num_classes = j.at("num_classes").get<int>();
+    c.qkv_bias = j.at("qkv_bias").get<bool>();
+    c.dist_token = j.at("dist_token").get<bool>();
+    c.head_dist = j.at("head_dist").get<bool>();
+    c.ln_eps = j.at("ln_eps").get<float>();
+    spec.layout = j.value("layout", "timm");
+    const json& p = j.at("preprocess");
+    PreprocessConfig& pp = spec.preprocess;
+    pp.crop_height = p.at("crop_height").get<int>();
+    pp.crop_width = p.at("crop_width").get<int>();
+    pp.resize_shorter = p.at("resize_shorter").get<int>();
+    pp.resize_height = p.at("resize_height").get<int>();
+    pp.resize_width = p.at("resize_width").get<int>();
+    std::string interp = p.at("interpolation").get<std::string>();
+    pp.interpolation = interp == "nearest" ? Interpolation::kNearest
+                       : interp == "bilinear" ? Interpolation::kBilinear : Interpolation::kBicubic;
+    pp.crop_offset_round = p.at("crop_offset_round").get<bool>();
+    for (int i = 0; i < 3; ++i) {
+      pp.mean[i] = p.at("mean")[i].get<float>();
+      pp.std[i] = p.at("std")[i].get<float>();
+    }
+    spec.class_names = j.value("class_names", std::vector<std::string>{});
+  } catch (const std::exception& e) {
+    return Status::InvalidInput("'" + source + "': model description is malformed: " + e.what());
+  }
+  VITQ_RETURN_IF_ERROR(spec.config.Validate(source));
+  return spec;
+}
+
 Result<ModelSpec> LoadModelSpec(const std::string& model_path) {
   ModelSpec spec;
   std::error_code ec;

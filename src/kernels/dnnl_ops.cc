@@ -92,6 +92,22 @@ void DnnlOps::AttentionValues(const float* p, const float* v, int b, int h, int 
   ctx_->stream().wait();
 }
 
+void DnnlOps::BatchedMatmul(const float* a, const float* b, bool b_rows_are_k, int batch, int m, int k, int n,
+                            float* dst) {
+  memory::desc a_md({batch, m, k}, dt::f32, tag::abc);
+  memory::desc b_md({batch, k, n}, dt::f32, b_rows_are_k ? tag::abc : tag::acb);
+  memory::desc d_md({batch, m, n}, dt::f32, tag::abc);
+  std::string key = "bmm:" + std::to_string(b_rows_are_k) + ":" + std::to_string(batch) + ":" +
+                    std::to_string(m) + ":" + std::to_string(k) + ":" + std::to_string(n);
+  auto& prim = Get(key, [&] {
+    return dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_md, b_md, d_md), ctx_->engine()));
+  });
+  memory am(a_md, ctx_->engine(), const_cast<float*>(a)), bm(b_md, ctx_->engine(), const_cast<float*>(b)),
+      dm(d_md, ctx_->engine(), dst);
+  prim.execute(ctx_->stream(), {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, dm}});
+  ctx_->stream().wait();
+}
+
 void DnnlOps::Softmax(float* x, int rows, int cols) {
   memory::desc md({rows, cols}, dt::f32, tag::ab);
   std::string key = "softmax:" + std::to_string(rows) + ":" + std::to_string(cols);

@@ -1,0 +1,75 @@
+// Quantization core (quant stage): uniform quantizers as value types, the reference
+// quantize/dequantize, and error metrics. Everything else (search, simulation, the integer
+// engine) uses these definitions, so the integer grid is defined in exactly one place.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "vitq/status.h"
+
+namespace vitq {
+
+enum class Granularity : uint8_t { kPerTensor, kPerChannel };
+
+// A uniform quantizer: q = clamp(round_half_even(x / scale) + zero_point, qmin, qmax),
+// x̂ = (q - zero_point) * scale. Symmetric schemes have zero_point 0.
+struct QuantScheme {
+  int bits = 8;             // 2..8
+  bool symmetric = true;    // zero_point = 0
+  bool is_signed = true;    // signed: [-2^(b-1), 2^(b-1)-1]; unsigned: [0, 2^b-1]
+  Granularity granularity = Granularity::kPerTensor;
+  int axis = 0;             // channel axis for kPerChannel (0 = output channel of a weight)
+
+  int qmin() const { return is_signed ? -(1 << (bits - 1)) : 0; }
+  int qmax() const { return is_signed ? (1 << (bits - 1)) - 1 : (1 << bits) - 1; }
+  Status Validate(const std::string& what) const;
+  bool operator==(const QuantScheme& o) const {
+    return bits == o.bits && symmetric == o.symmetric && is_signed == o.is_signed &&
+           granularity == o.granularity && axis == o.axis;
+  }
+};
+
+// Per-tensor (size 1) or per-channel scales and zero points.
+struct QParams {
+  std::vector<float> scale;
+  std::vector<int32_t> zero_point;
+};
+
+// The method's symmetric signed per-tensor scheme at `bits` (method.md §1.2).
+QuantScheme SymmetricScheme(int bits);
+
+inline int32_t QuantizeValue(float x, float scale, int32_t zero_point, int qmin, int qmax) {
+  float r = __builtin_nearbyintf(x / scale) + static_cast<float>(zero_point);
+  r = r < static_cast<float>(qmin) ? static_cast<float>(qmin) : r;
+  r = r > static_cast<float>(qmax) ? static_cast<float>(qmax) : r;
+  return static_cast<int32_t>(r);
+}
+
+// Quantizes n contiguous values with one scale/zero point to int8 (bits <= 8).
+void QuantizeToInt8(const float* x, int64_t n, float scale, int32_t zero_point, int qmin, int qmax,
+                    int8_t* q);
+// x̂ = Q(x) in place or out of place (out may equal x), one scale.
+void FakeQuantize(const float* x, int64_t n, float scale, int32_t zero_point, int qmin, int qmax,
+                  float* out);
+// Fake-quantizes a tensor of `shape` with `scheme`/`params` (per channel along scheme.axis).
+// Errors: parameter count not matching the channels, non-positive or non-finite scales.
+Status FakeQuantizeTensor(float* data, const std::vector<int64_t>& shape, const QuantScheme& scheme,
+                          const QParams& params);
+// Checks that params fit scheme and a tensor of `shape`; `what` names the site in errors.
+Status ValidateQParams(const QuantScheme& scheme, const QParams& params,
+                       const std::vector<int64_t>& shape, const std::string& what);
+
+// Scale that maps max|x| onto the largest level of `scheme` (symmetric), or the min/max range
+// (asymmetric). A zero range gives scale 1 (any scale represents an all-zero tensor exactly).
+QParams MinMaxParams(const float* x, int64_t n, const QuantScheme& scheme);
+
+// ---- Metrics (double accumulation) ----
+double Pearson(const float* a, const float* b, int64_t n);
+double CosineSimilarity(const float* a, const float* b, int64_t n);
+double MeanSquaredError(const float* a, const float* b, int64_t n);
+// Signal-to-quantization-noise ratio of `test` against `reference`, in dB.
+double Sqnr(const float* reference, const float* test, int64_t n);
+
+}  // namespace vitq

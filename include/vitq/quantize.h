@@ -1,0 +1,70 @@
+// Post-training quantization of a ViT: calibration, per-operation scale search by a named method,
+// bias correction, and the resulting QuantPlan with a per-site report (search stage).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "vitq/dataset.h"
+#include "vitq/model.h"
+#include "vitq/plan.h"
+#include "vitq/status.h"
+
+namespace vitq {
+
+// The methods (method.md §1-2): minmax, percentile, omse, easyquant, liu2021.
+const std::vector<std::string>& MethodNames();
+
+struct QuantizeOptions {
+  std::string method = "liu2021";
+  int wbits = 8, abits = 8;
+  int calib_size = 100;
+  uint64_t seed = 0;
+  bool sequential = false;       // layer inputs from the quantized prefix (default: float model)
+  bool ranking = true;           // liu2021: ranking loss on Q·Kᵀ
+  bool bias_correction = true;   // liu2021: bias correction
+  int candidates = 100;          // grid points per search step
+  int max_rounds = 20;
+  int batch = 25;                // images per forward pass during calibration
+  bool quiet = false;
+  // Per-module bit-widths (mixed precision): module name ("blocks.3.attn", "blocks.3.mlp") ->
+  // bits for its weights and inputs. Modules not listed use wbits/abits.
+  std::vector<std::pair<std::string, int>> module_bits;
+  Status Validate() const;
+};
+
+// One row of the report: one quantized operation.
+struct OpReport {
+  std::string layer;  // "blocks.0.attn.qkv", "blocks.0.attn.qk"
+  int bits_w = 0, bits_x = 0;
+  float scale_w = 0, scale_x = 0;
+  double similarity_before = 0, similarity_after = 0;  // Pearson (cosine for easyquant)
+  double ranking_before = 0, ranking_after = 0;
+  double sqnr_db = 0, bias_shift = 0;
+  int rounds = 0, evaluations = 0;
+  double seconds = 0;
+};
+
+struct QuantizeReport {
+  std::vector<OpReport> ops;
+  double load_seconds = 0, capture_seconds = 0, search_seconds = 0, total_seconds = 0;
+  int calib_images = 0;
+  std::string calib_hash;
+  std::string ToJson() const;
+};
+
+// The calibration images: `count` drawn from `dir` by `seed`, preprocessed like evaluation.
+struct CalibrationSet {
+  std::vector<DatasetItem> items;
+  std::vector<float> images;  // [count, 3, H, W]
+  std::string dir, hash;
+};
+Result<CalibrationSet> LoadCalibrationSet(const ModelSpec& spec, const std::string& dir, int count, uint64_t seed,
+                                          bool quiet);
+
+// Runs the method over the calibration set and returns the plan (with provenance) and report.
+Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& calib, const QuantizeOptions& options,
+                                QuantizeReport* report);
+
+}  // namespace vitq

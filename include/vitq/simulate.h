@@ -1,0 +1,62 @@
+// Simulated (fake-quant) execution of a QuantPlan on the float engine (graph stage): weights are
+// replaced by their quantized-dequantized values and corrected biases, and an observer
+// quantizes-dequantizes every activation site in place, so the arithmetic follows the plan's
+// integer grid exactly (method.md §1.2).
+#pragma once
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "vitq/engine.h"
+#include "vitq/model.h"
+#include "vitq/plan.h"
+
+namespace vitq {
+
+// Every quantizable site name of a model: "<layer>:w" and "<layer>:in" for each linear layer,
+// "blocks.i.attn.qk:a/b" and "blocks.i.attn.pv:a/b" for the matmuls.
+std::vector<std::string> QuantSiteNames(const ViTConfig& config);
+// Every linear layer of a model by name, with its weights (in forward order).
+std::vector<std::pair<std::string, const LinearWeights*>> LinearLayers(const ViTModel& model);
+std::vector<std::pair<std::string, LinearWeights*>> MutableLinearLayers(ViTModel* model);
+
+// Checks a plan against a model: every site exists, per-channel scale counts match the tensor,
+// corrected biases exist and have the layer's length. Errors name the site and both sizes.
+Status ValidatePlan(const QuantPlan& plan, const ViTModel& model);
+
+// A copy of `model` with the plan's weights fake-quantized and its corrected biases applied.
+Result<ViTModel> ApplyPlanToWeights(const ViTModel& model, const QuantPlan& plan);
+
+// Size of the model's parameters under the plan: each linear weight at its site's bit-width
+// (bits / 8 bytes per parameter), every other parameter (biases, LayerNorm, embeddings) as fp32.
+int64_t ModelSizeBytes(const ViTModel& model, const QuantPlan& plan);
+
+// Fake-quantizes the activation sites the plan lists (in place).
+class FakeQuantObserver : public Observer {
+ public:
+  explicit FakeQuantObserver(const QuantPlan& plan, Observer* next = nullptr);
+  bool Wants(const Site& site) const override;
+  void Observe(const Site& site, TensorView tensor) override;
+
+ private:
+  const QuantPlan& plan_;
+  Observer* next_;
+};
+
+// The float engine over the plan-applied weights with fake-quantized activations.
+class SimulatedModel {
+ public:
+  static Result<std::unique_ptr<SimulatedModel>> Create(const ViTModel& model, const QuantPlan& plan);
+  void Forward(const float* images, int batch, float* logits);
+  const ViTModel& model() const { return qmodel_; }
+
+ private:
+  SimulatedModel(ViTModel qmodel, const QuantPlan& plan);
+  ViTModel qmodel_;
+  QuantPlan plan_;
+  Engine engine_;
+  FakeQuantObserver observer_;
+};
+
+}  // namespace vitq

@@ -1,0 +1,30 @@
+// Opening float checkpoints and .vitq files for inference (cli).
+#include "load.h"
+
+namespace vitq::cli {
+
+Result<std::unique_ptr<Runnable>> OpenRunnable(const std::string& path) {
+  auto r = std::make_unique<Runnable>();
+  if (IsQuantizedFile(path)) {
+    VITQ_ASSIGN_OR_RETURN(QuantizedModel q, LoadQuantizedFile(path));
+    r->quantized = std::make_unique<QuantizedModel>(std::move(q));
+    VITQ_ASSIGN_OR_RETURN(r->simulated, SimulatedModel::Create(r->quantized->model, r->quantized->plan));
+    r->spec = r->quantized->model.spec;
+    r->engine = "simulated";
+    r->size_bytes = ModelSizeBytes(r->quantized->model, r->quantized->plan);
+    SimulatedModel* sim = r->simulated.get();
+    r->forward = [sim](const float* x, int b, float* y) { sim->Forward(x, b, y); };
+    return r;
+  }
+  VITQ_ASSIGN_OR_RETURN(ViTModel m, LoadModel(path));
+  r->model = std::make_unique<ViTModel>(std::move(m));
+  r->float_engine = std::make_unique<Engine>(*r->model);
+  r->spec = r->model->spec;
+  r->engine = "fp32";
+  r->size_bytes = r->model->NumParams() * 4;
+  Engine* e = r->float_engine.get();
+  r->forward = [e](const float* x, int b, float* y) { e->Forward(x, b, y); };
+  return r;
+}
+
+}  // namespace vitq::cli

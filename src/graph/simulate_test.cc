@@ -1,0 +1,123 @@
+// The simulated (fake-quant) path equals a hand-quantized layer; plans are validated against the
+// model; the .vitq file round-trips.
+#include "vitq/simulate.h"
+
+#include <gtest/gtest.h>
+
+#include "test_util.h"
+#include "vitq/qfile.h"
+
+namespace vitq {
+namespace {
+
+QuantPlan MinMaxLikePlan(const ViTModel& m, int bits) {
+  QuantPlan p;
+  p.method = "hand";
+  for (const auto& name : QuantSiteNames(m.spec.config)) p.sites[name] = {SymmetricScheme(bits), {{0.05f}, {0}}};
+  for (const auto& [layer, w] : LinearLayers(m)) {
+    p.sites[layer + ":w"] = {SymmetricScheme(bits), MinMaxParams(w->weight.f32(), w->weight.size(), SymmetricScheme(bits))};
+  }
+  p.biases["head"] = std::vector<float>(m.spec.config.num_classes, 0.25f);
+  return p;
+}
+
+class Capture : public Observer {
+ public:
+  bool Wants(const Site& s) const override { return s.layer == SiteLayer::kPatchEmbed; }
+  void Observe(const Site& s, TensorView t) override {
+    (s.role == SiteRole::kIn ? in : out).assign(t.data, t.data + t.size());
+  }
+  std::vector<float> in, out;
+};
+
+TEST(Simulate, PatchEmbeddingEqualsHandQuantizedLayer) {
+  ViTModel m = RandomModel(testing::SmallConfig(), 3);
+  QuantPlan plan = MinMaxLikePlan(m, 6);
+  auto sim = SimulatedModel::Create(m, plan);
+  ASSERT_TRUE(sim.ok()) << sim.status().message();
+  const ViTConfig& c = m.spec.config;
+  std::vector<float> x(2 * 3 * 32 * 32);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd(0, 1);
+  for (auto& v : x) v = nd(rng);
+  // Capture the raw patches from the float engine, then the simulated layer's output.
+  Engine fe(m);
+  Capture raw;
+  std::vector<float> logits(2 * c.num_classes);
+  fe.Forward(x.data(), 2, logits.data(), &raw);
+  Capture qcap;
+  FakeQuantObserver fq(plan, &qcap);
+  Engine qe((*sim)->model());
+  qe.Forward(x.data(), 2, logits.data(), &fq);
+  const SitePlan& w = plan.sites["patch_embed.proj:w"];
+  const int64_t rows = 2 * c.num_patches(), k = c.patch_dim(), n = c.embed_dim;
+  ASSERT_EQ(qcap.out.size(), static_cast<size_t>(rows * n));
+  double worst = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t o = 0; o < n; ++o) {
+      double acc = m.weights.patch_embed.bias.f32()[o];
+      for (int64_t j = 0; j < k; ++j) {
+        int qx = QuantizeValue(raw.in[r * k + j], 0.05f, 0, -32, 31);
+        int qw = QuantizeValue(m.weights.patch_embed.weight.f32()[o * k + j], w.params.scale[0], 0, -32, 31);
+        acc += static_cast<double>(qx) * qw * 0.05 * w.params.scale[0];
+      }
+      worst = std::max(worst, std::fabs(acc - qcap.out[r * n + o]));
+    }
+  }
+  EXPECT_LE(worst, 1e-4);
+}
+
+TEST(Simulate, PlanMustMatchTheModel) {
+  ViTModel m = RandomModel(testing::SmallConfig(), 3);
+  QuantPlan plan = MinMaxLikePlan(m, 8);
+  plan.sites["blocks.7.attn.qkv:w"] = {SymmetricScheme(8), {{0.1f}, {0}}};
+  Status s = ValidatePlan(plan, m);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("blocks.7.attn.qkv:w"), std::string::npos);
+  QuantPlan plan2 = MinMaxLikePlan(m, 8);
+  plan2.biases["head"] = {1.0f};
+  Status s2 = ValidatePlan(plan2, m);
+  ASSERT_FALSE(s2.ok());
+  EXPECT_NE(s2.message().find("1 values"), std::string::npos) << s2.message();
+  QuantPlan plan3 = MinMaxLikePlan(m, 8);
+  QuantScheme pc = SymmetricScheme(8);
+  pc.granularity = Granularity::kPerChannel;
+  plan3.sites["head:w"] = {pc, {{0.1f, 0.1f}, {0, 0}}};
+  EXPECT_FALSE(ValidatePlan(plan3, m).ok());
+}
+
+TEST(Simulate, ModelSizeCountsBitsOfLinearWeights) {
+  ViTModel m = RandomModel(testing::SmallConfig(), 3);
+  QuantPlan none;
+  EXPECT_EQ(ModelSizeBytes(m, none), m.NumParams() * 4);
+  QuantPlan p8 = MinMaxLikePlan(m, 8);
+  int64_t linear = 0;
+  for (const auto& [name, w] : LinearLayers(m)) linear += w->weight.size();
+  EXPECT_EQ(ModelSizeBytes(m, p8), (m.NumParams() - linear) * 4 + linear);
+}
+
+TEST(QuantizedFile, RoundTripGivesTheSameSimulation) {
+  testing::TempDir dir;
+  ViTModel m = RandomModel(testing::SmallConfig(), 8);
+  QuantPlan plan = MinMaxLikePlan(m, 8);
+  ASSERT_TRUE(SaveQuantizedFile(dir.path("m.vitq"), m, plan).ok());
+  EXPECT_TRUE(IsQuantizedFile(dir.path("m.vitq")));
+  auto q = LoadQuantizedFile(dir.path("m.vitq"));
+  ASSERT_TRUE(q.ok()) << q.status().message();
+  EXPECT_EQ(PlanToJson(q->plan), PlanToJson(plan));
+  auto a = SimulatedModel::Create(m, plan), b = SimulatedModel::Create(q->model, q->plan);
+  ASSERT_TRUE(a.ok() && b.ok());
+  std::vector<float> x(3 * 32 * 32, 0.5f), la(10), lb(10);
+  (*a)->Forward(x.data(), 1, la.data());
+  (*b)->Forward(x.data(), 1, lb.data());
+  EXPECT_EQ(testing::MaxAbsDiff(la.data(), lb.data(), 10), 0.0);
+  // A float checkpoint is not a .vitq file.
+  ASSERT_TRUE(SaveTimmCheckpoint(m, dir.path("f")).ok());
+  EXPECT_FALSE(IsQuantizedFile(dir.path("f/model.safetensors")));
+  auto notq = LoadQuantizedFile(dir.path("f/model.safetensors"));
+  ASSERT_FALSE(notq.ok());
+  EXPECT_NE(notq.status().message().find("expected 'vitq'"), std::string::npos) << notq.status().message();
+}
+
+}  // namespace
+}  // namespace vitq

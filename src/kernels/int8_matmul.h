@@ -1,0 +1,43 @@
+// oneDNN int8 matmuls (s8 x s8 -> s32, exact), used by the scale search to evaluate candidate
+// quantized outputs with integer GEMMs (kernels stage). Scales and biases are applied by the
+// caller while it reads the accumulators: oneDNN 2.6 falls back to its reference kernel when
+// runtime output scales are attached, so the primitives carry no attributes.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <tuple>
+
+#include "dnnl_ops.h"
+
+namespace vitq::kernels {
+
+// dst[M, N] = x[M, K] · w[N, K]^T in int32. The weights are packed once per SetWeights.
+class S8Linear {
+ public:
+  explicit S8Linear(DnnlContext* ctx) : ctx_(ctx) {}
+  void SetWeights(const int8_t* w, int n, int k);
+  void Run(const int8_t* x, int m, int32_t* dst);
+
+ private:
+  DnnlContext* ctx_;
+  int n_ = 0, k_ = 0;
+  dnnl::memory packed_;
+  dnnl::memory::desc packed_desc_;
+  std::map<int, dnnl::matmul> prims_;
+  std::map<int, dnnl::memory::desc> wdesc_;
+};
+
+// Batched: dst[B, M, N] = a[B, M, K] · b[B, K, N] in int32, with b given either as [B, K, N]
+// (b_rows_are_k) or as [B, N, K] (its transpose, e.g. K for Q·Kᵀ).
+class S8BatchedMatmul {
+ public:
+  explicit S8BatchedMatmul(DnnlContext* ctx) : ctx_(ctx) {}
+  void Run(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m, int k, int n, int32_t* dst);
+
+ private:
+  DnnlContext* ctx_;
+  std::map<std::tuple<bool, int, int, int, int>, dnnl::matmul> prims_;
+};
+
+}  // namespace vitq::kernels

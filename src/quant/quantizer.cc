@@ -1,0 +1,161 @@
+// Reference uniform quantization and error metrics (quant stage).
+#include <algorithm>
+#include <cmath>
+
+#include "vitq/quant.h"
+
+namespace vitq {
+
+QuantScheme SymmetricScheme(int bits) {
+  QuantScheme s;
+  s.bits = bits;
+  return s;
+}
+
+Status QuantScheme::Validate(const std::string& what) const {
+  if (bits < 2 || bits > 8) {
+    return Status::InvalidInput(what + ": " + std::to_string(bits) + " bits, expected 2 to 8");
+  }
+  if (symmetric && !is_signed) {
+    // Allowed: unsigned symmetric means zero point 0 with [0, 2^b-1] (non-negative tensors).
+  }
+  return Status::Ok();
+}
+
+void QuantizeToInt8(const float* x, int64_t n, float scale, int32_t zero_point, int qmin, int qmax,
+                    int8_t* q) {
+  for (int64_t i = 0; i < n; ++i) q[i] = static_cast<int8_t>(QuantizeValue(x[i], scale, zero_point, qmin, qmax));
+}
+
+void FakeQuantize(const float* x, int64_t n, float scale, int32_t zero_point, int qmin, int qmax,
+                  float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    out[i] = static_cast<float>(QuantizeValue(x[i], scale, zero_point, qmin, qmax) - zero_point) * scale;
+  }
+}
+
+Status ValidateQParams(const QuantScheme& scheme, const QParams& params,
+                       const std::vector<int64_t>& shape, const std::string& what) {
+  VITQ_RETURN_IF_ERROR(scheme.Validate(what));
+  size_t channels = 1;
+  if (scheme.granularity == Granularity::kPerChannel) {
+    if (scheme.axis < 0 || scheme.axis >= static_cast<int>(shape.size())) {
+      return Status::InvalidInput(what + ": channel axis " + std::to_string(scheme.axis) +
+                                  " outside a tensor of rank " + std::to_string(shape.size()));
+    }
+    channels = static_cast<size_t>(shape[scheme.axis]);
+  }
+  if (params.scale.size() != channels || params.zero_point.size() != channels) {
+    return Status::InvalidInput(what + ": " + std::to_string(params.scale.size()) + " scales and " +
+                                std::to_string(params.zero_point.size()) + " zero points, expected " +
+                                std::to_string(channels));
+  }
+  for (size_t i = 0; i < channels; ++i) {
+    if (!(params.scale[i] > 0) || !std::isfinite(params.scale[i])) {
+      return Status::InvalidInput(what + ": scale[" + std::to_string(i) + "] is " +
+                                  std::to_string(params.scale[i]) + ", expected a positive finite number");
+    }
+    if (params.zero_point[i] < scheme.qmin() || params.zero_point[i] > scheme.qmax() ||
+        (scheme.symmetric && params.zero_point[i] != 0)) {
+      return Status::InvalidInput(what + ": zero_point[" + std::to_string(i) + "] is " +
+                                  std::to_string(params.zero_point[i]) + ", outside the " +
+                                  std::to_string(scheme.bits) + "-bit grid or non-zero for a symmetric scheme");
+    }
+  }
+  return Status::Ok();
+}
+
+Status FakeQuantizeTensor(float* data, const std::vector<int64_t>& shape, const QuantScheme& scheme,
+                          const QParams& params) {
+  VITQ_RETURN_IF_ERROR(ValidateQParams(scheme, params, shape, "fake quantization"));
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  if (scheme.granularity == Granularity::kPerTensor) {
+    FakeQuantize(data, n, params.scale[0], params.zero_point[0], scheme.qmin(), scheme.qmax(), data);
+    return Status::Ok();
+  }
+  int64_t outer = 1, inner = 1;
+  for (int i = 0; i < scheme.axis; ++i) outer *= shape[i];
+  for (size_t i = scheme.axis + 1; i < shape.size(); ++i) inner *= shape[i];
+  const int64_t channels = shape[scheme.axis];
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t c = 0; c < channels; ++c) {
+      float* p = data + (o * channels + c) * inner;
+      FakeQuantize(p, inner, params.scale[c], params.zero_point[c], scheme.qmin(), scheme.qmax(), p);
+    }
+  }
+  return Status::Ok();
+}
+
+QParams MinMaxParams(const float* x, int64_t n, const QuantScheme& scheme) {
+  float lo = 0.f, hi = 0.f;
+  for (int64_t i = 0; i < n; ++i) {
+    lo = std::min(lo, x[i]);
+    hi = std::max(hi, x[i]);
+  }
+  QParams p;
+  if (scheme.symmetric) {
+    float m = std::max(-lo, hi);
+    // Signed: max|x| / 2^(b-1) (method.md §1.5); unsigned: max / (2^b - 1).
+    float levels = scheme.is_signed ? static_cast<float>(1 << (scheme.bits - 1)) : static_cast<float>(scheme.qmax());
+    p.scale = {m > 0 ? m / levels : 1.0f};
+    p.zero_point = {0};
+    return p;
+  }
+  float range = hi - lo;
+  float scale = range > 0 ? range / static_cast<float>(scheme.qmax() - scheme.qmin()) : 1.0f;
+  int32_t zp = static_cast<int32_t>(std::nearbyint(scheme.qmin() - lo / scale));
+  p.scale = {scale};
+  p.zero_point = {std::clamp(zp, scheme.qmin(), scheme.qmax())};
+  return p;
+}
+
+double Pearson(const float* a, const float* b, int64_t n) {
+  double sa = 0, sb = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    sa += a[i];
+    sb += b[i];
+  }
+  double ma = sa / n, mb = sb / n, sab = 0, saa = 0, sbb = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    double da = a[i] - ma, db = b[i] - mb;
+    sab += da * db;
+    saa += da * da;
+    sbb += db * db;
+  }
+  if (saa <= 0 || sbb <= 0) return saa == sbb ? 1.0 : 0.0;
+  return sab / std::sqrt(saa * sbb);
+}
+
+double CosineSimilarity(const float* a, const float* b, int64_t n) {
+  double ab = 0, aa = 0, bb = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    ab += static_cast<double>(a[i]) * b[i];
+    aa += static_cast<double>(a[i]) * a[i];
+    bb += static_cast<double>(b[i]) * b[i];
+  }
+  if (aa <= 0 || bb <= 0) return aa == bb ? 1.0 : 0.0;
+  return ab / std::sqrt(aa * bb);
+}
+
+double MeanSquaredError(const float* a, const float* b, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    double d = static_cast<double>(a[i]) - b[i];
+    s += d * d;
+  }
+  return n > 0 ? s / n : 0.0;
+}
+
+double Sqnr(const float* reference, const float* test, int64_t n) {
+  double sig = 0, noise = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    sig += static_cast<double>(reference[i]) * reference[i];
+    double d = static_cast<double>(reference[i]) - test[i];
+    noise += d * d;
+  }
+  if (noise <= 0) return 200.0;  // exact: report a large finite figure, not infinity
+  return 10.0 * std::log10(sig / noise);
+}
+
+}  // namespace vitq

@@ -1,0 +1,47 @@
+// The quantization methods behind one interface (search stage). Each method is a small function
+// in its own file; Methods() is the registry (adding a method touches one line there).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "op_search.h"
+
+namespace vitq::search {
+
+struct MethodContext {
+  int bits_w = 8, bits_x = 8;
+  bool ranking = true, bias_correction = true;
+  int candidates = 100, max_rounds = 20;
+  kernels::DnnlContext* ctx = nullptr;
+};
+
+using MethodFn = OpResult (*)(const OpTensors& op, const MethodContext& mc);
+
+struct MethodInfo {
+  const char* name;
+  MethodFn run;
+  const char* description;
+};
+
+const std::vector<MethodInfo>& Methods();
+const MethodInfo* FindMethod(const std::string& name);
+
+// The methods (method_*.cc).
+OpResult RunMinMax(const OpTensors& op, const MethodContext& mc);
+OpResult RunPercentile(const OpTensors& op, const MethodContext& mc);
+OpResult RunOmse(const OpTensors& op, const MethodContext& mc);
+OpResult RunEasyQuant(const OpTensors& op, const MethodContext& mc);
+OpResult RunLiu2021(const OpTensors& op, const MethodContext& mc);
+
+// Shared by the methods: the figures of fixed scales (no search), for the report.
+OpResult EvaluateFixed(const OpTensors& op, const MethodContext& mc, float scale_w, float scale_x);
+// The tensors of an operation: X (input / first operand) and W (weight / second operand).
+struct OperandView {
+  const float* data;
+  int64_t size;
+};
+OperandView OperandX(const OpTensors& op);
+OperandView OperandW(const OpTensors& op);
+
+}  // namespace vitq::search

@@ -1,0 +1,44 @@
+// The ranking-aware loss of Liu et al. 2021 (method.md §1.4) for one row of attention scores:
+//   sum over key pairs (i, j) with a_i > a_j of max(0, theta - (b_i - b_j))
+// where a are the float scores and b the quantized ones. Pairs with equal float scores are
+// skipped. Three implementations, equal up to float rounding (search stage):
+//   RankingRowBruteForce: the O(w²) definition, the test oracle;
+//   RankingRowSortedPairs: O(w²) over the float-sorted order (no sign, vectorizable);
+//   RankingRowFenwick: O(w log w) with a Fenwick tree over the ranks of the quantized scores.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace vitq::search {
+
+struct RankSum {
+  double sum = 0;     // hinge sum
+  int64_t pairs = 0;  // pairs with distinct float scores
+};
+
+RankSum RankingRowBruteForce(const float* a, const float* b, int w, float theta);
+
+// The float order of one row, computed once per row and reused for every candidate: `order`
+// lists indices by decreasing a; `group_end[p]` is the first sorted position whose score is
+// strictly below that at position p (ties form groups).
+struct RowOrder {
+  std::vector<uint16_t> order, group_end;
+};
+RowOrder SortRow(const float* a, int w);
+
+RankSum RankingRowSortedPairs(const RowOrder& ro, const float* b, int w, float theta, float* scratch);
+
+// Exact and usually near O(w): with E = max_j |b_j - a_j| over the row, a pair whose float scores
+// differ by more than θ + 2E has b_i - b_j > θ, so its hinge is zero; only the pairs inside that
+// window of the float-sorted row are summed (`a` is the float row, scratch holds 2w floats).
+RankSum RankingRowWindowed(const RowOrder& ro, const float* a, const float* b, int w, float theta, float* scratch);
+
+struct FenwickScratch {
+  std::vector<float> values, sorted;
+  std::vector<double> sum;
+  std::vector<int32_t> count;
+};
+RankSum RankingRowFenwick(const RowOrder& ro, const float* b, int w, float theta, FenwickScratch* scratch);
+
+}  // namespace vitq::search

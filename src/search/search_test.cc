@@ -1,0 +1,155 @@
+// Tests of the search stage: ranking-loss implementations against the O(w²) definition, bias
+// correction, the alternating search on synthetic problems with known optima.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "methods.h"
+#include "op_search.h"
+#include "ranking_loss.h"
+#include "vitq/quant.h"
+
+namespace vitq::search {
+namespace {
+
+TEST(RankingLoss, FastImplementationsMatchBruteForce) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> n(0, 2);
+  for (int trial = 0; trial < 200; ++trial) {
+    const int w = 1 + trial % 60;
+    std::vector<float> a(w), b(w);
+    for (int i = 0; i < w; ++i) {
+      a[i] = std::round(n(rng) * 4) / 4;  // ties in the float scores
+      b[i] = a[i] + n(rng) * (trial % 3 == 0 ? 0.01f : 0.3f);
+    }
+    RankSum ref = RankingRowBruteForce(a.data(), b.data(), w, 0.2f);
+    RowOrder ro = SortRow(a.data(), w);
+    std::vector<float> scratch(2 * w);
+    FenwickScratch fs;
+    RankSum sp = RankingRowSortedPairs(ro, b.data(), w, 0.2f, scratch.data());
+    RankSum fw = RankingRowFenwick(ro, b.data(), w, 0.2f, &fs);
+    RankSum wi = RankingRowWindowed(ro, a.data(), b.data(), w, 0.2f, scratch.data());
+    ASSERT_EQ(sp.pairs, ref.pairs);
+    ASSERT_EQ(fw.pairs, ref.pairs);
+    ASSERT_EQ(wi.pairs, ref.pairs);
+    ASSERT_NEAR(sp.sum, ref.sum, 1e-3 * (1 + ref.sum)) << trial;
+    ASSERT_NEAR(fw.sum, ref.sum, 1e-3 * (1 + ref.sum)) << trial;
+    ASSERT_NEAR(wi.sum, ref.sum, 1e-3 * (1 + ref.sum)) << trial;
+  }
+}
+
+TEST(RankingLoss, PerfectOrderWithLargeGapsHasZeroLoss) {
+  float a[4] = {4, 3, 2, 1}, b[4] = {4, 3, 2, 1};
+  EXPECT_EQ(RankingRowBruteForce(a, b, 4, 0.2f).sum, 0.0);
+  float swapped[4] = {3, 4, 2, 1};  // one inverted pair: hinge 0.2 - (-1) = 1.2
+  EXPECT_NEAR(RankingRowBruteForce(a, swapped, 4, 0.2f).sum, 1.2, 1e-6);
+}
+
+struct Linear {
+  std::vector<float> x, w;
+  OpTensors op;
+};
+
+// x: `rows` x k values k_i * step_x (integers in [-mx, mx]); w: integers in [-mw, mw] * step_w.
+Linear GridProblem(int images, int rows, int k, int n, float step_x, int mx, float step_w, int mw) {
+  Linear l;
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int> ux(-mx, mx), uw(-mw, mw);
+  l.x.resize(static_cast<size_t>(images) * rows * k);
+  for (auto& v : l.x) v = ux(rng) * step_x;
+  l.x[0] = mx * step_x;  // the maximum is attained
+  l.w.resize(static_cast<size_t>(n) * k);
+  for (auto& v : l.w) v = uw(rng) * step_w;
+  l.w[0] = mw * step_w;
+  l.op.name = "synthetic";
+  l.op.images = images;
+  l.op.x = l.x.data();
+  l.op.rows = rows;
+  l.op.k = k;
+  l.op.n = n;
+  l.op.weight = l.w.data();
+  l.op.bias.assign(n, 0.5f);
+  return l;
+}
+
+TEST(Search, FindsTheExactGridOfASyntheticLayer) {
+  // Values on grids of steps 0.05 (x, |k| <= 100) and 0.02 (w, |k| <= 50): quantizing with exactly
+  // those steps is lossless, any other candidate is not. The candidate grid holds both steps.
+  Linear l = GridProblem(4, 16, 32, 24, 0.05f, 100, 0.02f, 50);
+  kernels::DnnlContext ctx;
+  SearchOptions o;
+  o.bits_w = o.bits_x = 8;
+  const float d0x = InitialScale(l.x.data(), l.x.size(), 8), d0w = InitialScale(l.w.data(), l.w.size(), 8);
+  // Grid: alpha, (alpha+beta)/2, beta with the middle at the exact step, for both operands at once:
+  // the ratios step/Δ0 are 0.05 * 128 / 5 = 1.28 and 0.02 * 128 / 1 = 2.56; use separate runs.
+  ASSERT_NEAR(0.05f / d0x, 1.28f, 1e-5);
+  o.candidates = 3;
+  o.alpha = 0.28f;
+  o.beta = 2.28f;  // middle = 1.28
+  o.bias_correction = false;
+  OpResult exact = SearchOp(l.op, o, &ctx, /*fixed_w=*/0.02f, /*fixed_x=*/0.05f);
+  EXPECT_NEAR(exact.similarity_after, 1.0, 1e-6);  // lossless at the true steps (float sums)
+  EXPECT_NEAR(d0w * 2.56f, 0.02f, 1e-6);
+  OpResult r = SearchOp(l.op, o, &ctx);
+  EXPECT_NEAR(r.scale_x, 0.05f, 1e-6);  // the search lands on the exact x step
+}
+
+TEST(Search, AlternatingResultIsCoordinatewiseOptimalOnTheGrid) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0, 1);
+  Linear l = GridProblem(3, 20, 48, 16, 0.01f, 300, 0.01f, 100);
+  for (auto& v : l.x) v = nd(rng) * (nd(rng) > 2.0f ? 6.0f : 1.0f);  // outliers
+  for (auto& v : l.w) v = nd(rng) * 0.1f;
+  kernels::DnnlContext ctx;
+  SearchOptions o;
+  o.bits_w = o.bits_x = 4;
+  o.candidates = 20;
+  o.bias_correction = false;
+  OpResult r = SearchOp(l.op, o, &ctx);
+  const float d0x = InitialScale(l.x.data(), l.x.size(), 4), d0w = InitialScale(l.w.data(), l.w.size(), 4);
+  MethodContext mc;
+  mc.bits_w = mc.bits_x = 4;
+  mc.ctx = &ctx;
+  const double best = EvaluateFixed(l.op, mc, r.scale_w, r.scale_x).similarity_after;
+  EXPECT_NEAR(best, r.similarity_after, 1e-9);
+  for (int i = 0; i < o.candidates; ++i) {
+    float f = o.alpha + (o.beta - o.alpha) * i / (o.candidates - 1);
+    EXPECT_LE(EvaluateFixed(l.op, mc, d0w * f, r.scale_x).similarity_after, best + 1e-9) << i;
+    EXPECT_LE(EvaluateFixed(l.op, mc, r.scale_w, d0x * f).similarity_after, best + 1e-9) << i;
+  }
+  EXPECT_GT(r.similarity_after, r.similarity_before);
+}
+
+TEST(Search, BiasCorrectionRemovesTheMeanOutputError) {
+  // Inputs all at 0.7 steps: rounding always goes up, a systematic per-channel output error.
+  Linear l = GridProblem(2, 10, 16, 8, 0.01f, 50, 0.01f, 50);
+  for (auto& v : l.x) v = 0.7f * 0.1f;
+  l.x[0] = 0.7f * 0.1f;
+  kernels::DnnlContext ctx;
+  SearchOptions o;
+  o.bias_correction = true;
+  o.search = false;
+  OpResult corrected = SearchOp(l.op, o, &ctx, 0.01f, 0.1f);
+  o.bias_correction = false;
+  OpResult raw = SearchOp(l.op, o, &ctx, 0.01f, 0.1f);
+  EXPECT_GT(corrected.bias_shift, 1e-3);
+  // With the corrected bias the mean error per channel is zero, by hand in double precision.
+  const int rows = 2 * 10, k = 16, n = 8;
+  for (int c = 0; c < n; ++c) {
+    double err = 0;
+    for (int r = 0; r < rows; ++r) {
+      double o = l.op.bias[c], q = corrected.bias[c];
+      for (int j = 0; j < k; ++j) {
+        o += static_cast<double>(l.x[r * k + j]) * l.w[c * k + j];
+        q += QuantizeValue(l.x[r * k + j], 0.1f, 0, -128, 127) * 0.1 * QuantizeValue(l.w[c * k + j], 0.01f, 0, -128, 127) * 0.01;
+      }
+      err += q - o;
+    }
+    EXPECT_NEAR(err / rows, 0.0, 1e-5) << c;
+  }
+  EXPECT_GT(corrected.sqnr_db, raw.sqnr_db);
+}
+
+}  // namespace
+}  // namespace vitq::search
