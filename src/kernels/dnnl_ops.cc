@@ -1,6 +1,7 @@
 // oneDNN provider implementation (kernels stage). oneDNN 2.6 API (desc -> primitive_desc).
 #include "dnnl_ops.h"
 
+#include <cmath>
 #include <functional>
 
 namespace vitq::kernels {
@@ -120,22 +121,26 @@ void DnnlOps::Softmax(float* x, int rows, int cols) {
   ctx_->stream().wait();
 }
 
-void DnnlOps::LayerNorm(const float* src, int m, int d, const float* gamma, const float* beta,
-                        float eps, float* dst) {
-  memory::desc md({m, d}, dt::f32, tag::ab);
-  memory::desc ss_md({d}, dt::f32, tag::a);
-  std::string key = "ln:" + std::to_string(m) + ":" + std::to_string(d) + ":" + std::to_string(eps);
-  auto& prim = Get(key, [&] {
-    auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
-    return dnnl::layer_normalization_forward(dnnl::layer_normalization_forward::primitive_desc(
-        dnnl::layer_normalization_forward::desc(dnnl::prop_kind::forward_inference, md, eps, flags),
-        ctx_->engine()));
-  });
-  memory sm(md, ctx_->engine(), const_cast<float*>(src)), dm(md, ctx_->engine(), dst),
-      gm(ss_md, ctx_->engine(), const_cast<float*>(gamma)), bm(ss_md, ctx_->engine(), const_cast<float*>(beta));
-  prim.execute(ctx_->stream(), {{DNNL_ARG_SRC, sm}, {DNNL_ARG_DST, dm}, {DNNL_ARG_SCALE, gm},
-                                {DNNL_ARG_SHIFT, bm}});
-  ctx_->stream().wait();
+void DnnlOps::LayerNorm(const float* src, int m, int d, const float* gamma, const float* beta, float eps,
+                        float* dst) {
+  // Own loop rather than oneDNN 2.6's layer_normalization, whose "simple" implementation measured
+  // ~1.7 ms for 197x192 (DNNL_VERBOSE) against microseconds here. Two passes per row (mean, then
+  // centered variance) as PyTorch does; rows in parallel. src may equal dst.
+#pragma omp parallel for schedule(static) if (static_cast<int64_t>(m) * d > 16384)
+  for (int r = 0; r < m; ++r) {
+    const float* x = src + static_cast<int64_t>(r) * d;
+    float* y = dst + static_cast<int64_t>(r) * d;
+    float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < d; ++i) sum += x[i];
+    const float mean = sum / d;
+    float var = 0.f;
+#pragma omp simd reduction(+ : var)
+    for (int i = 0; i < d; ++i) var += (x[i] - mean) * (x[i] - mean);
+    const float inv = 1.0f / std::sqrt(var / d + eps);
+#pragma omp simd
+    for (int i = 0; i < d; ++i) y[i] = (x[i] - mean) * inv * gamma[i] + beta[i];
+  }
 }
 
 void DnnlOps::Gelu(float* x, int64_t n) {

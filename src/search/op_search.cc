@@ -25,14 +25,61 @@ namespace {
 
 // Candidate evaluation only: x · (1/Δ) may differ from x / Δ in the last bit at exact ties, which
 // cannot change which candidate wins measurably; plans and simulation use QuantizeValue.
-void QuantizeParallel(const float* x, int64_t n, float scale, int bits, int8_t* q) {
-  const float qmin = static_cast<float>(-(1 << (bits - 1))), qmax = static_cast<float>((1 << (bits - 1)) - 1);
-  const float inv = 1.0f / scale;
-#pragma omp parallel for simd schedule(static)
+// Hot loops get an AVX-512 clone chosen at load time (GCC target_clones, ifunc dispatch); the
+// default clone runs on any x86-64.
+#define VITQ_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+VITQ_SIMD_CLONES void QuantizeRange(const float* x, int64_t n, float inv, float qmin, float qmax, int8_t* q) {
   for (int64_t i = 0; i < n; ++i) {
     float r = __builtin_nearbyintf(x[i] * inv);
     r = r < qmin ? qmin : (r > qmax ? qmax : r);
     q[i] = static_cast<int8_t>(r);
+  }
+}
+
+// Ô = scale · acc + bias for `rows` rows of `nch` channels (bias may be null).
+VITQ_SIMD_CLONES void ConvertRows(const int32_t* acc, int64_t rows, int nch, float scale, const float* bias,
+                                  float* out) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const int32_t* a = acc + r * nch;
+    float* o = out + r * nch;
+    if (bias != nullptr) {
+      for (int c = 0; c < nch; ++c) o[c] = static_cast<float>(a[c]) * scale + bias[c];
+    } else {
+      for (int c = 0; c < nch; ++c) o[c] = static_cast<float>(a[c]) * scale;
+    }
+  }
+}
+
+// Sums of q, q², o·q over n values: float partial sums over blocks of 1024, double across blocks.
+VITQ_SIMD_CLONES void SimilaritySums(const float* o, const float* q, int64_t n, double* s1, double* s2, double* s12) {
+  double d1 = 0, d2 = 0, d12 = 0;
+  for (int64_t j0 = 0; j0 < n; j0 += 1024) {
+    const int64_t j1 = std::min<int64_t>(n, j0 + 1024);
+    float f1 = 0, f2 = 0, f12 = 0;
+#pragma omp simd reduction(+ : f1, f2, f12)
+    for (int64_t j = j0; j < j1; ++j) {
+      f1 += q[j];
+      f2 += q[j] * q[j];
+      f12 += o[j] * q[j];
+    }
+    d1 += f1;
+    d2 += f2;
+    d12 += f12;
+  }
+  *s1 = d1;
+  *s2 = d2;
+  *s12 = d12;
+}
+
+void QuantizeParallel(const float* x, int64_t n, float scale, int bits, int8_t* q) {
+  const float qmin = static_cast<float>(-(1 << (bits - 1))), qmax = static_cast<float>((1 << (bits - 1)) - 1);
+  const float inv = 1.0f / scale;
+  const int64_t block = 1 << 16;
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < (n + block - 1) / block; ++b) {
+    const int64_t i0 = b * block;
+    QuantizeRange(x + i0, std::min(block, n - i0), inv, qmin, qmax, q + i0);
   }
 }
 
@@ -126,17 +173,14 @@ class Searcher {
       }
       // Ô = scale · accumulator (+ bias per output channel for linear layers).
       {
-        const int64_t total = cn * out_per_image_;
-        const int nch = op_.n;
-        const bool has_bias = !op_.is_matmul;
-        const float* bp = bias.data();
-        const int32_t* ap = acc_.data();
-        float* op = out_.data();
+        const int64_t rows = cn * out_per_image_ / op_.n;
+        const float* bp = op_.is_matmul ? nullptr : bias.data();
+        const int64_t block = std::max<int64_t>(1, 4096 / op_.n);
 #pragma omp parallel for schedule(static)
-        for (int64_t r = 0; r < total / nch; ++r) {
-          for (int c = 0; c < nch; ++c) {
-            op[r * nch + c] = static_cast<float>(ap[r * nch + c]) * scale + (has_bias ? bp[c] : 0.0f);
-          }
+        for (int64_t b = 0; b < (rows + block - 1) / block; ++b) {
+          const int64_t r0 = b * block;
+          ConvertRows(acc_.data() + r0 * op_.n, std::min(block, rows - r0), op_.n, scale, bp,
+                      out_.data() + r0 * op_.n);
         }
       }
       const float* oc = o_.data() + c0 * out_per_image_;
@@ -146,20 +190,7 @@ class Searcher {
         const float* o = oc + i * out_per_image_;
         const float* q = out_.data() + i * out_per_image_;
         double s1 = 0, s2 = 0, s12 = 0, sig = 0, noise = 0;
-        // Float partial sums over blocks of 1024 (vectorized), double across blocks.
-        for (int64_t j0 = 0; j0 < out_per_image_; j0 += 1024) {
-          const int64_t j1 = std::min<int64_t>(out_per_image_, j0 + 1024);
-          float f1 = 0, f2 = 0, f12 = 0;
-#pragma omp simd reduction(+ : f1, f2, f12)
-          for (int64_t j = j0; j < j1; ++j) {
-            f1 += q[j];
-            f2 += q[j] * q[j];
-            f12 += o[j] * q[j];
-          }
-          s1 += f1;
-          s2 += f2;
-          s12 += f12;
-        }
+        SimilaritySums(o, q, out_per_image_, &s1, &s2, &s12);
         if (sqnr) {
           for (int64_t j = 0; j < out_per_image_; ++j) {
             double d = static_cast<double>(o[j]) - q[j];
