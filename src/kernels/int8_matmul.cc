@@ -6,28 +6,22 @@ using dnnl::memory;
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 
-void S8Linear::SetWeights(const int8_t* w, int n, int k) {
-  if (n != n_ || k != k_) {
-    prims_.clear();
-    wdesc_.clear();
-    n_ = n;
-    k_ = k;
-    packed_ = memory();
-  }
-  if (!packed_) {
-    // The packed layout is chosen by the primitive for a typical M; all M share it.
-    memory::desc src_md({256, k_}, dt::s8, tag::ab), w_md({k_, n_}, dt::s8, tag::any),
-        dst_md({256, n_}, dt::s32, tag::ab);
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, w_md, dst_md), ctx_->engine());
-    packed_desc_ = pd.weights_desc();
-    packed_ = memory(packed_desc_, ctx_->engine());
-  }
-  memory plain({{k_, n_}, dt::s8, tag::ba}, ctx_->engine(), const_cast<int8_t*>(w));
-  dnnl::reorder(plain, packed_).execute(ctx_->stream(), plain, packed_);
-  ctx_->stream().wait();
+S8Linear::S8Linear(DnnlContext* ctx, int n, int k) : ctx_(ctx), n_(n), k_(k) {
+  // The packed layout is chosen by the primitive for a typical M; all M share it.
+  memory::desc src_md({256, k_}, dt::s8, tag::ab), w_md({k_, n_}, dt::s8, tag::any), dst_md({256, n_}, dt::s32, tag::ab);
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, w_md, dst_md), ctx_->engine());
+  packed_desc_ = pd.weights_desc();
 }
 
-void S8Linear::Run(const int8_t* x, int m, int32_t* dst) {
+dnnl::memory S8Linear::Pack(const int8_t* w) {
+  memory packed(packed_desc_, ctx_->engine());
+  memory plain({{k_, n_}, dt::s8, tag::ba}, ctx_->engine(), const_cast<int8_t*>(w));
+  dnnl::reorder(plain, packed).execute(ctx_->stream(), plain, packed);
+  ctx_->stream().wait();
+  return packed;
+}
+
+void S8Linear::Run(const int8_t* x, int m, const dnnl::memory& packed, int32_t* dst) {
   auto it = prims_.find(m);
   if (it == prims_.end()) {
     memory::desc src_md({m, k_}, dt::s8, tag::ab), dst_md({m, n_}, dt::s32, tag::ab);
@@ -36,7 +30,7 @@ void S8Linear::Run(const int8_t* x, int m, int32_t* dst) {
   }
   memory src({{m, k_}, dt::s8, tag::ab}, ctx_->engine(), const_cast<int8_t*>(x));
   memory d({{m, n_}, dt::s32, tag::ab}, ctx_->engine(), dst);
-  it->second.execute(ctx_->stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, packed_}, {DNNL_ARG_DST, d}});
+  it->second.execute(ctx_->stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, packed}, {DNNL_ARG_DST, d}});
   ctx_->stream().wait();
 }
 

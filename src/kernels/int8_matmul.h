@@ -12,20 +12,20 @@
 
 namespace vitq::kernels {
 
-// dst[M, N] = x[M, K] · w[N, K]^T in int32. The weights are packed once per SetWeights.
+// dst[M, N] = x[M, K] · w[N, K]^T in int32. Several packed weight sets of one shape (e.g. the
+// candidates of a search step) share the primitives.
 class S8Linear {
  public:
-  explicit S8Linear(DnnlContext* ctx) : ctx_(ctx) {}
-  void SetWeights(const int8_t* w, int n, int k);
-  void Run(const int8_t* x, int m, int32_t* dst);
+  S8Linear(DnnlContext* ctx, int n, int k);
+  // Packs w [N, K] (row-major) into oneDNN's layout.
+  dnnl::memory Pack(const int8_t* w);
+  void Run(const int8_t* x, int m, const dnnl::memory& packed, int32_t* dst);
 
  private:
   DnnlContext* ctx_;
-  int n_ = 0, k_ = 0;
-  dnnl::memory packed_;
+  int n_, k_;
   dnnl::memory::desc packed_desc_;
   std::map<int, dnnl::matmul> prims_;
-  std::map<int, dnnl::memory::desc> wdesc_;
 };
 
 // Batched: dst[B, M, N] = a[B, M, K] · b[B, K, N] in int32, with b given either as [B, K, N]

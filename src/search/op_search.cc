@@ -93,7 +93,7 @@ struct Evaluation {
 class Searcher {
  public:
   Searcher(const OpTensors& op, const SearchOptions& opt, kernels::DnnlContext* ctx)
-      : op_(op), opt_(opt), ctx_(ctx), lin_(ctx), bmm_(ctx) {
+      : op_(op), opt_(opt), ctx_(ctx), lin_(ctx, op.is_matmul ? 1 : op.n, op.is_matmul ? 1 : op.k), bmm_(ctx) {
     const int64_t n_img = op.images;
     if (!op.is_matmul) {
       x_per_image_ = op.rows * op.k;
@@ -147,110 +147,150 @@ class Searcher {
 
   const std::vector<float>& float_output() const { return o_; }
 
+  struct Candidate {
+    float dx, dw;
+  };
+
   Evaluation Evaluate(float dx, float dw, const std::vector<float>& bias, bool ranking, bool bias_error,
                       bool sqnr) {
-    ++evaluations_;
+    return EvaluateMany({{dx, dw}}, bias, ranking, bias_error, sqnr)[0];
+  }
+
+  // Evaluates candidates chunk by chunk of images, all candidates per chunk, so each chunk's float
+  // outputs are read from memory once per call rather than once per candidate.
+  std::vector<Evaluation> EvaluateMany(const std::vector<Candidate>& cands, const std::vector<float>& bias,
+                                       bool ranking, bool bias_error, bool sqnr) {
     const int n_img = op_.images;
-    if (!op_.is_matmul && dw != packed_dw_) {
-      QuantizeParallel(op_.weight, static_cast<int64_t>(op_.n) * op_.k, dw, opt_.bits_w, qw_.data());
-      lin_.SetWeights(qw_.data(), op_.n, op_.k);
-      packed_dw_ = dw;
+    const int nc = static_cast<int>(cands.size());
+    evaluations_ += nc;
+    // Linear layers: pack each distinct weight interval once.
+    std::vector<int> packed_index(nc, -1);
+    std::vector<dnnl::memory> packed;
+    if (!op_.is_matmul) {
+      std::vector<float> seen;
+      for (int i = 0; i < nc; ++i) {
+        auto it = std::find(seen.begin(), seen.end(), cands[i].dw);
+        if (it != seen.end()) {
+          packed_index[i] = static_cast<int>(it - seen.begin());
+          continue;
+        }
+        QuantizeParallel(op_.weight, static_cast<int64_t>(op_.n) * op_.k, cands[i].dw, opt_.bits_w, qw_.data());
+        packed.push_back(lin_.Pack(qw_.data()));
+        packed_index[i] = static_cast<int>(seen.size());
+        seen.push_back(cands[i].dw);
+      }
     }
-    Evaluation ev;
-    std::vector<double> sims(n_img);
-    double rank_sum = 0;
-    int64_t rank_pairs = 0;
-    if (bias_error) ev.bias_error.assign(out_channels_, 0.0);
-    const float scale = dx * dw;
+    std::vector<Evaluation> ev(nc);
+    std::vector<std::vector<double>> sims(nc, std::vector<double>(n_img));
+    std::vector<double> rank_sum(nc, 0.0);
+    std::vector<int64_t> rank_pairs(nc, 0);
+    if (bias_error) {
+      for (auto& e : ev) e.bias_error.assign(out_channels_, 0.0);
+    }
     for (int c0 = 0; c0 < n_img; c0 += chunk_) {
       const int cn = std::min(chunk_, n_img - c0);
-      const int8_t* qx = QuantizedX(dx, c0, cn);
-      if (!op_.is_matmul) {
-        lin_.Run(qx, static_cast<int>(cn * op_.rows), acc_.data());
-      } else {
-        QuantizeParallel(op_.b + c0 * w_per_image_, cn * w_per_image_, dw, opt_.bits_w, qw_.data());
-        bmm_.Run(qx, qw_.data(), op_.b_rows_are_k, cn * op_.heads, op_.m, op_.k, op_.n, acc_.data());
-      }
-      // Ô = scale · accumulator (+ bias per output channel for linear layers).
-      {
-        const int64_t rows = cn * out_per_image_ / op_.n;
-        const float* bp = op_.is_matmul ? nullptr : bias.data();
-        const int64_t block = std::max<int64_t>(1, 4096 / op_.n);
-#pragma omp parallel for schedule(static)
-        for (int64_t b = 0; b < (rows + block - 1) / block; ++b) {
-          const int64_t r0 = b * block;
-          ConvertRows(acc_.data() + r0 * op_.n, std::min(block, rows - r0), op_.n, scale, bp,
-                      out_.data() + r0 * op_.n);
-        }
-      }
       const float* oc = o_.data() + c0 * out_per_image_;
-      double chunk_signal = 0, chunk_noise = 0;
-#pragma omp parallel for reduction(+ : chunk_signal, chunk_noise)
-      for (int i = 0; i < cn; ++i) {
-        const float* o = oc + i * out_per_image_;
-        const float* q = out_.data() + i * out_per_image_;
-        double s1 = 0, s2 = 0, s12 = 0, sig = 0, noise = 0;
-        SimilaritySums(o, q, out_per_image_, &s1, &s2, &s12);
-        if (sqnr) {
-          for (int64_t j = 0; j < out_per_image_; ++j) {
-            double d = static_cast<double>(o[j]) - q[j];
-            sig += static_cast<double>(o[j]) * o[j];
-            noise += d * d;
-          }
-        }
-        const int64_t n = out_per_image_;
-        const int img = c0 + i;
-        double sim;
-        if (opt_.similarity == Similarity::kPearson) {
-          double cov = s12 - o_mean_[img] * s1, var = s2 - s1 * s1 / n;
-          sim = (var > 0 && o_norm2_[img] > 0) ? cov / std::sqrt(var * o_norm2_[img]) : 0.0;
+      float quantized_w_dw = -1.0f;
+      for (int ci = 0; ci < nc; ++ci) {
+        const float dx = cands[ci].dx, dw = cands[ci].dw, scale = dx * dw;
+        const int8_t* qx = QuantizedX(dx, c0, cn);
+        if (!op_.is_matmul) {
+          lin_.Run(qx, static_cast<int>(cn * op_.rows), packed[packed_index[ci]], acc_.data());
         } else {
-          sim = (s2 > 0 && o_norm2_[img] > 0) ? s12 / std::sqrt(s2 * o_norm2_[img]) : 0.0;
+          if (dw != quantized_w_dw) {
+            QuantizeParallel(op_.b + c0 * w_per_image_, cn * w_per_image_, dw, opt_.bits_w, qw_.data());
+            quantized_w_dw = dw;
+          }
+          bmm_.Run(qx, qw_.data(), op_.b_rows_are_k, cn * op_.heads, op_.m, op_.k, op_.n, acc_.data());
         }
-        sims[img] = sim;
-        chunk_signal += sig;
-        chunk_noise += noise;
-      }
-      ev.signal += chunk_signal;
-      ev.noise += chunk_noise;
-      if (bias_error) {
-        const int64_t rows = cn * op_.rows;
-        const int nch = op_.n;
+        // Ô = scale · accumulator (+ bias per output channel for linear layers).
+        {
+          const int64_t rows = cn * out_per_image_ / op_.n;
+          const float* bp = op_.is_matmul ? nullptr : bias.data();
+          const int64_t block = std::max<int64_t>(1, 4096 / op_.n);
+#pragma omp parallel for schedule(static)
+          for (int64_t b = 0; b < (rows + block - 1) / block; ++b) {
+            const int64_t r0 = b * block;
+            ConvertRows(acc_.data() + r0 * op_.n, std::min(block, rows - r0), op_.n, scale, bp,
+                        out_.data() + r0 * op_.n);
+          }
+        }
+        double chunk_signal = 0, chunk_noise = 0;
+        std::vector<double>& sim_c = sims[ci];
+#pragma omp parallel for reduction(+ : chunk_signal, chunk_noise)
+        for (int i = 0; i < cn; ++i) {
+          const float* o = oc + i * out_per_image_;
+          const float* q = out_.data() + i * out_per_image_;
+          double s1 = 0, s2 = 0, s12 = 0, sig = 0, noise = 0;
+          SimilaritySums(o, q, out_per_image_, &s1, &s2, &s12);
+          if (sqnr) {
+            for (int64_t j = 0; j < out_per_image_; ++j) {
+              double d = static_cast<double>(o[j]) - q[j];
+              sig += static_cast<double>(o[j]) * o[j];
+              noise += d * d;
+            }
+          }
+          const int64_t n = out_per_image_;
+          const int img = c0 + i;
+          double sim;
+          if (opt_.similarity == Similarity::kPearson) {
+            double cov = s12 - o_mean_[img] * s1, var = s2 - s1 * s1 / n;
+            sim = (var > 0 && o_norm2_[img] > 0) ? cov / std::sqrt(var * o_norm2_[img]) : 0.0;
+          } else {
+            sim = (s2 > 0 && o_norm2_[img] > 0) ? s12 / std::sqrt(s2 * o_norm2_[img]) : 0.0;
+          }
+          sim_c[img] = sim;
+          chunk_signal += sig;
+          chunk_noise += noise;
+        }
+        ev[ci].signal += chunk_signal;
+        ev[ci].noise += chunk_noise;
+        if (bias_error) {
+          const int64_t rows = cn * op_.rows;
+          const int nch = op_.n;
+          std::vector<double>& be = ev[ci].bias_error;
 #pragma omp parallel
-        {
-          std::vector<double> local(nch, 0.0);
+          {
+            std::vector<double> local(nch, 0.0);
 #pragma omp for
-          for (int64_t r = 0; r < rows; ++r) {
-            const float* o = oc + r * nch;
-            const float* q = out_.data() + r * nch;
-            for (int c = 0; c < nch; ++c) local[c] += q[c] - o[c];
-          }
+            for (int64_t r = 0; r < rows; ++r) {
+              const float* o = oc + r * nch;
+              const float* q = out_.data() + r * nch;
+              for (int c = 0; c < nch; ++c) local[c] += q[c] - o[c];
+            }
 #pragma omp critical
-          for (int c = 0; c < nch; ++c) ev.bias_error[c] += local[c];
-        }
-      }
-      if (ranking) {
-        const int64_t rows = static_cast<int64_t>(cn) * op_.heads * op_.m;
-        const int64_t row0 = static_cast<int64_t>(c0) * op_.heads * op_.m;
-        const int w = op_.n;
-#pragma omp parallel reduction(+ : rank_sum, rank_pairs)
-        {
-          std::vector<float> scratch(2 * w);
-#pragma omp for schedule(dynamic, 64)
-          for (int64_t r = 0; r < rows; ++r) {
-            RankSum rs = RankingRowWindowed(orders_[row0 + r], o_.data() + (row0 + r) * w, out_.data() + r * w, w,
-                                            opt_.theta, scratch.data());
-            rank_sum += rs.sum;
-            rank_pairs += rs.pairs;
+            for (int c = 0; c < nch; ++c) be[c] += local[c];
           }
+        }
+        if (ranking) {
+          const int64_t rows = static_cast<int64_t>(cn) * op_.heads * op_.m;
+          const int64_t row0 = static_cast<int64_t>(c0) * op_.heads * op_.m;
+          const int w = op_.n;
+          double rs_sum = 0;
+          int64_t rs_pairs = 0;
+#pragma omp parallel reduction(+ : rs_sum, rs_pairs)
+          {
+            std::vector<float> scratch(2 * w);
+#pragma omp for schedule(dynamic, 64)
+            for (int64_t r = 0; r < rows; ++r) {
+              RankSum rs = RankingRowWindowed(orders_[row0 + r], o_.data() + (row0 + r) * w, out_.data() + r * w, w,
+                                              opt_.theta, scratch.data());
+              rs_sum += rs.sum;
+              rs_pairs += rs.pairs;
+            }
+          }
+          rank_sum[ci] += rs_sum;
+          rank_pairs[ci] += rs_pairs;
         }
       }
     }
-    ev.similarity = std::accumulate(sims.begin(), sims.end(), 0.0) / n_img;
-    ev.ranking = rank_pairs > 0 ? rank_sum / rank_pairs : 0.0;
-    if (bias_error) {
-      const double rows = static_cast<double>(n_img) * op_.rows;
-      for (auto& e : ev.bias_error) e /= rows;
+    for (int ci = 0; ci < nc; ++ci) {
+      ev[ci].similarity = std::accumulate(sims[ci].begin(), sims[ci].end(), 0.0) / n_img;
+      ev[ci].ranking = rank_pairs[ci] > 0 ? rank_sum[ci] / rank_pairs[ci] : 0.0;
+      if (bias_error) {
+        const double rows = static_cast<double>(n_img) * op_.rows;
+        for (auto& e : ev[ci].bias_error) e /= rows;
+      }
     }
     return ev;
   }
@@ -268,7 +308,11 @@ class Searcher {
       }
       return qx_all_.data() + c0 * x_per_image_;
     }
-    QuantizeParallel(xs + c0 * x_per_image_, cn * x_per_image_, dx, opt_.bits_x, qx_.data());
+    if (chunk_dx_ != dx || chunk_c0_ != c0) {
+      QuantizeParallel(xs + c0 * x_per_image_, cn * x_per_image_, dx, opt_.bits_x, qx_.data());
+      chunk_dx_ = dx;
+      chunk_c0_ = c0;
+    }
     return qx_.data();
   }
 
@@ -280,33 +324,38 @@ class Searcher {
   // win (objective <= similarity since the loss is >= 0): exact, and far fewer loss evaluations.
   float BestCandidate(bool search_w, float dx, float dw, float d0, const std::vector<float>& bias) {
     const int n = opt_.candidates;
-    std::vector<float> cand(n);
+    std::vector<Candidate> cand(n);
     for (int i = 0; i < n; ++i) {
-      cand[i] = n == 1 ? d0 : d0 * (opt_.alpha + (opt_.beta - opt_.alpha) * i / (n - 1));
+      float d = n == 1 ? d0 : d0 * (opt_.alpha + (opt_.beta - opt_.alpha) * i / (n - 1));
+      cand[i] = search_w ? Candidate{dx, d} : Candidate{d, dw};
     }
+    std::vector<Evaluation> evs = EvaluateMany(cand, bias, false, false, false);
     std::vector<double> sim(n);
-    for (int i = 0; i < n; ++i) {
-      Evaluation e = Evaluate(search_w ? dx : cand[i], search_w ? cand[i] : dw, bias, false, false, false);
-      sim[i] = e.similarity;
-    }
-    if (!use_ranking()) {
-      return cand[std::max_element(sim.begin(), sim.end()) - sim.begin()];
-    }
+    for (int i = 0; i < n; ++i) sim[i] = evs[i].similarity;
+    auto pick = [&](int i) { return search_w ? cand[i].dw : cand[i].dx; };
+    if (!use_ranking()) return pick(static_cast<int>(std::max_element(sim.begin(), sim.end()) - sim.begin()));
     std::vector<int> order(n);
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return sim[a] > sim[b]; });
     double best = -1e300;
     int best_i = order[0];
-    for (int i : order) {
-      if (sim[i] <= best) break;
-      Evaluation e = Evaluate(search_w ? dx : cand[i], search_w ? cand[i] : dw, bias, true, false, false);
-      double obj = sim[i] - opt_.gamma * e.ranking;
-      if (obj > best) {
-        best = obj;
-        best_i = i;
+    // Batches of the most similar candidates still able to win, until none is.
+    size_t next = 0;
+    while (next < order.size() && sim[order[next]] > best) {
+      std::vector<int> batch;
+      while (next < order.size() && sim[order[next]] > best && batch.size() < 8) batch.push_back(order[next++]);
+      std::vector<Candidate> bc;
+      for (int i : batch) bc.push_back(cand[i]);
+      std::vector<Evaluation> re = EvaluateMany(bc, bias, true, false, false);
+      for (size_t j = 0; j < batch.size(); ++j) {
+        double obj = sim[batch[j]] - opt_.gamma * re[j].ranking;
+        if (obj > best || (obj == best && batch[j] < best_i)) {
+          best = obj;
+          best_i = batch[j];
+        }
       }
     }
-    return cand[best_i];
+    return pick(best_i);
   }
 
   int evaluations() const { return evaluations_; }
@@ -324,9 +373,9 @@ class Searcher {
   std::vector<double> o_mean_, o_norm2_;
   std::vector<RowOrder> orders_;
   std::vector<int8_t> qx_, qw_, qx_all_;
-  float cached_dx_ = -1.0f;
+  float cached_dx_ = -1.0f, chunk_dx_ = -1.0f;
+  int chunk_c0_ = -1;
   int chunk_ = 1;
-  float packed_dw_ = -1.0f;
   int evaluations_ = 0;
 };
 
