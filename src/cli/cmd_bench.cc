@@ -2,7 +2,7 @@
 #include <cstdio>
 
 #include "common.h"
-#include "vitq/evaluate.h"
+#include "load.h"
 
 namespace vitq::cli {
 
@@ -25,20 +25,18 @@ void RegisterBench(CLI::App* app, Runner* run) {
   cmd->callback([args, run] {
     *run = [args]() -> int {
       int threads = ApplyThreads(args->common.threads);
-      auto model = LoadModel(args->model);
+      auto model = OpenRunnable(args->model);
       if (!model.ok()) return ReportError(model.status());
-      Engine engine(model.value());
-      auto forward = [&](const float* x, int b, float* y) { engine.Forward(x, b, y); };
-      BenchResult r = BenchmarkForward(forward, model->spec, args->batch, threads, args->warmup,
+      BenchResult r = BenchmarkForward((*model)->forward, (*model)->spec, args->batch, threads, args->warmup,
                                        args->seconds, args->min_reps);
       if (args->common.json) {
-        PrintJson({{"model", args->model}, {"architecture", model->spec.config.architecture},
-                   {"engine", "fp32"}, {"batch", r.batch}, {"threads", r.threads},
+        PrintJson({{"model", args->model}, {"architecture", (*model)->spec.config.architecture},
+                   {"engine", (*model)->engine}, {"batch", r.batch}, {"threads", r.threads},
                    {"images_per_second", r.images_per_second}, {"ms_per_image", r.ms_per_image},
                    {"reps", r.reps}});
       } else {
-        std::printf("%s fp32 batch %d, %d threads: %.1f images/s, %.2f ms/image (median of %d calls)\n",
-                    model->spec.config.architecture.c_str(), r.batch, r.threads, r.images_per_second,
+        std::printf("%s %s batch %d, %d threads: %.1f images/s, %.2f ms/image (median of %d calls)\n",
+                    (*model)->spec.config.architecture.c_str(), (*model)->engine.c_str(), r.batch, r.threads, r.images_per_second,
                     r.ms_per_image, r.reps);
       }
       return 0;

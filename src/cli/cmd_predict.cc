@@ -3,7 +3,7 @@
 #include <cstdio>
 
 #include "common.h"
-#include "vitq/evaluate.h"
+#include "load.h"
 #include "vitq/image.h"
 
 namespace vitq::cli {
@@ -24,9 +24,9 @@ void RegisterPredict(CLI::App* app, Runner* run) {
   cmd->callback([args, run] {
     *run = [args]() -> int {
       ApplyThreads(args->common.threads);
-      auto model = LoadModel(args->model);
+      auto model = OpenRunnable(args->model);
       if (!model.ok()) return ReportError(model.status());
-      const ModelSpec& spec = model->spec;
+      const ModelSpec& spec = (*model)->spec;
       const int nc = spec.config.num_classes;
       const size_t per_image = static_cast<size_t>(3) * spec.preprocess.crop_height * spec.preprocess.crop_width;
       std::vector<float> inputs(per_image * args->images.size());
@@ -35,9 +35,8 @@ void RegisterPredict(CLI::App* app, Runner* run) {
         if (!img.ok()) return ReportError(img.status());
         PreprocessImage(img.value(), spec.preprocess, inputs.data() + per_image * i);
       }
-      Engine engine(model.value());
       std::vector<float> logits(static_cast<size_t>(nc) * args->images.size());
-      engine.Forward(inputs.data(), static_cast<int>(args->images.size()), logits.data());
+      (*model)->forward(inputs.data(), static_cast<int>(args->images.size()), logits.data());
       nlohmann::ordered_json out = nlohmann::ordered_json::array();
       for (size_t i = 0; i < args->images.size(); ++i) {
         float* l = &logits[i * nc];

@@ -29,6 +29,7 @@ void QuantizeToInt8(const float* x, int64_t n, float scale, int32_t zero_point, 
 
 void FakeQuantize(const float* x, int64_t n, float scale, int32_t zero_point, int qmin, int qmax,
                   float* out) {
+#pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) {
     out[i] = static_cast<float>(QuantizeValue(x[i], scale, zero_point, qmin, qmax) - zero_point) * scale;
   }
