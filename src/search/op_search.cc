@@ -132,9 +132,20 @@ class Searcher {
     }
     if (op.is_matmul && op.is_attention_scores && opt.ranking) {
       const int64_t rows = n_img * op.heads * op.m;
-      orders_.resize(rows);
+      const int w = op.n;
+      order_.resize(static_cast<size_t>(rows) * w);
+      group_end_.resize(order_.size());
+      a_sorted_.resize(order_.size());
 #pragma omp parallel for schedule(dynamic, 64)
-      for (int64_t r = 0; r < rows; ++r) orders_[r] = SortRow(o_.data() + r * op.n, op.n);
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* a = o_.data() + r * w;
+        RowOrder ro = SortRow(a, w);
+        for (int p = 0; p < w; ++p) {
+          order_[r * w + p] = ro.order[p];
+          group_end_[r * w + p] = ro.group_end[p];
+          a_sorted_[r * w + p] = a[ro.order[p]];
+        }
+      }
     }
     // Chunks of images small enough for the candidate outputs to stay in cache.
     chunk_ = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(n_img, (1 << 20) / out_per_image_)));
@@ -273,8 +284,9 @@ class Searcher {
             std::vector<float> scratch(2 * w);
 #pragma omp for schedule(dynamic, 64)
             for (int64_t r = 0; r < rows; ++r) {
-              RankSum rs = RankingRowWindowed(orders_[row0 + r], o_.data() + (row0 + r) * w, out_.data() + r * w, w,
-                                              opt_.theta, scratch.data());
+              const int64_t g = (row0 + r) * w;
+              RankSum rs = RankingRowWindowedFlat(order_.data() + g, group_end_.data() + g, a_sorted_.data() + g,
+                                                  out_.data() + r * w, w, opt_.theta, scratch.data());
               rs_sum += rs.sum;
               rs_pairs += rs.pairs;
             }
@@ -371,7 +383,8 @@ class Searcher {
   std::vector<float> o_, out_;
   std::vector<int32_t> acc_;
   std::vector<double> o_mean_, o_norm2_;
-  std::vector<RowOrder> orders_;
+  std::vector<uint16_t> order_, group_end_;  // per row of Q·Kᵀ: the float-sorted order (ranking loss)
+  std::vector<float> a_sorted_;
   std::vector<int8_t> qx_, qw_, qx_all_;
   float cached_dx_ = -1.0f, chunk_dx_ = -1.0f;
   int chunk_c0_ = -1;

@@ -73,6 +73,30 @@ RankSum RankingRowWindowed(const RowOrder& ro, const float* a, const float* b, i
   return r;
 }
 
+__attribute__((target_clones("avx512f", "avx2", "default")))
+RankSum RankingRowWindowedFlat(const uint16_t* order, const uint16_t* group_end, const float* av, const float* b,
+                               int w, float theta, float* bv) {
+  float e = 0.0f;
+  for (int p = 0; p < w; ++p) {
+    bv[p] = b[order[p]];
+    e = std::max(e, std::fabs(bv[p] - av[p]));
+  }
+  RankSum r;
+  const float reach = theta + 2.0f * e;
+  double total = 0;
+  for (int p = 0; p < w; ++p) {
+    const int start = group_end[p];
+    r.pairs += w - start;
+    const float limit = av[p] - reach - 1e-5f * (std::fabs(av[p]) + reach + 1.0f);
+    const float base = theta - bv[p];
+    float acc = 0.0f;
+    for (int q = start; q < w && av[q] >= limit; ++q) acc += std::max(0.0f, base + bv[q]);
+    total += acc;
+  }
+  r.sum = total;
+  return r;
+}
+
 RankSum RankingRowFenwick(const RowOrder& ro, const float* b, int w, float theta, FenwickScratch* s) {
   s->values.resize(w);
   for (int p = 0; p < w; ++p) s->values[p] = b[ro.order[p]];

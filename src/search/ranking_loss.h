@@ -34,6 +34,11 @@ RankSum RankingRowSortedPairs(const RowOrder& ro, const float* b, int w, float t
 // window of the float-sorted row are summed (`a` is the float row, scratch holds 2w floats).
 RankSum RankingRowWindowed(const RowOrder& ro, const float* a, const float* b, int w, float theta, float* scratch);
 
+// The same over flat per-row arrays: `order` and `group_end` of SortRow, `a_sorted` the float
+// scores in that order (precomputed once per row, so only b is gathered per candidate).
+RankSum RankingRowWindowedFlat(const uint16_t* order, const uint16_t* group_end, const float* a_sorted,
+                               const float* b, int w, float theta, float* scratch);
+
 struct FenwickScratch {
   std::vector<float> values, sorted;
   std::vector<double> sum;

@@ -30,6 +30,12 @@ TEST(RankingLoss, FastImplementationsMatchBruteForce) {
     RankSum sp = RankingRowSortedPairs(ro, b.data(), w, 0.2f, scratch.data());
     RankSum fw = RankingRowFenwick(ro, b.data(), w, 0.2f, &fs);
     RankSum wi = RankingRowWindowed(ro, a.data(), b.data(), w, 0.2f, scratch.data());
+    std::vector<float> a_sorted(w);
+    for (int p = 0; p < w; ++p) a_sorted[p] = a[ro.order[p]];
+    RankSum wf = RankingRowWindowedFlat(ro.order.data(), ro.group_end.data(), a_sorted.data(), b.data(), w, 0.2f,
+                                        scratch.data());
+    ASSERT_EQ(wf.pairs, ref.pairs);
+    ASSERT_NEAR(wf.sum, ref.sum, 1e-3 * (1 + ref.sum)) << trial;
     ASSERT_EQ(sp.pairs, ref.pairs);
     ASSERT_EQ(fw.pairs, ref.pairs);
     ASSERT_EQ(wi.pairs, ref.pairs);
