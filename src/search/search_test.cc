@@ -9,6 +9,8 @@
 #include "op_search.h"
 #include "ranking_loss.h"
 #include "vitq/quant.h"
+#include "vitq/quantize.h"
+#include "vitq/simulate.h"
 
 namespace vitq::search {
 namespace {
@@ -159,3 +161,83 @@ TEST(Search, BiasCorrectionRemovesTheMeanOutputError) {
 
 }  // namespace
 }  // namespace vitq::search
+
+namespace vitq {
+namespace {
+
+CalibrationSet RandomCalibration(const ViTConfig& c, int n) {
+  CalibrationSet cs;
+  cs.images.resize(static_cast<size_t>(n) * c.in_chans * c.img_size * c.img_size);
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0, 1);
+  for (auto& v : cs.images) v = nd(rng);
+  for (int i = 0; i < n; ++i) cs.items.push_back({"img" + std::to_string(i), "img" + std::to_string(i), 0});
+  cs.dir = "memory";
+  cs.hash = HashItemList(cs.items);
+  return cs;
+}
+
+ViTConfig SmallVit() {
+  ViTConfig c;
+  c.architecture = "small";
+  c.img_size = 32;
+  c.patch_size = 8;
+  c.embed_dim = 32;
+  c.depth = 2;
+  c.num_heads = 2;
+  c.mlp_hidden = 64;
+  c.num_classes = 10;
+  return c;
+}
+
+TEST(QuantizeModel, ParallelAndSequentialPlansCoverEverySite) {
+  ViTModel m = RandomModel(SmallVit(), 2);
+  CalibrationSet cs = RandomCalibration(m.spec.config, 6);
+  QuantizeOptions o;
+  o.method = "minmax";
+  o.wbits = o.abits = 4;
+  o.quiet = true;
+  QuantizeReport rp, rs;
+  auto par = QuantizeModel(m, cs, o, &rp);
+  o.sequential = true;
+  auto seq = QuantizeModel(m, cs, o, &rs);
+  ASSERT_TRUE(par.ok()) << par.status().message();
+  ASSERT_TRUE(seq.ok()) << seq.status().message();
+  for (const auto& name : QuantSiteNames(m.spec.config)) {
+    ASSERT_NE(par->Find(name), nullptr) << name;
+    ASSERT_NE(seq->Find(name), nullptr) << name;
+  }
+  EXPECT_EQ(rp.ops.size(), 6u * 2 + 2);
+  // The first operation sees the same (float) input either way; later inputs come from the
+  // 4-bit quantized prefix in sequential mode and differ.
+  EXPECT_EQ(par->Find("patch_embed.proj:in")->params.scale[0], seq->Find("patch_embed.proj:in")->params.scale[0]);
+  EXPECT_NE(par->Find("blocks.1.mlp.fc2:in")->params.scale[0], seq->Find("blocks.1.mlp.fc2:in")->params.scale[0]);
+  EXPECT_TRUE(ValidatePlan(seq.value(), m).ok());
+  EXPECT_EQ(par->calib_hash, cs.hash);
+}
+
+TEST(QuantizeModel, Liu2021ImprovesSimilarityAndCorrectsBiases) {
+  ViTModel m = RandomModel(SmallVit(), 3);
+  CalibrationSet cs = RandomCalibration(m.spec.config, 4);
+  QuantizeOptions o;
+  o.method = "liu2021";
+  o.wbits = o.abits = 4;
+  o.candidates = 20;
+  o.quiet = true;
+  QuantizeReport r;
+  auto plan = QuantizeModel(m, cs, o, &r);
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  double before = 0, after = 0;
+  for (const auto& op : r.ops) {
+    before += op.similarity_before;
+    after += op.similarity_after;
+  }
+  EXPECT_GT(after, before);
+  EXPECT_FALSE(plan->biases.empty());
+  QuantizeOptions bad = o;
+  bad.method = "nope";
+  EXPECT_FALSE(QuantizeModel(m, cs, bad, &r).ok());
+}
+
+}  // namespace
+}  // namespace vitq
