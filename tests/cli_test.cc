@@ -49,7 +49,8 @@ TEST(Cli, InfoJson) {
 
 TEST(Cli, PredictNamesTheClass) {
   std::string img = RepoPath("data/imagenet-samples/val/n01514859/n01514859_hen.JPEG");
-  CmdResult r = Vitq("predict " + RepoPath("models/deit-tiny") + " " + img + " --topk 3 --json", false);
+  CmdResult r =
+      Vitq("predict " + RepoPath("models/deit-tiny") + " " + img + " --topk 3 --json", false);
   ASSERT_EQ(r.code, 0) << r.out;
   auto j = nlohmann::json::parse(r.out);
   ASSERT_EQ(j.size(), 1u);
@@ -62,12 +63,16 @@ TEST(Cli, InitThenBenchAndEvalWithLimit) {
   TempDir dir;
   CmdResult init = Vitq("init --arch deit_tiny_patch16_224 --out " + dir.path("m") + " --seed 3");
   ASSERT_EQ(init.code, 0) << init.out;
-  CmdResult bench = Vitq("bench " + dir.path("m") + " --seconds 0.2 --warmup 0 --min-reps 2 --threads 2 --json", false);
+  CmdResult bench =
+      Vitq("bench " + dir.path("m") + " --seconds 0.2 --warmup 0 --min-reps 2 --threads 2 --json",
+           false);
   ASSERT_EQ(bench.code, 0) << bench.out;
   auto j = nlohmann::json::parse(bench.out);
   EXPECT_GT(j["images_per_second"].get<double>(), 0);
-  CmdResult eval = Vitq("eval " + RepoPath("models/deit-tiny") + " --data " + RepoPath("data/imagenet-samples/val") +
-                  " --limit 16 --batch 8 --json -q", false);
+  CmdResult eval =
+      Vitq("eval " + RepoPath("models/deit-tiny") + " --data " +
+               RepoPath("data/imagenet-samples/val") + " --limit 16 --batch 8 --json -q",
+           false);
   ASSERT_EQ(eval.code, 0) << eval.out;
   auto e = nlohmann::json::parse(eval.out);
   EXPECT_EQ(e["images"], 16);
@@ -95,7 +100,8 @@ TEST_F(CliBadInput, MissingModel) { ExpectBadInput("info " + dir_.path("nope"), 
 
 TEST_F(CliBadInput, TruncatedCheckpoint) {
   WriteText(dir_.path("m/model.safetensors"), weights_.substr(0, weights_.size() / 2));
-  ExpectBadInput("eval " + dir_.path("m") + " --data " + RepoPath("data/imagenet-samples/val"), "outside");
+  ExpectBadInput("eval " + dir_.path("m") + " --data " + RepoPath("data/imagenet-samples/val"),
+                 "outside");
 }
 
 TEST_F(CliBadInput, CorruptHeader) {
@@ -132,12 +138,14 @@ TEST_F(CliBadInput, DatasetProblems) {
   WriteText(dir_.path("ds/n01440764/bad.jpg"), "this is text");
   WriteText(dir_.path("ds/classes.txt"), "n01440764 tench\n");
   ExpectBadInput("eval " + model + " --data " + dir_.path("ds") + " -q", "bad.jpg");
-  CmdResult skip = Vitq("eval " + model + " --data " + dir_.path("ds") + " -q --skip-bad-images --json");
+  CmdResult skip =
+      Vitq("eval " + model + " --data " + dir_.path("ds") + " -q --skip-bad-images --json");
   EXPECT_EQ(skip.code, 0) << skip.out;
   EXPECT_NE(skip.out.find("warning: skipped"), std::string::npos);
   EXPECT_NE(skip.out.find("\"skipped\": 1"), std::string::npos) << skip.out;
   fs::create_directories(dir_.path("ds/n99999999"));
-  ExpectBadInput("eval " + model + " --data " + dir_.path("ds"), "folder 'n99999999' is not listed");
+  ExpectBadInput("eval " + model + " --data " + dir_.path("ds"),
+                 "folder 'n99999999' is not listed");
 }
 
 TEST_F(CliBadInput, UnreadableImageForPredict) {
@@ -148,14 +156,18 @@ TEST_F(CliBadInput, UnreadableImageForPredict) {
 TEST(CliQuantize, QuantizeEvalAndBadOptions) {
   TempDir dir;
   std::string model = RepoPath("models/deit-tiny"), calib = RepoPath("data/imagenet-samples/calib");
-  CmdResult q = Vitq("quantize " + model + " --calib " + calib + " --method minmax --calib-size 4 --out " +
-                     dir.path("m.vitq") + " --report " + dir.path("r.json") + " -q --json", false);
+  CmdResult q =
+      Vitq("quantize " + model + " --calib " + calib + " --method minmax --calib-size 4 --out " +
+               dir.path("m.vitq") + " --report " + dir.path("r.json") + " -q --json",
+           false);
   ASSERT_EQ(q.code, 0) << q.out;
   auto j = nlohmann::json::parse(q.out);
   EXPECT_EQ(j["ops"].size(), 74u);
   EXPECT_TRUE(fs::exists(dir.path("r.json")));
-  CmdResult e = Vitq("eval " + dir.path("m.vitq") + " --data " + RepoPath("data/imagenet-samples/val") +
-                     " --limit 8 --reference " + model + " --json -q", false);
+  CmdResult e =
+      Vitq("eval " + dir.path("m.vitq") + " --data " + RepoPath("data/imagenet-samples/val") +
+               " --limit 8 --reference " + model + " --json -q",
+           false);
   ASSERT_EQ(e.code, 0) << e.out;
   auto ej = nlohmann::json::parse(e.out);
   EXPECT_EQ(ej["engine"], "simulated");
@@ -164,12 +176,14 @@ TEST(CliQuantize, QuantizeEvalAndBadOptions) {
   EXPECT_EQ(info.code, 0) << info.out;
   // Bad input: exit 3, nothing written.
   std::string out = " --out " + dir.path("bad.vitq") + " -q";
-  ExpectBadInput("quantize " + model + " --calib " + calib + " --method magic" + out, "unknown method 'magic'");
+  ExpectBadInput("quantize " + model + " --calib " + calib + " --method magic" + out,
+                 "unknown method 'magic'");
   ExpectBadInput("quantize " + model + " --calib " + calib + " --wbits 9" + out, "outside 2-8");
   ExpectBadInput("quantize " + model + " --calib " + calib + " --abits 1" + out, "outside 2-8");
   ExpectBadInput("quantize " + model + " --calib " + calib + " --calib-size 101" + out,
                  "has 100 images, fewer than --calib-size 101");
-  ExpectBadInput("quantize " + model + " --calib " + calib + " --out /nonexistent/dir/x.vitq -q", "does not exist");
+  ExpectBadInput("quantize " + model + " --calib " + calib + " --out /nonexistent/dir/x.vitq -q",
+                 "does not exist");
   EXPECT_FALSE(fs::exists(dir.path("bad.vitq")));
   // A plan that does not match the model: a DeiT-Tiny .vitq relabelled as 2 blocks.
   std::string bytes = testing::ReadText(dir.path("m.vitq"));
@@ -177,9 +191,13 @@ TEST(CliQuantize, QuantizeEvalAndBadOptions) {
   ASSERT_NE(pos, std::string::npos);
   bytes.replace(pos, 12, "\\\"depth\\\": 2");
   WriteText(dir.path("tampered.vitq"), bytes);
-  ExpectBadInput("eval " + dir.path("tampered.vitq") + " --data " + RepoPath("data/imagenet-samples/val"), "blocks.");
+  ExpectBadInput(
+      "eval " + dir.path("tampered.vitq") + " --data " + RepoPath("data/imagenet-samples/val"),
+      "blocks.");
   WriteText(dir.path("trunc.vitq"), bytes.substr(0, bytes.size() / 3));
-  ExpectBadInput("eval " + dir.path("trunc.vitq") + " --data " + RepoPath("data/imagenet-samples/val"), "trunc.vitq");
+  ExpectBadInput(
+      "eval " + dir.path("trunc.vitq") + " --data " + RepoPath("data/imagenet-samples/val"),
+      "trunc.vitq");
 }
 
 }  // namespace

@@ -20,21 +20,23 @@ TEST(EvalEndToEnd, DeitTinyOnImageNetSamplesMatchesPyTorch) {
   Engine engine(model.value());
   EvalOptions opts;
   opts.quiet = true;
-  auto r = EvaluateDataset([&](const float* x, int b, float* y) { engine.Forward(x, b, y); }, model->spec,
-                           ds.value(), opts);
+  auto r = EvaluateDataset([&](const float* x, int b, float* y) { engine.Forward(x, b, y); },
+                           model->spec, ds.value(), opts);
   ASSERT_TRUE(r.ok()) << r.status().message();
   std::ifstream in(RepoPath("data/imagenet-samples/reference-deit-tiny/predictions.json"));
   auto ref = nlohmann::json::parse(in);
   EXPECT_EQ(r->images, 400);
   EXPECT_NEAR(r->top1, ref["top1"].get<double>(), 1e-9);
   std::map<std::string, int> ref_top1;
-  for (const auto& p : ref["predictions"]) ref_top1[p["file"].get<std::string>()] = p["top5"][0].get<int>();
+  for (const auto& p : ref["predictions"])
+    ref_top1[p["file"].get<std::string>()] = p["top5"][0].get<int>();
   int same = 0;
   for (size_t i = 0; i < r->files.size(); ++i) {
     ASSERT_TRUE(ref_top1.count(r->files[i])) << r->files[i];
     same += ref_top1[r->files[i]] == r->top5_classes[i][0];
   }
-  std::printf("top-1 %.4f (PyTorch %.4f), same top-1 class on %d/400\n", r->top1, ref["top1"].get<double>(), same);
+  std::printf("top-1 %.4f (PyTorch %.4f), same top-1 class on %d/400\n", r->top1,
+              ref["top1"].get<double>(), same);
   EXPECT_GE(same, 398);
 }
 

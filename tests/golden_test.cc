@@ -68,7 +68,8 @@ TEST(Golden, PreprocessingMatchesPyTorchOnEightJpegs) {
       sum += d;
     }
   }
-  std::printf("preprocessing vs PyTorch: max |diff| %.4g, mean |diff| %.3g\n", worst, sum / (8.0 * per));
+  std::printf("preprocessing vs PyTorch: max |diff| %.4g, mean |diff| %.3g\n", worst,
+              sum / (8.0 * per));
   EXPECT_LE(worst, 0.02);
 }
 

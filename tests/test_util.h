@@ -9,7 +9,9 @@
 namespace vitq::testing {
 
 // The repository root (set by CMake), holding models/ and data/.
-inline std::string RepoPath(const std::string& rel) { return std::string(VITQ_SOURCE_DIR) + "/" + rel; }
+inline std::string RepoPath(const std::string& rel) {
+  return std::string(VITQ_SOURCE_DIR) + "/" + rel;
+}
 
 inline std::vector<float> ReadF32File(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -53,14 +55,17 @@ class TempDir {
  public:
   TempDir() {
     std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() / ("vitq_test_" + std::to_string(rd()) + std::to_string(rd()));
+    path_ = std::filesystem::temp_directory_path() /
+            ("vitq_test_" + std::to_string(rd()) + std::to_string(rd()));
     std::filesystem::create_directories(path_);
   }
   ~TempDir() {
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
   }
-  std::string path(const std::string& rel = "") const { return rel.empty() ? path_.string() : (path_ / rel).string(); }
+  std::string path(const std::string& rel = "") const {
+    return rel.empty() ? path_.string() : (path_ / rel).string();
+  }
 
  private:
   std::filesystem::path path_;

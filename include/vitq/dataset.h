@@ -18,7 +18,7 @@ struct DatasetItem {
 
 struct Dataset {
   std::string root;
-  std::string classes_file;  // the class list used, or empty (sorted folder names)
+  std::string classes_file;                // the class list used, or empty (sorted folder names)
   std::vector<std::string> class_folders;  // by label (from classes.txt, else sorted folder names)
   std::vector<DatasetItem> items;          // canonical order: by label, then file name
 };

@@ -29,9 +29,9 @@ struct Site {
 };
 
 // Observes (and may modify in place) the tensors at quantization sites. Shapes handed out:
-//   linear :in / :out        [B, T, K] / [B, T, N] (patch_embed: T = patches; head: [B, D] / [B, C])
-//   attn.qk:a, :b (Q, K)     [B, H, T, hd]
-//   attn.pv:a (P, softmaxed) [B, H, T, T];  attn.pv:b (V) [B, H, T, hd]
+//   linear :in / :out        [B, T, K] / [B, T, N] (patch_embed: T = patches; head: [B, D] / [B,
+//   C]) attn.qk:a, :b (Q, K)     [B, H, T, hd] attn.pv:a (P, softmaxed) [B, H, T, T];  attn.pv:b
+//   (V) [B, H, T, hd]
 // Only sites for which Wants() is true are materialized; unobserved sites cost nothing and may be
 // fused away (GELU into fc1, residual adds into proj/fc2).
 class Observer {

@@ -21,15 +21,15 @@ struct EvalOptions {
   // Logits of a reference model on the same images in the same order (e.g. the float model's
   // EvalResult::logits): adds top-1 agreement and mean KL(reference || evaluated).
   const std::vector<float>* reference_logits = nullptr;
-  std::string label = "eval";    // progress bar label
+  std::string label = "eval";  // progress bar label
 };
 
 struct EvalResult {
-  int64_t images = 0;   // evaluated
-  int64_t skipped = 0;  // unreadable, skipped with skip_bad_images
+  int64_t images = 0;         // evaluated
+  int64_t skipped = 0;        // unreadable, skipped with skip_bad_images
   double top1 = 0, top5 = 0;  // fractions 0..1
   double seconds = 0, images_per_second = 0;
-  std::vector<std::string> files;   // relative paths of the evaluated images
+  std::vector<std::string> files;  // relative paths of the evaluated images
   std::vector<int> labels;
   std::vector<std::vector<int>> top5_classes;  // per evaluated image, best first
   std::vector<std::string> warnings;           // one per skipped image
@@ -52,8 +52,8 @@ struct BenchResult {
 
 // Times forward() on a fixed random input: warm-up (>= 1 call and >= warmup_seconds) excluded,
 // then calls until >= min_seconds and >= min_reps; reports the median call.
-BenchResult BenchmarkForward(const ForwardFn& forward, const ModelSpec& spec, int batch, int threads,
-                             double warmup_seconds, double min_seconds, int min_reps);
+BenchResult BenchmarkForward(const ForwardFn& forward, const ModelSpec& spec, int batch,
+                             int threads, double warmup_seconds, double min_seconds, int min_reps);
 
 // Indices of the k largest values, best first (ties: lower index first).
 std::vector<int> TopK(const float* values, int n, int k);

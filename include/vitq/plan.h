@@ -21,12 +21,12 @@ struct SitePlan {
 struct QuantPlan {
   static constexpr int kVersion = 1;
   // Provenance.
-  std::string method;          // "liu2021", "minmax", ...
-  std::string options_json;    // the method's options as a JSON object (text)
+  std::string method;        // "liu2021", "minmax", ...
+  std::string options_json;  // the method's options as a JSON object (text)
   uint64_t seed = 0;
   std::string calib_dir;
   int calib_size = 0;
-  std::string calib_hash;      // HashItemList of the calibration files
+  std::string calib_hash;  // HashItemList of the calibration files
   std::string tool_version;
   std::string architecture;
   // Sites: weights "<layer>:w", inputs "<layer>:in", matmul operands "<block>.attn.qk:a" etc.

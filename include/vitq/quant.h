@@ -16,11 +16,11 @@ enum class Granularity : uint8_t { kPerTensor, kPerChannel };
 // A uniform quantizer: q = clamp(round_half_even(x / scale) + zero_point, qmin, qmax),
 // x̂ = (q - zero_point) * scale. Symmetric schemes have zero_point 0.
 struct QuantScheme {
-  int bits = 8;             // 2..8
-  bool symmetric = true;    // zero_point = 0
-  bool is_signed = true;    // signed: [-2^(b-1), 2^(b-1)-1]; unsigned: [0, 2^b-1]
+  int bits = 8;           // 2..8
+  bool symmetric = true;  // zero_point = 0
+  bool is_signed = true;  // signed: [-2^(b-1), 2^(b-1)-1]; unsigned: [0, 2^b-1]
   Granularity granularity = Granularity::kPerTensor;
-  int axis = 0;             // channel axis for kPerChannel (0 = output channel of a weight)
+  int axis = 0;  // channel axis for kPerChannel (0 = output channel of a weight)
 
   int qmin() const { return is_signed ? -(1 << (bits - 1)) : 0; }
   int qmax() const { return is_signed ? (1 << (bits - 1)) - 1 : (1 << bits) - 1; }

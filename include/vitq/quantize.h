@@ -21,12 +21,12 @@ struct QuantizeOptions {
   int wbits = 8, abits = 8;
   int calib_size = 100;
   uint64_t seed = 0;
-  bool sequential = false;       // layer inputs from the quantized prefix (default: float model)
-  bool ranking = true;           // liu2021: ranking loss on Q·Kᵀ
-  bool bias_correction = true;   // liu2021: bias correction
-  int candidates = 100;          // grid points per search step
+  bool sequential = false;      // layer inputs from the quantized prefix (default: float model)
+  bool ranking = true;          // liu2021: ranking loss on Q·Kᵀ
+  bool bias_correction = true;  // liu2021: bias correction
+  int candidates = 100;         // grid points per search step
   int max_rounds = 20;
-  int batch = 25;                // images per forward pass during calibration
+  int batch = 25;  // images per forward pass during calibration
   bool quiet = false;
   // Per-module bit-widths (mixed precision): module name ("blocks.3.attn", "blocks.3.mlp") ->
   // bits for its weights and inputs. Modules not listed use wbits/abits.
@@ -60,11 +60,11 @@ struct CalibrationSet {
   std::vector<float> images;  // [count, 3, H, W]
   std::string dir, hash;
 };
-Result<CalibrationSet> LoadCalibrationSet(const ModelSpec& spec, const std::string& dir, int count, uint64_t seed,
-                                          bool quiet);
+Result<CalibrationSet> LoadCalibrationSet(const ModelSpec& spec, const std::string& dir, int count,
+                                          uint64_t seed, bool quiet);
 
 // Runs the method over the calibration set and returns the plan (with provenance) and report.
-Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& calib, const QuantizeOptions& options,
-                                QuantizeReport* report);
+Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& calib,
+                                const QuantizeOptions& options, QuantizeReport* report);
 
 }  // namespace vitq

@@ -47,7 +47,8 @@ class FakeQuantObserver : public Observer {
 // The float engine over the plan-applied weights with fake-quantized activations.
 class SimulatedModel {
  public:
-  static Result<std::unique_ptr<SimulatedModel>> Create(const ViTModel& model, const QuantPlan& plan);
+  static Result<std::unique_ptr<SimulatedModel>> Create(const ViTModel& model,
+                                                        const QuantPlan& plan);
   void Forward(const float* images, int batch, float* logits);
   const ViTModel& model() const { return qmodel_; }
 

@@ -19,7 +19,9 @@ class [[nodiscard]] Status {
   static Status InvalidInput(std::string message) {
     return Status(StatusCode::kInvalidInput, std::move(message));
   }
-  static Status Usage(std::string message) { return Status(StatusCode::kUsage, std::move(message)); }
+  static Status Usage(std::string message) {
+    return Status(StatusCode::kUsage, std::move(message));
+  }
   static Status Internal(std::string message) {
     return Status(StatusCode::kInternal, std::move(message));
   }
@@ -42,7 +44,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT(runtime/explicit)
+  Result(T value) : value_(std::move(value)) {}          // NOLINT(runtime/explicit)
   Result(Status status) : status_(std::move(status)) {}  // NOLINT(runtime/explicit)
 
   bool ok() const { return status_.ok(); }
@@ -64,9 +66,9 @@ class [[nodiscard]] Result {
 #define VITQ_CONCAT_INNER_(a, b) a##b
 #define VITQ_CONCAT_(a, b) VITQ_CONCAT_INNER_(a, b)
 
-#define VITQ_RETURN_IF_ERROR(expr)        \
-  do {                                    \
-    ::vitq::Status vitq_status_ = (expr); \
+#define VITQ_RETURN_IF_ERROR(expr)               \
+  do {                                           \
+    ::vitq::Status vitq_status_ = (expr);        \
     if (!vitq_status_.ok()) return vitq_status_; \
   } while (0)
 
@@ -80,10 +82,9 @@ class [[nodiscard]] Result {
 
 // Always-on check of an internal invariant (not for input validation): throws std::logic_error,
 // which the CLI reports as an internal error (exit 1).
-#define VITQ_CHECK(cond, msg)                                                          \
-  do {                                                                                 \
-    if (!(cond))                                                                       \
-      ::vitq::internal::CheckFailed(#cond, __FILE__, __LINE__, std::string(msg));      \
+#define VITQ_CHECK(cond, msg)                                                                \
+  do {                                                                                       \
+    if (!(cond)) ::vitq::internal::CheckFailed(#cond, __FILE__, __LINE__, std::string(msg)); \
   } while (0)
 
 namespace vitq::internal {

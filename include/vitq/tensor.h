@@ -48,9 +48,13 @@ class Tensor {
   bool empty() const { return size() == 0; }
 
   template <typename T>
-  T* data() { return reinterpret_cast<T*>(buffer_.get()); }
+  T* data() {
+    return reinterpret_cast<T*>(buffer_.get());
+  }
   template <typename T>
-  const T* data() const { return reinterpret_cast<const T*>(buffer_.get()); }
+  const T* data() const {
+    return reinterpret_cast<const T*>(buffer_.get());
+  }
   float* f32() { return data<float>(); }
   const float* f32() const { return data<float>(); }
   TensorView view() { return TensorView{f32(), shape_}; }

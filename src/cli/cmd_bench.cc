@@ -17,27 +17,36 @@ void RegisterBench(CLI::App* app, Runner* run) {
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("MODEL", args->model, "model directory or .safetensors file")->required();
-  cmd->add_option("--batch", args->batch, "images per call (default 1)")->check(CLI::Range(1, 4096));
-  cmd->add_option("--seconds", args->seconds, "minimum timed seconds (default 5)")->check(CLI::Range(0.0, 3600.0));
-  cmd->add_option("--warmup", args->warmup, "minimum warm-up seconds (default 1)")->check(CLI::Range(0.0, 3600.0));
-  cmd->add_option("--min-reps", args->min_reps, "minimum timed calls (default 5)")->check(CLI::Range(1, 1000000));
+  cmd->add_option("--batch", args->batch, "images per call (default 1)")
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--seconds", args->seconds, "minimum timed seconds (default 5)")
+      ->check(CLI::Range(0.0, 3600.0));
+  cmd->add_option("--warmup", args->warmup, "minimum warm-up seconds (default 1)")
+      ->check(CLI::Range(0.0, 3600.0));
+  cmd->add_option("--min-reps", args->min_reps, "minimum timed calls (default 5)")
+      ->check(CLI::Range(1, 1000000));
   AddCommonOptions(cmd, &args->common, true);
   cmd->callback([args, run] {
     *run = [args]() -> int {
       int threads = ApplyThreads(args->common.threads);
       auto model = OpenRunnable(args->model);
       if (!model.ok()) return ReportError(model.status());
-      BenchResult r = BenchmarkForward((*model)->forward, (*model)->spec, args->batch, threads, args->warmup,
-                                       args->seconds, args->min_reps);
+      BenchResult r = BenchmarkForward((*model)->forward, (*model)->spec, args->batch, threads,
+                                       args->warmup, args->seconds, args->min_reps);
       if (args->common.json) {
-        PrintJson({{"model", args->model}, {"architecture", (*model)->spec.config.architecture},
-                   {"engine", (*model)->engine}, {"batch", r.batch}, {"threads", r.threads},
-                   {"images_per_second", r.images_per_second}, {"ms_per_image", r.ms_per_image},
+        PrintJson({{"model", args->model},
+                   {"architecture", (*model)->spec.config.architecture},
+                   {"engine", (*model)->engine},
+                   {"batch", r.batch},
+                   {"threads", r.threads},
+                   {"images_per_second", r.images_per_second},
+                   {"ms_per_image", r.ms_per_image},
                    {"reps", r.reps}});
       } else {
-        std::printf("%s %s batch %d, %d threads: %.1f images/s, %.2f ms/image (median of %d calls)\n",
-                    (*model)->spec.config.architecture.c_str(), (*model)->engine.c_str(), r.batch, r.threads, r.images_per_second,
-                    r.ms_per_image, r.reps);
+        std::printf(
+            "%s %s batch %d, %d threads: %.1f images/s, %.2f ms/image (median of %d calls)\n",
+            (*model)->spec.config.architecture.c_str(), (*model)->engine.c_str(), r.batch,
+            r.threads, r.images_per_second, r.ms_per_image, r.reps);
       }
       return 0;
     };

@@ -30,9 +30,11 @@ struct Row {
 }  // namespace
 
 void RegisterCompare(CLI::App* app, Runner* run) {
-  auto* cmd = app->add_subcommand("compare", "quantize with several methods and bit-widths, evaluate each, print one table");
+  auto* cmd = app->add_subcommand(
+      "compare", "quantize with several methods and bit-widths, evaluate each, print one table");
   struct Args {
-    std::string model, calib, data, methods = "minmax,percentile,omse,easyquant,liu2021", bits = "8,6,4";
+    std::string model, calib, data, methods = "minmax,percentile,omse,easyquant,liu2021",
+                                    bits = "8,6,4";
     std::string format = "markdown";
     int limit = 0, batch = 32;
     QuantizeOptions q;
@@ -45,12 +47,16 @@ void RegisterCompare(CLI::App* app, Runner* run) {
   cmd->add_option("--methods", args->methods,
                   "comma list; a method may carry +no-ranking, +no-bias-correction, +sequential "
                   "(e.g. liu2021+no-ranking)");
-  cmd->add_option("--bits", args->bits, "comma list of bit-widths for weights and activations (default 8,6,4)");
-  cmd->add_option("--limit", args->limit, "evaluate only the first N images")->check(CLI::Range(1, 1 << 30));
-  cmd->add_option("--batch", args->batch, "evaluation batch (default 32)")->check(CLI::Range(1, 4096));
+  cmd->add_option("--bits", args->bits,
+                  "comma list of bit-widths for weights and activations (default 8,6,4)");
+  cmd->add_option("--limit", args->limit, "evaluate only the first N images")
+      ->check(CLI::Range(1, 1 << 30));
+  cmd->add_option("--batch", args->batch, "evaluation batch (default 32)")
+      ->check(CLI::Range(1, 4096));
   cmd->add_option("--format", args->format, "markdown (default), csv or json")
       ->check(CLI::IsMember({"markdown", "csv", "json"}));
-  cmd->add_option("--calib-size", args->q.calib_size, "calibration images (default 100)")->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--calib-size", args->q.calib_size, "calibration images (default 100)")
+      ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--seed", args->q.seed, "seed of the calibration draw (default 0)");
   AddCommonOptions(cmd, &args->common, true);
   cmd->callback([args, run] {
@@ -77,10 +83,15 @@ void RegisterCompare(CLI::App* app, Runner* run) {
           cfg.q.wbits = cfg.q.abits = bits;
           cfg.q.quiet = args->common.quiet;
           for (size_t i = 1; i < parts.size(); ++i) {
-            if (parts[i] == "no-ranking") cfg.q.ranking = false;
-            else if (parts[i] == "no-bias-correction") cfg.q.bias_correction = false;
-            else if (parts[i] == "sequential") cfg.q.sequential = true;
-            else return ReportError(Status::InvalidInput("--methods: unknown variant '+" + parts[i] + "' in '" + m + "'"));
+            if (parts[i] == "no-ranking")
+              cfg.q.ranking = false;
+            else if (parts[i] == "no-bias-correction")
+              cfg.q.bias_correction = false;
+            else if (parts[i] == "sequential")
+              cfg.q.sequential = true;
+            else
+              return ReportError(Status::InvalidInput("--methods: unknown variant '+" + parts[i] +
+                                                      "' in '" + m + "'"));
           }
           Status v = cfg.q.Validate();
           if (!v.ok()) return ReportError(v);
@@ -91,7 +102,8 @@ void RegisterCompare(CLI::App* app, Runner* run) {
       if (!model.ok()) return ReportError(model.status());
       auto dataset = OpenImageFolder(args->data);
       if (!dataset.ok()) return ReportError(dataset.status());
-      auto calib = LoadCalibrationSet(model->spec, args->calib, args->q.calib_size, args->q.seed, args->common.quiet);
+      auto calib = LoadCalibrationSet(model->spec, args->calib, args->q.calib_size, args->q.seed,
+                                      args->common.quiet);
       if (!calib.ok()) return ReportError(calib.status());
       EvalOptions eo;
       eo.limit = args->limit;
@@ -100,11 +112,12 @@ void RegisterCompare(CLI::App* app, Runner* run) {
       eo.keep_logits = true;
       eo.label = "fp32";
       Engine engine(model.value());
-      auto fr = EvaluateDataset([&](const float* x, int b, float* y) { engine.Forward(x, b, y); }, model->spec,
-                                dataset.value(), eo);
+      auto fr = EvaluateDataset([&](const float* x, int b, float* y) { engine.Forward(x, b, y); },
+                                model->spec, dataset.value(), eo);
       if (!fr.ok()) return ReportError(fr.status());
       std::vector<Row> rows;
-      rows.push_back({"fp32", "32", fr->top1, fr->top5, 1.0, 0.0, model->NumParams() * 4 / 1e6, 0.0});
+      rows.push_back(
+          {"fp32", "32", fr->top1, fr->top5, 1.0, 0.0, model->NumParams() * 4 / 1e6, 0.0});
       std::vector<float> ref = std::move(fr->logits);
       for (const auto& cfg : grid) {
         QuantizeReport report;
@@ -119,14 +132,14 @@ void RegisterCompare(CLI::App* app, Runner* run) {
         qo.reference_logits = &ref;
         qo.label = cfg.label + " W" + std::to_string(cfg.q.wbits);
         SimulatedModel* s = sim->get();
-        auto r = EvaluateDataset([s](const float* x, int b, float* y) { s->Forward(x, b, y); }, model->spec,
-                                 dataset.value(), qo);
+        auto r = EvaluateDataset([s](const float* x, int b, float* y) { s->Forward(x, b, y); },
+                                 model->spec, dataset.value(), qo);
         if (!r.ok()) return ReportError(r.status());
-        rows.push_back({cfg.label, std::to_string(cfg.q.wbits), r->top1, r->top5, r->agreement, r->kl,
-                        ModelSizeBytes(model.value(), plan.value()) / 1e6, secs});
+        rows.push_back({cfg.label, std::to_string(cfg.q.wbits), r->top1, r->top5, r->agreement,
+                        r->kl, ModelSizeBytes(model.value(), plan.value()) / 1e6, secs});
         if (!args->common.quiet && args->format == "markdown") {
-          std::fprintf(stderr, "vitq compare: %s W%dA%d top-1 %.4f (%.1f s calibration)\n", cfg.label.c_str(),
-                       cfg.q.wbits, cfg.q.abits, r->top1, secs);
+          std::fprintf(stderr, "vitq compare: %s W%dA%d top-1 %.4f (%.1f s calibration)\n",
+                       cfg.label.c_str(), cfg.q.wbits, cfg.q.abits, r->top1, secs);
         }
       }
       if (args->format == "json") {
@@ -140,24 +153,30 @@ void RegisterCompare(CLI::App* app, Runner* run) {
         j["threads"] = threads;
         j["rows"] = nlohmann::ordered_json::array();
         for (const auto& r : rows) {
-          j["rows"].push_back({{"method", r.method}, {"bits", r.bits}, {"top1", r.top1}, {"top5", r.top5},
-                               {"agreement", r.agreement}, {"kl", r.kl}, {"size_mb", r.size_mb},
+          j["rows"].push_back({{"method", r.method},
+                               {"bits", r.bits},
+                               {"top1", r.top1},
+                               {"top5", r.top5},
+                               {"agreement", r.agreement},
+                               {"kl", r.kl},
+                               {"size_mb", r.size_mb},
                                {"calib_seconds", r.calib_seconds}});
         }
         PrintJson(j);
       } else if (args->format == "csv") {
         std::printf("method,bits,top1,top5,agreement,kl,size_mb,calib_seconds\n");
         for (const auto& r : rows) {
-          std::printf("%s,%s,%.4f,%.4f,%.4f,%.5f,%.3f,%.1f\n", r.method.c_str(), r.bits.c_str(), r.top1, r.top5,
-                      r.agreement, r.kl, r.size_mb, r.calib_seconds);
+          std::printf("%s,%s,%.4f,%.4f,%.4f,%.5f,%.3f,%.1f\n", r.method.c_str(), r.bits.c_str(),
+                      r.top1, r.top5, r.agreement, r.kl, r.size_mb, r.calib_seconds);
         }
       } else {
-        std::printf("| method | W/A bits | top-1 | top-5 | agreement | KL | size (MB) | calib (s) |\n");
+        std::printf(
+            "| method | W/A bits | top-1 | top-5 | agreement | KL | size (MB) | calib (s) |\n");
         std::printf("|---|---|---|---|---|---|---|---|\n");
         for (const auto& r : rows) {
           std::printf("| %s | %s | %.4f | %.4f | %.4f | %.5f | %.2f | %.1f |\n", r.method.c_str(),
-                      r.bits == "32" ? "32 (float)" : (r.bits + "/" + r.bits).c_str(), r.top1, r.top5, r.agreement,
-                      r.kl, r.size_mb, r.calib_seconds);
+                      r.bits == "32" ? "32 (float)" : (r.bits + "/" + r.bits).c_str(), r.top1,
+                      r.top5, r.agreement, r.kl, r.size_mb, r.calib_seconds);
         }
       }
       return 0;

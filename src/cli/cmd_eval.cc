@@ -15,17 +15,24 @@ void RegisterEval(CLI::App* app, Runner* run) {
     CommonOptions common;
   };
   auto args = std::make_shared<Args>();
-  cmd->add_option("MODEL", args->model, "model directory, .safetensors file, or quantized .vitq file")->required();
+  cmd->add_option("MODEL", args->model,
+                  "model directory, .safetensors file, or quantized .vitq file")
+      ->required();
   cmd->add_option("--data", args->data, "ImageFolder: DIR/<class>/<image>")->required();
-  cmd->add_option("--classes", args->classes, "class list file (default: DIR/classes.txt, then DIR/../classes.txt)");
-  cmd->add_option("--limit", args->eval.limit, "evaluate only the first N images")->check(CLI::Range(1, 1 << 30));
-  cmd->add_option("--batch", args->eval.batch, "images per forward call (default 32)")->check(CLI::Range(1, 4096));
+  cmd->add_option("--classes", args->classes,
+                  "class list file (default: DIR/classes.txt, then DIR/../classes.txt)");
+  cmd->add_option("--limit", args->eval.limit, "evaluate only the first N images")
+      ->check(CLI::Range(1, 1 << 30));
+  cmd->add_option("--batch", args->eval.batch, "images per forward call (default 32)")
+      ->check(CLI::Range(1, 4096));
   cmd->add_flag("--skip-bad-images", args->eval.skip_bad_images,
                 "warn about and skip unreadable images instead of failing");
-  cmd->add_flag("--simulate", args->simulate,
-                "for a .vitq file: run the fake-quant simulation (currently the only quantized path)");
-  cmd->add_option("--reference", args->reference,
-                  "float model to compare with: adds top-1 agreement and mean KL(float || evaluated)");
+  cmd->add_flag(
+      "--simulate", args->simulate,
+      "for a .vitq file: run the fake-quant simulation (currently the only quantized path)");
+  cmd->add_option(
+      "--reference", args->reference,
+      "float model to compare with: adds top-1 agreement and mean KL(float || evaluated)");
   AddCommonOptions(cmd, &args->common, true);
   cmd->callback([args, run] {
     *run = [args]() -> int {
@@ -49,7 +56,8 @@ void RegisterEval(CLI::App* app, Runner* run) {
       }
       auto r = EvaluateDataset((*model)->forward, (*model)->spec, dataset.value(), args->eval);
       if (!r.ok()) return ReportError(r.status());
-      for (const auto& w : r->warnings) std::fprintf(stderr, "vitq: warning: skipped %s\n", w.c_str());
+      for (const auto& w : r->warnings)
+        std::fprintf(stderr, "vitq: warning: skipped %s\n", w.c_str());
       const std::string engine = (*model)->engine;
       if (args->common.json) {
         nlohmann::ordered_json j;
@@ -74,12 +82,14 @@ void RegisterEval(CLI::App* app, Runner* run) {
         return 0;
       }
       std::printf("model   %s (%s)\n", args->model.c_str(), engine.c_str());
-      std::printf("data    %s: %lld images%s\n", args->data.c_str(), static_cast<long long>(r->images),
+      std::printf("data    %s: %lld images%s\n", args->data.c_str(),
+                  static_cast<long long>(r->images),
                   r->skipped ? (", " + std::to_string(r->skipped) + " skipped").c_str() : "");
       std::printf("top-1   %.4f\n", r->top1);
       std::printf("top-5   %.4f\n", r->top5);
       if (!args->reference.empty()) {
-        std::printf("agree   %.4f top-1 agreement with %s\n", r->agreement, args->reference.c_str());
+        std::printf("agree   %.4f top-1 agreement with %s\n", r->agreement,
+                    args->reference.c_str());
         std::printf("KL      %.5f nats (float || evaluated), mean over images\n", r->kl);
       }
       std::printf("size    %.2f MB of parameters\n", (*model)->size_bytes / 1e6);

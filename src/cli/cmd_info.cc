@@ -16,7 +16,8 @@ void RegisterInfo(CLI::App* app, Runner* run) {
     CommonOptions common;
   };
   auto args = std::make_shared<Args>();
-  cmd->add_option("MODEL", args->model, "model directory (config.json + model.safetensors) or .safetensors file")
+  cmd->add_option("MODEL", args->model,
+                  "model directory (config.json + model.safetensors) or .safetensors file")
       ->required();
   AddCommonOptions(cmd, &args->common, false);
   cmd->callback([args, run] {
@@ -72,7 +73,9 @@ void RegisterInfo(CLI::App* app, Runner* run) {
         for (const auto& [layer, w] : LinearLayers(model.value())) {
           const SitePlan* sw = plan.Find(layer + ":w");
           const SitePlan* sx = plan.Find(layer + ":in");
-          layers.push_back({{"layer", layer}, {"wbits", sw ? sw->scheme.bits : 32}, {"abits", sx ? sx->scheme.bits : 32}});
+          layers.push_back({{"layer", layer},
+                            {"wbits", sw ? sw->scheme.bits : 32},
+                            {"abits", sx ? sx->scheme.bits : 32}});
         }
         j["layers"] = layers;
       }
@@ -80,22 +83,26 @@ void RegisterInfo(CLI::App* app, Runner* run) {
         PrintJson(j);
         return 0;
       }
-      std::printf("model          %s (%s layout)\n", args->model.c_str(), model->spec.layout.c_str());
-      std::printf("architecture   %s%s\n", c.architecture.c_str(), c.dist_token ? " (distilled)" : "");
-      std::printf("input          %dx%dx%d, patch %d, %d tokens\n", c.in_chans, c.img_size, c.img_size,
-                  c.patch_size, c.num_tokens());
-      std::printf("dims           embed %d, depth %d, heads %d, mlp %d, classes %d\n", c.embed_dim, c.depth,
-                  c.num_heads, c.mlp_hidden, c.num_classes);
-      std::printf("parameters     %lld (%.2f MB as fp32; file %.2f MB)\n", static_cast<long long>(params),
-                  params * 4 / 1e6, ec ? 0.0 : file_bytes / 1e6);
+      std::printf("model          %s (%s layout)\n", args->model.c_str(),
+                  model->spec.layout.c_str());
+      std::printf("architecture   %s%s\n", c.architecture.c_str(),
+                  c.dist_token ? " (distilled)" : "");
+      std::printf("input          %dx%dx%d, patch %d, %d tokens\n", c.in_chans, c.img_size,
+                  c.img_size, c.patch_size, c.num_tokens());
+      std::printf("dims           embed %d, depth %d, heads %d, mlp %d, classes %d\n", c.embed_dim,
+                  c.depth, c.num_heads, c.mlp_hidden, c.num_classes);
+      std::printf("parameters     %lld (%.2f MB as fp32; file %.2f MB)\n",
+                  static_cast<long long>(params), params * 4 / 1e6, ec ? 0.0 : file_bytes / 1e6);
       std::printf("preprocessing  %s\n", p.Describe().c_str());
-      std::printf("class names    %s\n", model->spec.class_names.empty() ? "none (indices only)" : "yes");
+      std::printf("class names    %s\n",
+                  model->spec.class_names.empty() ? "none (indices only)" : "yes");
       if (quantized) {
-        std::printf("quantized      %s, %.2f MB of parameters (fp32 %.2f MB)\n", quantized->plan.method.c_str(),
-                    j["quantized_bytes"].get<int64_t>() / 1e6, params * 4 / 1e6);
+        std::printf("quantized      %s, %.2f MB of parameters (fp32 %.2f MB)\n",
+                    quantized->plan.method.c_str(), j["quantized_bytes"].get<int64_t>() / 1e6,
+                    params * 4 / 1e6);
         for (const auto& l : layers) {
-          std::printf("  %-22s W%d A%d\n", l["layer"].get<std::string>().c_str(), l["wbits"].get<int>(),
-                      l["abits"].get<int>());
+          std::printf("  %-22s W%d A%d\n", l["layer"].get<std::string>().c_str(),
+                      l["wbits"].get<int>(), l["abits"].get<int>());
         }
       }
       return 0;

@@ -7,7 +7,8 @@
 namespace vitq::cli {
 
 void RegisterInit(CLI::App* app, Runner* run) {
-  auto* cmd = app->add_subcommand("init", "write a random-weight checkpoint (timm layout) for benchmarks");
+  auto* cmd =
+      app->add_subcommand("init", "write a random-weight checkpoint (timm layout) for benchmarks");
   struct Args {
     std::string arch, out;
     uint64_t seed = 0;
@@ -15,10 +16,12 @@ void RegisterInit(CLI::App* app, Runner* run) {
     CommonOptions common;
   };
   auto args = std::make_shared<Args>();
-  cmd->add_option("--arch", args->arch, "timm architecture name, e.g. deit_small_patch16_224")->required();
+  cmd->add_option("--arch", args->arch, "timm architecture name, e.g. deit_small_patch16_224")
+      ->required();
   cmd->add_option("--out", args->out, "output directory (created)")->required();
   cmd->add_option("--seed", args->seed, "random seed (default 0)");
-  cmd->add_option("--num-classes", args->num_classes, "classes (default 1000)")->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--num-classes", args->num_classes, "classes (default 1000)")
+      ->check(CLI::Range(1, 1 << 20));
   AddCommonOptions(cmd, &args->common, false);
   cmd->callback([args, run] {
     *run = [args]() -> int {
@@ -29,11 +32,14 @@ void RegisterInit(CLI::App* app, Runner* run) {
       Status s = SaveTimmCheckpoint(model, args->out);
       if (!s.ok()) return ReportError(s);
       if (args->common.json) {
-        PrintJson({{"out", args->out}, {"architecture", args->arch}, {"parameters", model.NumParams()},
+        PrintJson({{"out", args->out},
+                   {"architecture", args->arch},
+                   {"parameters", model.NumParams()},
                    {"seed", args->seed}});
       } else {
-        std::printf("wrote %s (%s, %lld parameters, seed %llu)\n", args->out.c_str(), args->arch.c_str(),
-                    static_cast<long long>(model.NumParams()), static_cast<unsigned long long>(args->seed));
+        std::printf("wrote %s (%s, %lld parameters, seed %llu)\n", args->out.c_str(),
+                    args->arch.c_str(), static_cast<long long>(model.NumParams()),
+                    static_cast<unsigned long long>(args->seed));
       }
       return 0;
     };

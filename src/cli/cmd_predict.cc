@@ -19,7 +19,8 @@ void RegisterPredict(CLI::App* app, Runner* run) {
   auto args = std::make_shared<Args>();
   cmd->add_option("MODEL", args->model, "model directory or .safetensors file")->required();
   cmd->add_option("IMAGE", args->images, "JPEG or PNG files")->required();
-  cmd->add_option("--topk", args->topk, "classes to show per image (default 5)")->check(CLI::Range(1, 100000));
+  cmd->add_option("--topk", args->topk, "classes to show per image (default 5)")
+      ->check(CLI::Range(1, 100000));
   AddCommonOptions(cmd, &args->common, true);
   cmd->callback([args, run] {
     *run = [args]() -> int {
@@ -28,7 +29,8 @@ void RegisterPredict(CLI::App* app, Runner* run) {
       if (!model.ok()) return ReportError(model.status());
       const ModelSpec& spec = (*model)->spec;
       const int nc = spec.config.num_classes;
-      const size_t per_image = static_cast<size_t>(3) * spec.preprocess.crop_height * spec.preprocess.crop_width;
+      const size_t per_image =
+          static_cast<size_t>(3) * spec.preprocess.crop_height * spec.preprocess.crop_width;
       std::vector<float> inputs(per_image * args->images.size());
       for (size_t i = 0; i < args->images.size(); ++i) {
         auto img = DecodeImageFile(args->images[i]);

@@ -8,7 +8,8 @@ Result<std::unique_ptr<Runnable>> OpenRunnable(const std::string& path) {
   if (IsQuantizedFile(path)) {
     VITQ_ASSIGN_OR_RETURN(QuantizedModel q, LoadQuantizedFile(path));
     r->quantized = std::make_unique<QuantizedModel>(std::move(q));
-    VITQ_ASSIGN_OR_RETURN(r->simulated, SimulatedModel::Create(r->quantized->model, r->quantized->plan));
+    VITQ_ASSIGN_OR_RETURN(r->simulated,
+                          SimulatedModel::Create(r->quantized->model, r->quantized->plan));
     r->spec = r->quantized->model.spec;
     r->engine = "simulated";
     r->size_bytes = ModelSizeBytes(r->quantized->model, r->quantized->plan);

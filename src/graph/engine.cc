@@ -14,24 +14,37 @@ namespace vitq {
 namespace {
 const char* LayerSuffix(SiteLayer layer) {
   switch (layer) {
-    case SiteLayer::kPatchEmbed: return "patch_embed.proj";
-    case SiteLayer::kQkv: return "attn.qkv";
-    case SiteLayer::kProj: return "attn.proj";
-    case SiteLayer::kFc1: return "mlp.fc1";
-    case SiteLayer::kFc2: return "mlp.fc2";
-    case SiteLayer::kHead: return "head";
-    case SiteLayer::kHeadDist: return "head_dist";
-    case SiteLayer::kQk: return "attn.qk";
-    case SiteLayer::kPv: return "attn.pv";
+    case SiteLayer::kPatchEmbed:
+      return "patch_embed.proj";
+    case SiteLayer::kQkv:
+      return "attn.qkv";
+    case SiteLayer::kProj:
+      return "attn.proj";
+    case SiteLayer::kFc1:
+      return "mlp.fc1";
+    case SiteLayer::kFc2:
+      return "mlp.fc2";
+    case SiteLayer::kHead:
+      return "head";
+    case SiteLayer::kHeadDist:
+      return "head_dist";
+    case SiteLayer::kQk:
+      return "attn.qk";
+    case SiteLayer::kPv:
+      return "attn.pv";
   }
   return "?";
 }
 const char* RoleSuffix(SiteRole role) {
   switch (role) {
-    case SiteRole::kIn: return "in";
-    case SiteRole::kOut: return "out";
-    case SiteRole::kA: return "a";
-    case SiteRole::kB: return "b";
+    case SiteRole::kIn:
+      return "in";
+    case SiteRole::kOut:
+      return "out";
+    case SiteRole::kA:
+      return "a";
+    case SiteRole::kB:
+      return "b";
   }
   return "?";
 }
@@ -67,13 +80,15 @@ struct Engine::Impl {
     patch = make(w.patch_embed);
     head = make(w.head);
     if (m.spec.config.head_dist) head_dist = make(w.head_dist);
-    for (const auto& b : w.blocks) blocks.push_back({make(b.qkv), make(b.proj), make(b.fc1), make(b.fc2)});
+    for (const auto& b : w.blocks)
+      blocks.push_back({make(b.qkv), make(b.proj), make(b.fc1), make(b.fc2)});
   }
 
   void Reserve(int batch) {
     if (batch <= capacity) return;
     const ViTConfig& c = model.spec.config;
-    const int64_t b = batch, t = c.num_tokens(), d = c.embed_dim, h = c.num_heads, hd = c.head_dim();
+    const int64_t b = batch, t = c.num_tokens(), d = c.embed_dim, h = c.num_heads,
+                  hd = c.head_dim();
     patches = Tensor::F32({b, c.num_patches(), c.patch_dim()});
     x = Tensor::F32({b, t, d});
     ln = Tensor::F32({b, t, d});
@@ -99,8 +114,8 @@ struct Engine::Impl {
   // A linear layer with its :in/:out sites. `gelu` fuses GELU (fc1) and `accumulate` adds into
   // dst (residual), unless the output site is observed: then the raw output is materialized,
   // observed, and the epilogue applied afterwards.
-  void Linear(kernels::PackedLinear& layer, Site site, float* src, Shape src_shape, int m, float* dst,
-              bool gelu, bool accumulate, Observer* o) {
+  void Linear(kernels::PackedLinear& layer, Site site, float* src, Shape src_shape, int m,
+              float* dst, bool gelu, bool accumulate, Observer* o) {
     site.role = SiteRole::kIn;
     Emit(o, site, src, src_shape);
     site.role = SiteRole::kOut;
@@ -136,17 +151,19 @@ struct Engine::Impl {
         const int py = pi / g, px = pi % g;
         float* dst = pt + (static_cast<int64_t>(bi) * np + pi) * pd;
         for (int ch = 0; ch < c.in_chans; ++ch) {
-          const float* plane = images + (static_cast<int64_t>(bi) * c.in_chans + ch) * c.img_size * c.img_size;
+          const float* plane =
+              images + (static_cast<int64_t>(bi) * c.in_chans + ch) * c.img_size * c.img_size;
           for (int ky = 0; ky < p; ++ky) {
-            std::memcpy(dst + (ch * p + ky) * p, plane + static_cast<int64_t>(py * p + ky) * c.img_size + px * p,
+            std::memcpy(dst + (ch * p + ky) * p,
+                        plane + static_cast<int64_t>(py * p + ky) * c.img_size + px * p,
                         p * sizeof(float));
           }
         }
       }
     }
     float* tokens = tmp.f32();
-    Linear(*patch, {-1, SiteLayer::kPatchEmbed, SiteRole::kIn}, pt, {b, np, pd}, b * np, tokens, false,
-           false, o);
+    Linear(*patch, {-1, SiteLayer::kPatchEmbed, SiteRole::kIn}, pt, {b, np, pd}, b * np, tokens,
+           false, false, o);
     const float* pos = w.pos_embed.f32();
 #pragma omp parallel for
     for (int bi = 0; bi < b; ++bi) {
@@ -171,7 +188,8 @@ struct Engine::Impl {
     const BlockWeights& bw = model.weights.blocks[li];
     BlockLayers& bl = blocks[li];
     ops.LayerNorm(xp, m, d, bw.norm1_weight.f32(), bw.norm1_bias.f32(), c.ln_eps, ln.f32());
-    Linear(*bl.qkv, {li, SiteLayer::kQkv, SiteRole::kIn}, ln.f32(), {b, t, d}, m, qkv.f32(), false, false, o);
+    Linear(*bl.qkv, {li, SiteLayer::kQkv, SiteRole::kIn}, ln.f32(), {b, t, d}, m, qkv.f32(), false,
+           false, o);
     // Split [B, T, 3, H, hd] into Q, K, V [B, H, T, hd].
     float* qkvp = qkv.f32();
 #pragma omp parallel for collapse(2)
@@ -194,11 +212,13 @@ struct Engine::Impl {
     Emit(o, {li, SiteLayer::kPv, SiteRole::kA}, scores.f32(), {b, nh, t, t});
     Emit(o, {li, SiteLayer::kPv, SiteRole::kB}, v.f32(), head_shape);
     ops.AttentionValues(scores.f32(), v.f32(), b, nh, t, hd, attn.f32());
-    Linear(*bl.proj, {li, SiteLayer::kProj, SiteRole::kIn}, attn.f32(), {b, t, d}, m, xp, false, true, o);
-    ops.LayerNorm(xp, m, d, bw.norm2_weight.f32(), bw.norm2_bias.f32(), c.ln_eps, ln.f32());
-    Linear(*bl.fc1, {li, SiteLayer::kFc1, SiteRole::kIn}, ln.f32(), {b, t, d}, m, hidden.f32(), true, false, o);
-    Linear(*bl.fc2, {li, SiteLayer::kFc2, SiteRole::kIn}, hidden.f32(), {b, t, c.mlp_hidden}, m, xp, false,
+    Linear(*bl.proj, {li, SiteLayer::kProj, SiteRole::kIn}, attn.f32(), {b, t, d}, m, xp, false,
            true, o);
+    ops.LayerNorm(xp, m, d, bw.norm2_weight.f32(), bw.norm2_bias.f32(), c.ln_eps, ln.f32());
+    Linear(*bl.fc1, {li, SiteLayer::kFc1, SiteRole::kIn}, ln.f32(), {b, t, d}, m, hidden.f32(),
+           true, false, o);
+    Linear(*bl.fc2, {li, SiteLayer::kFc2, SiteRole::kIn}, hidden.f32(), {b, t, c.mlp_hidden}, m, xp,
+           false, true, o);
   }
 
   void Head(const float* xp, int batch, float* logits, Observer* o) {
@@ -217,10 +237,11 @@ struct Engine::Impl {
     float* h0 = ln.f32();
     float* h1 = ln.f32() + static_cast<int64_t>(b) * d;
     for (int bi = 0; bi < b; ++bi) {
-      std::memcpy(h0 + static_cast<int64_t>(bi) * d, cp + static_cast<int64_t>(bi) * prefix * d, d * sizeof(float));
+      std::memcpy(h0 + static_cast<int64_t>(bi) * d, cp + static_cast<int64_t>(bi) * prefix * d,
+                  d * sizeof(float));
       if (c.dist_token) {
-        std::memcpy(h1 + static_cast<int64_t>(bi) * d, cp + (static_cast<int64_t>(bi) * prefix + 1) * d,
-                    d * sizeof(float));
+        std::memcpy(h1 + static_cast<int64_t>(bi) * d,
+                    cp + (static_cast<int64_t>(bi) * prefix + 1) * d, d * sizeof(float));
       }
     }
     const int nc = c.num_classes;
@@ -228,9 +249,10 @@ struct Engine::Impl {
       Linear(*head, {-1, SiteLayer::kHead, SiteRole::kIn}, h0, {b, d}, b, logits, false, false, o);
       return;
     }
-    Linear(*head, {-1, SiteLayer::kHead, SiteRole::kIn}, h0, {b, d}, b, head_out.f32(), false, false, o);
-    Linear(*head_dist, {-1, SiteLayer::kHeadDist, SiteRole::kIn}, h1, {b, d}, b, head_dist_out.f32(), false,
+    Linear(*head, {-1, SiteLayer::kHead, SiteRole::kIn}, h0, {b, d}, b, head_out.f32(), false,
            false, o);
+    Linear(*head_dist, {-1, SiteLayer::kHeadDist, SiteRole::kIn}, h1, {b, d}, b,
+           head_dist_out.f32(), false, false, o);
     for (int64_t i = 0; i < static_cast<int64_t>(b) * nc; ++i) {
       logits[i] = 0.5f * (head_out.f32()[i] + head_dist_out.f32()[i]);
     }

@@ -26,7 +26,8 @@ Result<EvalResult> EvaluateDataset(const ForwardFn& forward, const ModelSpec& sp
                                    const Dataset& dataset, const EvalOptions& options) {
   const ViTConfig& c = spec.config;
   std::vector<DatasetItem> items = dataset.items;
-  if (options.limit > 0 && static_cast<size_t>(options.limit) < items.size()) items.resize(options.limit);
+  if (options.limit > 0 && static_cast<size_t>(options.limit) < items.size())
+    items.resize(options.limit);
   for (const auto& it : items) {
     if (it.label >= c.num_classes) {
       return Status::InvalidInput("dataset '" + dataset.root + "': class folder '" +
@@ -54,7 +55,8 @@ Result<EvalResult> EvaluateDataset(const ForwardFn& forward, const ModelSpec& sp
     for (int i = 0; i < count; ++i) {
       if (!ok[i]) {
         if (!options.skip_bad_images) {
-          return Status::InvalidInput(errors[i] + " (use --skip-bad-images to skip unreadable files)");
+          return Status::InvalidInput(errors[i] +
+                                      " (use --skip-bad-images to skip unreadable files)");
         }
         r.warnings.push_back(errors[i]);
         ++r.skipped;
@@ -70,7 +72,8 @@ Result<EvalResult> EvaluateDataset(const ForwardFn& forward, const ModelSpec& sp
     if (good > 0) forward(inputs.data(), good, logits.data());
     for (int gi = 0; gi < good; ++gi) {
       const DatasetItem& item = items[begin + good_index[gi]];
-      std::vector<int> top = TopK(&logits[static_cast<size_t>(gi) * c.num_classes], c.num_classes, 5);
+      std::vector<int> top =
+          TopK(&logits[static_cast<size_t>(gi) * c.num_classes], c.num_classes, 5);
       correct1 += top[0] == item.label;
       correct5 += std::find(top.begin(), top.end(), item.label) != top.end();
       if (options.keep_logits || options.reference_logits != nullptr) {
@@ -93,8 +96,9 @@ Result<EvalResult> EvaluateDataset(const ForwardFn& forward, const ModelSpec& sp
   if (options.reference_logits != nullptr) {
     const auto& ref = *options.reference_logits;
     if (ref.size() != r.logits.size()) {
-      return Status::Internal("reference logits cover " + std::to_string(ref.size() / c.num_classes) +
-                              " images, evaluated " + std::to_string(r.images));
+      return Status::Internal("reference logits cover " +
+                              std::to_string(ref.size() / c.num_classes) + " images, evaluated " +
+                              std::to_string(r.images));
     }
     int64_t agree = 0;
     double kl = 0;
@@ -130,8 +134,8 @@ Result<EvalResult> EvaluateDataset(const ForwardFn& forward, const ModelSpec& sp
   return r;
 }
 
-BenchResult BenchmarkForward(const ForwardFn& forward, const ModelSpec& spec, int batch, int threads,
-                             double warmup_seconds, double min_seconds, int min_reps) {
+BenchResult BenchmarkForward(const ForwardFn& forward, const ModelSpec& spec, int batch,
+                             int threads, double warmup_seconds, double min_seconds, int min_reps) {
   const ViTConfig& c = spec.config;
   std::vector<float> input(static_cast<size_t>(batch) * c.in_chans * c.img_size * c.img_size);
   std::mt19937 rng(0);

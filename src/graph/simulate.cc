@@ -35,7 +35,8 @@ std::vector<std::string> QuantSiteNames(const ViTConfig& c) {
   for (int i = 0; i < c.depth; ++i) {
     std::string p = "blocks." + std::to_string(i) + ".";
     linear(p + "attn.qkv");
-    for (const char* s : {"attn.qk:a", "attn.qk:b", "attn.pv:a", "attn.pv:b"}) names.push_back(p + s);
+    for (const char* s : {"attn.qk:a", "attn.qk:b", "attn.pv:a", "attn.pv:b"})
+      names.push_back(p + s);
     linear(p + "attn.proj");
     linear(p + "mlp.fc1");
     linear(p + "mlp.fc2");
@@ -51,19 +52,21 @@ Status ValidatePlan(const QuantPlan& plan, const ViTModel& model) {
   for (const auto& [name, sp] : plan.sites) {
     if (!known.count(name)) {
       return Status::InvalidInput("plan site '" + name + "' does not exist in model " +
-                                  model.spec.config.architecture + " (" + std::to_string(model.spec.config.depth) +
-                                  " blocks)");
+                                  model.spec.config.architecture + " (" +
+                                  std::to_string(model.spec.config.depth) + " blocks)");
     }
   }
   for (const auto& [layer, w] : LinearLayers(model)) {
     const SitePlan* sp = plan.Find(layer + ":w");
     if (sp != nullptr) {
-      VITQ_RETURN_IF_ERROR(ValidateQParams(sp->scheme, sp->params, w->weight.shape(), "plan site '" + layer + ":w'"));
+      VITQ_RETURN_IF_ERROR(ValidateQParams(sp->scheme, sp->params, w->weight.shape(),
+                                           "plan site '" + layer + ":w'"));
     }
     auto it = plan.biases.find(layer);
     if (it != plan.biases.end() && static_cast<int64_t>(it->second.size()) != w->bias.size()) {
-      return Status::InvalidInput("plan bias for '" + layer + "' has " + std::to_string(it->second.size()) +
-                                  " values, the layer has " + std::to_string(w->bias.size()) + " outputs");
+      return Status::InvalidInput("plan bias for '" + layer + "' has " +
+                                  std::to_string(it->second.size()) + " values, the layer has " +
+                                  std::to_string(w->bias.size()) + " outputs");
     }
   }
   for (const auto& [layer, bias] : plan.biases) {
@@ -80,7 +83,9 @@ Result<ViTModel> ApplyPlanToWeights(const ViTModel& model, const QuantPlan& plan
   q.spec = model.spec;
   const ViTWeights& w = model.weights;
   ViTWeights& qw = q.weights;
-  auto clone = [](const LinearWeights& l) { return LinearWeights{l.weight.Clone(), l.bias.Clone()}; };
+  auto clone = [](const LinearWeights& l) {
+    return LinearWeights{l.weight.Clone(), l.bias.Clone()};
+  };
   qw.patch_embed = clone(w.patch_embed);
   qw.cls_token = w.cls_token.Clone();
   qw.dist_token = w.dist_token.Clone();
@@ -95,7 +100,8 @@ Result<ViTModel> ApplyPlanToWeights(const ViTModel& model, const QuantPlan& plan
   if (model.spec.config.head_dist) qw.head_dist = clone(w.head_dist);
   for (auto& [layer, lw] : MutableLinearLayers(&q)) {
     if (const SitePlan* sp = plan.Find(layer + ":w")) {
-      VITQ_RETURN_IF_ERROR(FakeQuantizeTensor(lw->weight.f32(), lw->weight.shape(), sp->scheme, sp->params));
+      VITQ_RETURN_IF_ERROR(
+          FakeQuantizeTensor(lw->weight.f32(), lw->weight.shape(), sp->scheme, sp->params));
     }
     auto it = plan.biases.find(layer);
     if (it != plan.biases.end()) std::copy(it->second.begin(), it->second.end(), lw->bias.f32());
@@ -106,12 +112,14 @@ Result<ViTModel> ApplyPlanToWeights(const ViTModel& model, const QuantPlan& plan
 int64_t ModelSizeBytes(const ViTModel& model, const QuantPlan& plan) {
   int64_t bits = model.NumParams() * 32;
   for (const auto& [layer, w] : LinearLayers(model)) {
-    if (const SitePlan* sp = plan.Find(layer + ":w")) bits -= w->weight.size() * (32 - sp->scheme.bits);
+    if (const SitePlan* sp = plan.Find(layer + ":w"))
+      bits -= w->weight.size() * (32 - sp->scheme.bits);
   }
   return (bits + 7) / 8;
 }
 
-FakeQuantObserver::FakeQuantObserver(const QuantPlan& plan, Observer* next) : plan_(plan), next_(next) {}
+FakeQuantObserver::FakeQuantObserver(const QuantPlan& plan, Observer* next)
+    : plan_(plan), next_(next) {}
 
 bool FakeQuantObserver::Wants(const Site& site) const {
   if (next_ != nullptr && next_->Wants(site)) return true;
@@ -131,7 +139,8 @@ void FakeQuantObserver::Observe(const Site& site, TensorView t) {
 SimulatedModel::SimulatedModel(ViTModel qmodel, const QuantPlan& plan)
     : qmodel_(std::move(qmodel)), plan_(plan), engine_(qmodel_), observer_(plan_) {}
 
-Result<std::unique_ptr<SimulatedModel>> SimulatedModel::Create(const ViTModel& model, const QuantPlan& plan) {
+Result<std::unique_ptr<SimulatedModel>> SimulatedModel::Create(const ViTModel& model,
+                                                               const QuantPlan& plan) {
   VITQ_ASSIGN_OR_RETURN(ViTModel q, ApplyPlanToWeights(model, plan));
   return std::unique_ptr<SimulatedModel>(new SimulatedModel(std::move(q), plan));
 }

@@ -13,9 +13,11 @@ namespace {
 QuantPlan MinMaxLikePlan(const ViTModel& m, int bits) {
   QuantPlan p;
   p.method = "hand";
-  for (const auto& name : QuantSiteNames(m.spec.config)) p.sites[name] = {SymmetricScheme(bits), {{0.05f}, {0}}};
+  for (const auto& name : QuantSiteNames(m.spec.config))
+    p.sites[name] = {SymmetricScheme(bits), {{0.05f}, {0}}};
   for (const auto& [layer, w] : LinearLayers(m)) {
-    p.sites[layer + ":w"] = {SymmetricScheme(bits), MinMaxParams(w->weight.f32(), w->weight.size(), SymmetricScheme(bits))};
+    p.sites[layer + ":w"] = {SymmetricScheme(bits), MinMaxParams(w->weight.f32(), w->weight.size(),
+                                                                 SymmetricScheme(bits))};
   }
   p.biases["head"] = std::vector<float>(m.spec.config.num_classes, 0.25f);
   return p;
@@ -58,7 +60,8 @@ TEST(Simulate, PatchEmbeddingEqualsHandQuantizedLayer) {
       double acc = m.weights.patch_embed.bias.f32()[o];
       for (int64_t j = 0; j < k; ++j) {
         int qx = QuantizeValue(raw.in[r * k + j], 0.05f, 0, -32, 31);
-        int qw = QuantizeValue(m.weights.patch_embed.weight.f32()[o * k + j], w.params.scale[0], 0, -32, 31);
+        int qw = QuantizeValue(m.weights.patch_embed.weight.f32()[o * k + j], w.params.scale[0], 0,
+                               -32, 31);
         acc += static_cast<double>(qx) * qw * 0.05 * w.params.scale[0];
       }
       worst = std::max(worst, std::fabs(acc - qcap.out[r * n + o]));
@@ -116,7 +119,8 @@ TEST(QuantizedFile, RoundTripGivesTheSameSimulation) {
   EXPECT_FALSE(IsQuantizedFile(dir.path("f/model.safetensors")));
   auto notq = LoadQuantizedFile(dir.path("f/model.safetensors"));
   ASSERT_FALSE(notq.ok());
-  EXPECT_NE(notq.status().message().find("expected 'vitq'"), std::string::npos) << notq.status().message();
+  EXPECT_NE(notq.status().message().find("expected 'vitq'"), std::string::npos)
+      << notq.status().message();
 }
 
 }  // namespace

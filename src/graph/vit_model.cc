@@ -1,6 +1,4 @@
 // Loading, random initialization and saving of float ViT weights (graph stage).
-#include "vitq/model.h"
-
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -8,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "vitq/model.h"
 #include "vitq/safetensors.h"
 
 namespace vitq {
@@ -67,7 +66,8 @@ Source TimmSource(const SafetensorsFile& file, const ViTConfig& c) {
     Shape stored = shape;
     if (name == "cls_token" || name == "dist_token") stored = {1, 1, shape[0]};
     if (name == "pos_embed") stored = {1, shape[0], shape[1]};
-    if (name == "patch_embed.proj.weight") stored = {shape[0], c.in_chans, c.patch_size, c.patch_size};
+    if (name == "patch_embed.proj.weight")
+      stored = {shape[0], c.in_chans, c.patch_size, c.patch_size};
     VITQ_ASSIGN_OR_RETURN(Tensor t, file.ReadF32(name, stored));
     t.Reshape(shape);
     return t;
@@ -79,14 +79,15 @@ Source HfSource(const SafetensorsFile& file, const ViTConfig& c, const std::stri
     auto read = [&](const std::string& hf, const Shape& s) { return file.ReadF32(hf, s); };
     const int64_t d = c.embed_dim;
     if (name == "cls_token" || name == "dist_token") {
-      std::string hf = prefix + (name == "cls_token" ? "embeddings.cls_token"
-                                                     : "embeddings.distillation_token");
+      std::string hf =
+          prefix + (name == "cls_token" ? "embeddings.cls_token" : "embeddings.distillation_token");
       VITQ_ASSIGN_OR_RETURN(Tensor t, read(hf, {1, 1, d}));
       t.Reshape(shape);
       return t;
     }
     if (name == "pos_embed") {
-      VITQ_ASSIGN_OR_RETURN(Tensor t, read(prefix + "embeddings.position_embeddings", {1, shape[0], d}));
+      VITQ_ASSIGN_OR_RETURN(Tensor t,
+                            read(prefix + "embeddings.position_embeddings", {1, shape[0], d}));
       t.Reshape(shape);
       return t;
     }
@@ -104,11 +105,14 @@ Source HfSource(const SafetensorsFile& file, const ViTConfig& c, const std::stri
       std::string idx = name.substr(7, dot - 7), rest = name.substr(dot + 1);
       std::string layer = prefix + "encoder.layer." + idx + ".";
       static const std::pair<const char*, const char*> kMap[] = {
-          {"norm1.", "layernorm_before."},     {"norm2.", "layernorm_after."},
-          {"attn.proj.", "attention.output.dense."}, {"mlp.fc1.", "intermediate.dense."},
+          {"norm1.", "layernorm_before."},
+          {"norm2.", "layernorm_after."},
+          {"attn.proj.", "attention.output.dense."},
+          {"mlp.fc1.", "intermediate.dense."},
           {"mlp.fc2.", "output.dense."}};
       for (const auto& [timm, hf] : kMap) {
-        if (rest.rfind(timm, 0) == 0) return read(layer + hf + rest.substr(std::strlen(timm)), shape);
+        if (rest.rfind(timm, 0) == 0)
+          return read(layer + hf + rest.substr(std::strlen(timm)), shape);
       }
       if (rest == "attn.qkv.weight" || rest == "attn.qkv.bias") {
         bool is_weight = rest.back() == 't';
@@ -116,19 +120,22 @@ Source HfSource(const SafetensorsFile& file, const ViTConfig& c, const std::stri
         const char* parts[] = {"query", "key", "value"};
         int64_t chunk = out.size() / 3;
         for (int p = 0; p < 3; ++p) {
-          std::string hf = layer + "attention.attention." + parts[p] + (is_weight ? ".weight" : ".bias");
+          std::string hf =
+              layer + "attention.attention." + parts[p] + (is_weight ? ".weight" : ".bias");
           VITQ_ASSIGN_OR_RETURN(Tensor t, read(hf, is_weight ? Shape{d, d} : Shape{d}));
           std::memcpy(out.f32() + p * chunk, t.f32(), chunk * sizeof(float));
         }
         return out;
       }
     }
-    if (name == "norm.weight" || name == "norm.bias") return read(prefix + "layernorm." + name.substr(5), shape);
+    if (name == "norm.weight" || name == "norm.bias")
+      return read(prefix + "layernorm." + name.substr(5), shape);
     if (name.rfind("head.", 0) == 0) {
       std::string hf = c.head_dist ? "cls_classifier." : "classifier.";
       return read(hf + name.substr(5), shape);
     }
-    if (name.rfind("head_dist.", 0) == 0) return read("distillation_classifier." + name.substr(10), shape);
+    if (name.rfind("head_dist.", 0) == 0)
+      return read("distillation_classifier." + name.substr(10), shape);
     return Status::Internal("no Hugging Face name for '" + name + "'");
   };
 }
@@ -146,7 +153,8 @@ Status ReadLinear(const Source& src, const std::string& name, int64_t out, int64
 
 Status ReadWeights(const Source& src, const ViTConfig& c, ViTWeights* w) {
   const int64_t d = c.embed_dim, h = c.mlp_hidden;
-  VITQ_RETURN_IF_ERROR(ReadLinear(src, "patch_embed.proj", d, c.patch_dim(), true, &w->patch_embed));
+  VITQ_RETURN_IF_ERROR(
+      ReadLinear(src, "patch_embed.proj", d, c.patch_dim(), true, &w->patch_embed));
   VITQ_ASSIGN_OR_RETURN(w->cls_token, src("cls_token", {d}));
   if (c.dist_token) {
     VITQ_ASSIGN_OR_RETURN(w->dist_token, src("dist_token", {d}));
@@ -168,7 +176,8 @@ Status ReadWeights(const Source& src, const ViTConfig& c, ViTWeights* w) {
   VITQ_ASSIGN_OR_RETURN(w->norm_weight, src("norm.weight", {d}));
   VITQ_ASSIGN_OR_RETURN(w->norm_bias, src("norm.bias", {d}));
   VITQ_RETURN_IF_ERROR(ReadLinear(src, "head", c.num_classes, d, true, &w->head));
-  if (c.head_dist) VITQ_RETURN_IF_ERROR(ReadLinear(src, "head_dist", c.num_classes, d, true, &w->head_dist));
+  if (c.head_dist)
+    VITQ_RETURN_IF_ERROR(ReadLinear(src, "head_dist", c.num_classes, d, true, &w->head_dist));
   return Status::Ok();
 }
 
@@ -206,7 +215,8 @@ ViTModel RandomModel(const ViTConfig& c, uint64_t seed) {
     Tensor t = Tensor::F32(std::move(s));
     for (int64_t i = 0; i < t.size(); ++i) {
       float v;
-      do v = normal(rng); while (std::fabs(v) > 0.04f);
+      do v = normal(rng);
+      while (std::fabs(v) > 0.04f);
       t.f32()[i] = v;
     }
     return t;
@@ -216,7 +226,9 @@ ViTModel RandomModel(const ViTConfig& c, uint64_t seed) {
     for (int64_t i = 0; i < n; ++i) t.f32()[i] = 1.0f;
     return t;
   };
-  auto linear = [&](int64_t out, int64_t in) { return LinearWeights{trunc({out, in}), Tensor::F32({out})}; };
+  auto linear = [&](int64_t out, int64_t in) {
+    return LinearWeights{trunc({out, in}), Tensor::F32({out})};
+  };
   const int64_t d = c.embed_dim;
   ViTWeights& w = m.weights;
   w.patch_embed = linear(d, c.patch_dim());
@@ -248,7 +260,8 @@ std::vector<std::pair<std::string, Tensor>> TimmCheckpointTensors(const ViTModel
     Tensor copy = t->Clone();
     if (name == "cls_token" || name == "dist_token") copy.Reshape({1, 1, t->dim(0)});
     if (name == "pos_embed") copy.Reshape({1, t->dim(0), t->dim(1)});
-    if (name == "patch_embed.proj.weight") copy.Reshape({t->dim(0), c.in_chans, c.patch_size, c.patch_size});
+    if (name == "patch_embed.proj.weight")
+      copy.Reshape({t->dim(0), c.in_chans, c.patch_size, c.patch_size});
     out.emplace_back(name, std::move(copy));
   }
   return out;
@@ -265,11 +278,15 @@ Status SaveTimmCheckpoint(const ViTModel& model, const std::string& dir) {
   j["num_classes"] = c.num_classes;
   j["num_features"] = c.embed_dim;
   j["global_pool"] = "token";
-  j["model_args"] = {{"img_size", c.img_size},   {"patch_size", c.patch_size},
-                     {"in_chans", c.in_chans},   {"embed_dim", c.embed_dim},
-                     {"depth", c.depth},         {"num_heads", c.num_heads},
+  j["model_args"] = {{"img_size", c.img_size},
+                     {"patch_size", c.patch_size},
+                     {"in_chans", c.in_chans},
+                     {"embed_dim", c.embed_dim},
+                     {"depth", c.depth},
+                     {"num_heads", c.num_heads},
                      {"mlp_ratio", static_cast<double>(c.mlp_hidden) / c.embed_dim},
-                     {"qkv_bias", c.qkv_bias},   {"num_classes", c.num_classes},
+                     {"qkv_bias", c.qkv_bias},
+                     {"num_classes", c.num_classes},
                      {"distilled", c.dist_token}};
   double crop_pct = p.resize_shorter > 0 ? static_cast<double>(c.img_size) / p.resize_shorter : 1.0;
   j["pretrained_cfg"] = {{"input_size", {c.in_chans, c.img_size, c.img_size}},

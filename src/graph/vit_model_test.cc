@@ -1,7 +1,5 @@
 // Tests of model loading (timm and Hugging Face layouts, distilled DeiT), checkpoint errors, and
 // the forward pass' observer hooks.
-#include "vitq/model.h"
-
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -10,6 +8,7 @@
 
 #include "test_util.h"
 #include "vitq/engine.h"
+#include "vitq/model.h"
 #include "vitq/safetensors.h"
 
 namespace vitq {
@@ -77,9 +76,10 @@ void SaveAsHuggingFace(const ViTModel& m, const std::string& dir) {
   std::filesystem::create_directories(dir);
   ASSERT_TRUE(WriteSafetensors(dir + "/model.safetensors", tensors).ok());
   nlohmann::json cfg = {{"model_type", deit ? "deit" : "vit"},
-                        {"architectures", {deit ? (c.head_dist ? "DeiTForImageClassificationWithTeacher"
-                                                               : "DeiTForImageClassification")
-                                                : "ViTForImageClassification"}},
+                        {"architectures",
+                         {deit ? (c.head_dist ? "DeiTForImageClassificationWithTeacher"
+                                              : "DeiTForImageClassification")
+                               : "ViTForImageClassification"}},
                         {"hidden_size", c.embed_dim},
                         {"num_hidden_layers", c.depth},
                         {"num_attention_heads", c.num_heads},
@@ -114,7 +114,8 @@ std::vector<float> RandomInputs(const ViTConfig& c, int batch) {
   return x;
 }
 
-std::vector<float> RunModel(const ViTModel& m, const std::vector<float>& x, int batch, Observer* o = nullptr) {
+std::vector<float> RunModel(const ViTModel& m, const std::vector<float>& x, int batch,
+                            Observer* o = nullptr) {
   Engine e(m);
   std::vector<float> logits(static_cast<size_t>(batch) * m.spec.config.num_classes);
   e.Forward(x.data(), batch, logits.data(), o);
@@ -132,7 +133,8 @@ TEST(HuggingFaceLayout, DeitTinyCopyGivesIdenticalLogits) {
   EXPECT_EQ(hf->spec.class_names[7], "class7");
   EXPECT_EQ(hf->spec.preprocess.resize_shorter, 256);
   EXPECT_EQ(hf->NumParams(), timm->NumParams());
-  auto x = testing::ReadF32File(RepoPath("data/imagenet-samples/reference-deit-tiny/inputs_8x3x224x224_f32.bin"));
+  auto x = testing::ReadF32File(
+      RepoPath("data/imagenet-samples/reference-deit-tiny/inputs_8x3x224x224_f32.bin"));
   auto a = RunModel(timm.value(), x, 8), b = RunModel(hf.value(), x, 8);
   EXPECT_EQ(testing::MaxAbsDiff(a.data(), b.data(), a.size()), 0.0);
 }
@@ -159,7 +161,8 @@ class Recorder : public Observer {
   void Observe(const Site& site, TensorView t) override {
     shapes[site.Name()] = t.shape;
     if (site.layer == SiteLayer::kHead || site.layer == SiteLayer::kHeadDist) {
-      if (site.role == SiteRole::kOut) outputs[site.Name()] = std::vector<float>(t.data, t.data + t.size());
+      if (site.role == SiteRole::kOut)
+        outputs[site.Name()] = std::vector<float>(t.data, t.data + t.size());
     }
   }
   std::map<std::string, Shape> shapes;
@@ -209,14 +212,17 @@ TEST(Observer, EverySiteIsOfferedWithItsShapeAndObservingChangesNothing) {
 // except its bias, which a hand computation confirms through the residual stream.
 class ZeroMlp : public Observer {
  public:
-  bool Wants(const Site& s) const override { return s.layer == SiteLayer::kFc2 && s.role == SiteRole::kIn; }
+  bool Wants(const Site& s) const override {
+    return s.layer == SiteLayer::kFc2 && s.role == SiteRole::kIn;
+  }
   void Observe(const Site&, TensorView t) override { std::fill(t.data, t.data + t.size(), 0.0f); }
 };
 
 TEST(Observer, InPlaceModificationTakesEffect) {
   ViTModel m = RandomModel(testing::SmallConfig(), 4);
   ViTModel no_mlp = RandomModel(testing::SmallConfig(), 4);
-  for (auto& b : no_mlp.weights.blocks) std::fill(b.fc2.weight.f32(), b.fc2.weight.f32() + b.fc2.weight.size(), 0.0f);
+  for (auto& b : no_mlp.weights.blocks)
+    std::fill(b.fc2.weight.f32(), b.fc2.weight.f32() + b.fc2.weight.size(), 0.0f);
   auto x = RandomInputs(m.spec.config, 2);
   ZeroMlp zero;
   auto a = RunModel(m, x, 2, &zero), b = RunModel(no_mlp, x, 2);
@@ -231,7 +237,8 @@ class CheckpointErrors : public ::testing::Test {
     model_ = std::move(m);
   }
   // Rewrites the checkpoint with `edit` applied to the tensor list, then loads it.
-  Status LoadEdited(const std::function<void(std::vector<NamedTensor>*, std::vector<Tensor>*)>& edit) {
+  Status LoadEdited(
+      const std::function<void(std::vector<NamedTensor>*, std::vector<Tensor>*)>& edit) {
     auto file = SafetensorsFile::Open(dir_.path("m/model.safetensors"));
     EXPECT_TRUE(file.ok());
     std::vector<Tensor> store;
@@ -251,12 +258,14 @@ class CheckpointErrors : public ::testing::Test {
 
 TEST_F(CheckpointErrors, MissingTensor) {
   Status s = LoadEdited([](auto* t, auto*) {
-    t->erase(std::remove_if(t->begin(), t->end(), [](const NamedTensor& n) { return n.name == "blocks.1.mlp.fc1.bias"; }),
+    t->erase(std::remove_if(t->begin(), t->end(),
+                            [](const NamedTensor& n) { return n.name == "blocks.1.mlp.fc1.bias"; }),
              t->end());
   });
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.code(), StatusCode::kInvalidInput);
-  EXPECT_NE(s.message().find("missing tensor 'blocks.1.mlp.fc1.bias'"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("missing tensor 'blocks.1.mlp.fc1.bias'"), std::string::npos)
+      << s.message();
   EXPECT_NE(s.message().find("model.safetensors"), std::string::npos);
 }
 
@@ -270,7 +279,8 @@ TEST_F(CheckpointErrors, WrongShape) {
     }
   });
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("'blocks.0.attn.proj.weight' has shape [32, 31], expected [32, 32]"), std::string::npos)
+  EXPECT_NE(s.message().find("'blocks.0.attn.proj.weight' has shape [32, 31], expected [32, 32]"),
+            std::string::npos)
       << s.message();
 }
 
@@ -291,7 +301,8 @@ TEST_F(CheckpointErrors, HalfPrecisionCheckpointLoads) {
   Status s = LoadEdited([](auto* t, auto* store) {
     for (auto& n : *t) {
       Tensor h(DType::kF16, n.tensor->shape());
-      for (int64_t i = 0; i < h.size(); ++i) h.data<uint16_t>()[i] = FloatToHalf(n.tensor->f32()[i]);
+      for (int64_t i = 0; i < h.size(); ++i)
+        h.data<uint16_t>()[i] = FloatToHalf(n.tensor->f32()[i]);
       store->push_back(std::move(h));
       n.tensor = &store->back();
     }
@@ -310,7 +321,8 @@ TEST(SaveTimmCheckpoint, RoundTrip) {
   for (size_t i = 0; i < a.size(); ++i) {
     EXPECT_EQ(a[i].first, b[i].first);
     ASSERT_EQ(a[i].second->size(), b[i].second->size());
-    EXPECT_EQ(std::memcmp(a[i].second->f32(), b[i].second->f32(), a[i].second->num_bytes()), 0) << a[i].first;
+    EXPECT_EQ(std::memcmp(a[i].second->f32(), b[i].second->f32(), a[i].second->num_bytes()), 0)
+        << a[i].first;
   }
 }
 

@@ -15,7 +15,8 @@ namespace fs = std::filesystem;
 Result<Dataset> OpenImageFolder(const std::string& dir, const std::string& classes_file) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
-    return Status::InvalidInput("dataset '" + dir + "' is not a directory (expected DIR/<class>/<image>)");
+    return Status::InvalidInput("dataset '" + dir +
+                                "' is not a directory (expected DIR/<class>/<image>)");
   }
   Dataset ds;
   ds.root = dir;
@@ -27,12 +28,14 @@ Result<Dataset> OpenImageFolder(const std::string& dir, const std::string& class
   if (ec) return Status::InvalidInput("dataset '" + dir + "': cannot list: " + ec.message());
   std::sort(folders.begin(), folders.end());
   if (folders.empty()) {
-    return Status::InvalidInput("dataset '" + dir + "' is empty: no class folders (expected DIR/<class>/<image>)");
+    return Status::InvalidInput("dataset '" + dir +
+                                "' is empty: no class folders (expected DIR/<class>/<image>)");
   }
   std::string classes_path = classes_file;
   if (classes_path.empty()) {
     // DIR/classes.txt, else the one beside DIR for split folders (DIR/../{train,val,calib}).
-    for (const fs::path& candidate : {fs::path(dir) / "classes.txt", fs::path(dir) / ".." / "classes.txt"}) {
+    for (const fs::path& candidate :
+         {fs::path(dir) / "classes.txt", fs::path(dir) / ".." / "classes.txt"}) {
       if (fs::exists(candidate)) {
         classes_path = candidate.lexically_normal().string();
         break;
@@ -69,7 +72,8 @@ Result<Dataset> OpenImageFolder(const std::string& dir, const std::string& class
   std::stable_sort(ds.items.begin(), ds.items.end(),
                    [](const DatasetItem& a, const DatasetItem& b) { return a.label < b.label; });
   if (ds.items.empty()) {
-    return Status::InvalidInput("dataset '" + dir + "' is empty: " + std::to_string(folders.size()) +
+    return Status::InvalidInput("dataset '" + dir +
+                                "' is empty: " + std::to_string(folders.size()) +
                                 " class folders but no image files");
   }
   return ds;

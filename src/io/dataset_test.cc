@@ -18,7 +18,8 @@ void MakeFolder(const TempDir& dir, const std::vector<std::string>& classes, int
   for (const auto& c : classes) {
     fs::create_directories(dir.path(c));
     for (int i = 0; i < per_class; ++i) {
-      fs::copy_file(RepoPath("tests/data/color.jpg"), dir.path(c + "/img" + std::to_string(i) + ".jpg"));
+      fs::copy_file(RepoPath("tests/data/color.jpg"),
+                    dir.path(c + "/img" + std::to_string(i) + ".jpg"));
     }
   }
 }
@@ -59,7 +60,8 @@ TEST(ImageFolder, ClassListNotCoveringAFolderIsAnError) {
   WriteText(dir.path("classes.txt"), "cat\n");
   auto ds = OpenImageFolder(dir.path());
   ASSERT_FALSE(ds.ok());
-  EXPECT_NE(ds.status().message().find("folder 'dog' is not listed"), std::string::npos) << ds.status().message();
+  EXPECT_NE(ds.status().message().find("folder 'dog' is not listed"), std::string::npos)
+      << ds.status().message();
 }
 
 TEST(ImageFolder, EmptyDatasets) {
@@ -79,7 +81,8 @@ TEST(ImageFolder, SamplingIsSeededAndBounded) {
   MakeFolder(dir, {"a", "b", "c"}, 5);
   auto ds = OpenImageFolder(dir.path());
   ASSERT_TRUE(ds.ok());
-  auto s1 = SampleItems(ds.value(), 6, 7), s2 = SampleItems(ds.value(), 6, 7), s3 = SampleItems(ds.value(), 6, 8);
+  auto s1 = SampleItems(ds.value(), 6, 7), s2 = SampleItems(ds.value(), 6, 7),
+       s3 = SampleItems(ds.value(), 6, 8);
   ASSERT_TRUE(s1.ok() && s2.ok() && s3.ok());
   EXPECT_EQ(HashItemList(s1.value()), HashItemList(s2.value()));
   EXPECT_NE(HashItemList(s1.value()), HashItemList(s3.value()));

@@ -4,8 +4,8 @@
 // inputs equal those of timm/torchvision and transformers, which both resize with PIL.
 #include "vitq/image.h"
 
-#include <jpeglib.h>
 #include <jerror.h>
+#include <jpeglib.h>
 #include <png.h>
 
 #include <algorithm>
@@ -89,7 +89,8 @@ Result<Image> DecodeJpeg(const uint8_t* data, size_t size, const std::string& na
   jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
   if (err.truncated) {
-    return Status::InvalidInput("image '" + name + "': truncated JPEG (data ends before the image)");
+    return Status::InvalidInput("image '" + name +
+                                "': truncated JPEG (data ends before the image)");
   }
   return img;
 }
@@ -140,7 +141,8 @@ Result<Image> DecodePng(const uint8_t* data, size_t size, const std::string& nam
   png_set_gray_to_rgb(png);
   png_set_interlace_handling(png);
   png_read_update_info(png, info);
-  if (png_get_rowbytes(png, info) != static_cast<size_t>(w) * 3) png_error(png, "unexpected row layout");
+  if (png_get_rowbytes(png, info) != static_cast<size_t>(w) * 3)
+    png_error(png, "unexpected row layout");
   img.width = static_cast<int>(w);
   img.height = static_cast<int>(h);
   img.rgb.resize(static_cast<size_t>(w) * h * 3);
@@ -201,8 +203,8 @@ Coeffs PrecomputeCoeffs(int in_size, int out_size, Interpolation interp) {
     }
     for (int x = 0; x < xmax; ++x) {
       double v = ww != 0.0 ? w[x] / ww : w[x];
-      c.k[static_cast<size_t>(xx) * c.ksize + x] =
-          static_cast<int32_t>(v < 0 ? -0.5 + v * (1 << kPrecisionBits) : 0.5 + v * (1 << kPrecisionBits));
+      c.k[static_cast<size_t>(xx) * c.ksize + x] = static_cast<int32_t>(
+          v < 0 ? -0.5 + v * (1 << kPrecisionBits) : 0.5 + v * (1 << kPrecisionBits));
     }
     c.bounds[xx * 2] = xmin;
     c.bounds[xx * 2 + 1] = xmax;
@@ -251,7 +253,8 @@ Result<Image> DecodeImage(const uint8_t* data, size_t size, const std::string& n
 Result<Image> DecodeImageFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::InvalidInput("image '" + path + "': cannot open");
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
   return DecodeImage(bytes.data(), bytes.size(), path);
 }
 

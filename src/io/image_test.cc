@@ -25,13 +25,14 @@ TEST_P(DecodeMatchesPil, RgbBytesEqualPilConvertRgb) {
   std::string expected = ReadText(Data(std::string(GetParam()) + ".rgb"));
   ASSERT_EQ(expected.size(), img->rgb.size());
   int mismatches = 0;
-  for (size_t i = 0; i < expected.size(); ++i) mismatches += static_cast<uint8_t>(expected[i]) != img->rgb[i];
+  for (size_t i = 0; i < expected.size(); ++i)
+    mismatches += static_cast<uint8_t>(expected[i]) != img->rgb[i];
   EXPECT_EQ(mismatches, 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, DecodeMatchesPil,
-                         ::testing::Values("base.png", "gray.png", "gray_alpha.png", "rgba.png", "palette.png",
-                                           "color.jpg", "gray.jpg", "cmyk.jpg"));
+                         ::testing::Values("base.png", "gray.png", "gray_alpha.png", "rgba.png",
+                                           "palette.png", "color.jpg", "gray.jpg", "cmyk.jpg"));
 
 struct ResizeCase {
   const char* filter;
@@ -46,11 +47,12 @@ TEST_P(ResizeMatchesPil, BitExact) {
   auto img = DecodeImageFile(Data("base.png"));
   ASSERT_TRUE(img.ok());
   Image out = ResizeLikePil(img.value(), c.w, c.h, c.interp);
-  std::string expected =
-      ReadText(Data(std::string("resize_") + c.filter + "_" + std::to_string(c.w) + "x" + std::to_string(c.h) + ".rgb"));
+  std::string expected = ReadText(Data(std::string("resize_") + c.filter + "_" +
+                                       std::to_string(c.w) + "x" + std::to_string(c.h) + ".rgb"));
   ASSERT_EQ(expected.size(), out.rgb.size());
   int mismatches = 0;
-  for (size_t i = 0; i < expected.size(); ++i) mismatches += static_cast<uint8_t>(expected[i]) != out.rgb[i];
+  for (size_t i = 0; i < expected.size(); ++i)
+    mismatches += static_cast<uint8_t>(expected[i]) != out.rgb[i];
   EXPECT_EQ(mismatches, 0) << c.filter << " " << c.w << "x" << c.h;
 }
 

@@ -15,9 +15,12 @@ using nlohmann::json;
 
 const char* InterpolationName(Interpolation interp) {
   switch (interp) {
-    case Interpolation::kNearest: return "nearest";
-    case Interpolation::kBilinear: return "bilinear";
-    case Interpolation::kBicubic: return "bicubic";
+    case Interpolation::kNearest:
+      return "nearest";
+    case Interpolation::kBilinear:
+      return "bilinear";
+    case Interpolation::kBicubic:
+      return "bicubic";
   }
   return "?";
 }
@@ -72,11 +75,31 @@ Result<ViTConfig> ConfigFromTimmName(const std::string& architecture) {
   ViTConfig c;
   c.architecture = architecture;
   const std::string size = m[2];
-  if (size == "tiny") { c.embed_dim = 192; c.depth = 12; c.num_heads = 3; }
-  if (size == "small") { c.embed_dim = 384; c.depth = 12; c.num_heads = 6; }
-  if (size == "base") { c.embed_dim = 768; c.depth = 12; c.num_heads = 12; }
-  if (size == "large") { c.embed_dim = 1024; c.depth = 24; c.num_heads = 16; }
-  if (size == "huge") { c.embed_dim = 1280; c.depth = 32; c.num_heads = 16; }
+  if (size == "tiny") {
+    c.embed_dim = 192;
+    c.depth = 12;
+    c.num_heads = 3;
+  }
+  if (size == "small") {
+    c.embed_dim = 384;
+    c.depth = 12;
+    c.num_heads = 6;
+  }
+  if (size == "base") {
+    c.embed_dim = 768;
+    c.depth = 12;
+    c.num_heads = 12;
+  }
+  if (size == "large") {
+    c.embed_dim = 1024;
+    c.depth = 24;
+    c.num_heads = 16;
+  }
+  if (size == "huge") {
+    c.embed_dim = 1280;
+    c.depth = 32;
+    c.num_heads = 16;
+  }
   c.mlp_hidden = 4 * c.embed_dim;
   c.patch_size = std::stoi(m[4]);
   c.img_size = std::stoi(m[5]);
@@ -162,10 +185,11 @@ Status ParseTimm(const json& j, const std::string& file, ModelSpec* spec) {
   VITQ_RETURN_IF_ERROR(Get(j, "num_classes", file, &c.num_classes));
   if (j.contains("model_args")) {
     const json& a = j["model_args"];
-    if (!a.is_object()) return Status::InvalidInput("config '" + file + "': model_args is not an object");
-    static const char* kKnown[] = {"img_size", "patch_size", "in_chans", "embed_dim", "depth",
-                                   "num_heads", "mlp_ratio", "qkv_bias", "num_classes",
-                                   "global_pool", "class_token", "distilled"};
+    if (!a.is_object())
+      return Status::InvalidInput("config '" + file + "': model_args is not an object");
+    static const char* kKnown[] = {"img_size",    "patch_size",  "in_chans",    "embed_dim",
+                                   "depth",       "num_heads",   "mlp_ratio",   "qkv_bias",
+                                   "num_classes", "global_pool", "class_token", "distilled"};
     for (auto it = a.begin(); it != a.end(); ++it) {
       bool known = false;
       for (const char* k : kKnown) known |= it.key() == k;
@@ -196,7 +220,8 @@ Status ParseTimm(const json& j, const std::string& file, ModelSpec* spec) {
     if (pool != "token" || !class_token) {
       return Status::InvalidInput("config '" + file +
                                   "': only global_pool 'token' with a class token is supported, "
-                                  "found global_pool '" + pool + "'");
+                                  "found global_pool '" +
+                                  pool + "'");
     }
     c.mlp_hidden = static_cast<int>(std::lround(mlp_ratio * c.embed_dim));
   }
@@ -225,10 +250,15 @@ Status ParseTimm(const json& j, const std::string& file, ModelSpec* spec) {
     VITQ_RETURN_IF_ERROR(ParseMeanStd(pc, "mean", file, p.mean));
     VITQ_RETURN_IF_ERROR(ParseMeanStd(pc, "std", file, p.std));
   }
-  if (interp == "bicubic") p.interpolation = Interpolation::kBicubic;
-  else if (interp == "bilinear") p.interpolation = Interpolation::kBilinear;
-  else if (interp == "nearest") p.interpolation = Interpolation::kNearest;
-  else return Status::InvalidInput("config '" + file + "': unsupported interpolation '" + interp + "'");
+  if (interp == "bicubic")
+    p.interpolation = Interpolation::kBicubic;
+  else if (interp == "bilinear")
+    p.interpolation = Interpolation::kBilinear;
+  else if (interp == "nearest")
+    p.interpolation = Interpolation::kNearest;
+  else
+    return Status::InvalidInput("config '" + file + "': unsupported interpolation '" + interp +
+                                "'");
   if (!(crop_pct > 0 && crop_pct <= 1.0 + 1e-9)) {
     return Status::InvalidInput("config '" + file + "': crop_pct " + std::to_string(crop_pct) +
                                 " outside (0, 1]");
@@ -306,16 +336,23 @@ Status ParseHfPreprocessor(const std::string& dir, ModelSpec* spec) {
   }
   int resample = 2;
   VITQ_RETURN_IF_ERROR(Get(j, "resample", file, &resample));
-  if (resample == 0) p.interpolation = Interpolation::kNearest;
-  else if (resample == 2) p.interpolation = Interpolation::kBilinear;
-  else if (resample == 3) p.interpolation = Interpolation::kBicubic;
-  else return Status::InvalidInput("preprocessor config '" + file + "': resample " +
-                                   std::to_string(resample) + " is not supported (0, 2 or 3)");
+  if (resample == 0)
+    p.interpolation = Interpolation::kNearest;
+  else if (resample == 2)
+    p.interpolation = Interpolation::kBilinear;
+  else if (resample == 3)
+    p.interpolation = Interpolation::kBicubic;
+  else
+    return Status::InvalidInput("preprocessor config '" + file + "': resample " +
+                                std::to_string(resample) + " is not supported (0, 2 or 3)");
   if (do_normalize) {
     VITQ_RETURN_IF_ERROR(ParseMeanStd(j, "image_mean", file, p.mean));
     VITQ_RETURN_IF_ERROR(ParseMeanStd(j, "image_std", file, p.std));
   } else {
-    for (int i = 0; i < 3; ++i) { p.mean[i] = 0.f; p.std[i] = 1.f; }
+    for (int i = 0; i < 3; ++i) {
+      p.mean[i] = 0.f;
+      p.std[i] = 1.f;
+    }
   }
   if (p.crop_height != spec->config.img_size || p.crop_width != spec->config.img_size) {
     return Status::InvalidInput("preprocessor config '" + file + "': the model input is " +
@@ -332,7 +369,8 @@ Status ParseHf(const json& j, const std::string& file, const std::string& dir, M
     return Status::InvalidInput("config '" + file + "': model_type '" + model_type +
                                 "' is not supported (expected vit or deit)");
   }
-  std::string arch_class = model_type == "vit" ? "ViTForImageClassification" : "DeiTForImageClassification";
+  std::string arch_class =
+      model_type == "vit" ? "ViTForImageClassification" : "DeiTForImageClassification";
   if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty()) {
     arch_class = j["architectures"][0].get<std::string>();
   }
@@ -360,9 +398,10 @@ Status ParseHf(const json& j, const std::string& file, const std::string& dir, M
   } else if (arch_class == "DeiTForImageClassificationWithTeacher") {
     c.dist_token = c.head_dist = true;
   } else {
-    return Status::InvalidInput("config '" + file + "': architecture '" + arch_class +
-                                "' is not supported (ViTForImageClassification, "
-                                "DeiTForImageClassification, DeiTForImageClassificationWithTeacher)");
+    return Status::InvalidInput(
+        "config '" + file + "': architecture '" + arch_class +
+        "' is not supported (ViTForImageClassification, "
+        "DeiTForImageClassification, DeiTForImageClassificationWithTeacher)");
   }
   if (j.contains("id2label") && j["id2label"].is_object()) {
     const json& m = j["id2label"];
@@ -379,7 +418,8 @@ Status ParseHf(const json& j, const std::string& file, const std::string& dir, M
         return Status::InvalidInput("config '" + file + "': id2label key '" + it.key() +
                                     "' is not an index below " + std::to_string(m.size()));
       }
-      spec->class_names[id] = it.value().is_string() ? it.value().get<std::string>() : it.value().dump();
+      spec->class_names[id] =
+          it.value().is_string() ? it.value().get<std::string>() : it.value().dump();
     }
   }
   VITQ_RETURN_IF_ERROR(Get(j, "num_labels", file, &c.num_classes));
@@ -412,11 +452,15 @@ std::string ModelSpecToJson(const ModelSpec& spec) {
   j["head_dist"] = c.head_dist;
   j["ln_eps"] = c.ln_eps;
   j["layout"] = spec.layout;
-  j["preprocess"] = {{"crop_height", p.crop_height},     {"crop_width", p.crop_width},
-                     {"resize_shorter", p.resize_shorter}, {"resize_height", p.resize_height},
-                     {"resize_width", p.resize_width},     {"interpolation", InterpolationName(p.interpolation)},
+  j["preprocess"] = {{"crop_height", p.crop_height},
+                     {"crop_width", p.crop_width},
+                     {"resize_shorter", p.resize_shorter},
+                     {"resize_height", p.resize_height},
+                     {"resize_width", p.resize_width},
+                     {"interpolation", InterpolationName(p.interpolation)},
                      {"crop_offset_round", p.crop_offset_round},
-                     {"mean", {p.mean[0], p.mean[1], p.mean[2]}}, {"std", {p.std[0], p.std[1], p.std[2]}}};
+                     {"mean", {p.mean[0], p.mean[1], p.mean[2]}},
+                     {"std", {p.std[0], p.std[1], p.std[2]}}};
   j["class_names"] = spec.class_names;
   return j.dump();
 }
@@ -448,8 +492,9 @@ Result<ModelSpec> ModelSpecFromJson(const std::string& text, const std::string& 
     pp.resize_height = p.at("resize_height").get<int>();
     pp.resize_width = p.at("resize_width").get<int>();
     std::string interp = p.at("interpolation").get<std::string>();
-    pp.interpolation = interp == "nearest" ? Interpolation::kNearest
-                       : interp == "bilinear" ? Interpolation::kBilinear : Interpolation::kBicubic;
+    pp.interpolation = interp == "nearest"    ? Interpolation::kNearest
+                       : interp == "bilinear" ? Interpolation::kBilinear
+                                              : Interpolation::kBicubic;
     pp.crop_offset_round = p.at("crop_offset_round").get<bool>();
     for (int i = 0; i < 3; ++i) {
       pp.mean[i] = p.at("mean")[i].get<float>();
@@ -486,7 +531,8 @@ Result<ModelSpec> LoadModelSpec(const std::string& model_path) {
     return Status::InvalidInput("model '" + model_path + "': missing '" + spec.weights_path + "'");
   }
   VITQ_ASSIGN_OR_RETURN(json j, ReadJson(spec.config_path));
-  if (!j.is_object()) return Status::InvalidInput("config '" + spec.config_path + "' is not a JSON object");
+  if (!j.is_object())
+    return Status::InvalidInput("config '" + spec.config_path + "' is not a JSON object");
   if (j.contains("architecture")) {
     VITQ_RETURN_IF_ERROR(ParseTimm(j, spec.config_path, &spec));
   } else if (j.contains("model_type")) {
@@ -502,9 +548,9 @@ Result<ModelSpec> LoadModelSpec(const std::string& model_path) {
   }
   if (!spec.class_names.empty() &&
       static_cast<int>(spec.class_names.size()) != spec.config.num_classes) {
-    return Status::InvalidInput("model '" + model_path + "': " +
-                                std::to_string(spec.class_names.size()) + " class names for " +
-                                std::to_string(spec.config.num_classes) + " classes");
+    return Status::InvalidInput(
+        "model '" + model_path + "': " + std::to_string(spec.class_names.size()) +
+        " class names for " + std::to_string(spec.config.num_classes) + " classes");
   }
   return spec;
 }

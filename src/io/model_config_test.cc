@@ -92,12 +92,14 @@ TEST_F(ConfigFiles, InconsistentNumbers) {
   auto r = Load(R"({"architecture":"x","model_args":{"img_size":32,"patch_size":4,"embed_dim":100,
       "depth":2,"num_heads":3}})");
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("embed_dim 100 is not divisible by num_heads 3"), std::string::npos);
+  EXPECT_NE(r.status().message().find("embed_dim 100 is not divisible by num_heads 3"),
+            std::string::npos);
   auto r2 = Load(R"({"architecture":"x","model_args":{"img_size":30,"patch_size":4,"embed_dim":8,
       "depth":1,"num_heads":2}})");
   ASSERT_FALSE(r2.ok());
   EXPECT_NE(r2.status().message().find("not a multiple"), std::string::npos);
-  auto r3 = Load(R"({"architecture":"deit_tiny_patch16_224","pretrained_cfg":{"input_size":[3,384,384]}})");
+  auto r3 = Load(
+      R"({"architecture":"deit_tiny_patch16_224","pretrained_cfg":{"input_size":[3,384,384]}})");
   ASSERT_FALSE(r3.ok());
   EXPECT_NE(r3.status().message().find("input_size"), std::string::npos);
 }
@@ -115,11 +117,12 @@ TEST_F(ConfigFiles, WrongTypeIsNamed) {
 }
 
 TEST_F(ConfigFiles, HuggingFaceDeitWithTeacher) {
-  auto r = Load(R"({"model_type":"deit","architectures":["DeiTForImageClassificationWithTeacher"],
+  auto r =
+      Load(R"({"model_type":"deit","architectures":["DeiTForImageClassificationWithTeacher"],
       "hidden_size":192,"num_hidden_layers":12,"num_attention_heads":3,"intermediate_size":768,
       "layer_norm_eps":1e-12,"image_size":224,"patch_size":16,"hidden_act":"gelu",
       "id2label":{"0":"a","1":"b","2":"c"}})",
-                R"({"do_resize":true,"size":{"shortest_edge":256},"resample":3,"do_center_crop":true,
+           R"({"do_resize":true,"size":{"shortest_edge":256},"resample":3,"do_center_crop":true,
       "crop_size":{"height":224,"width":224},"image_mean":[0.485,0.456,0.406],"image_std":[0.229,0.224,0.225]})");
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ(r->layout, "huggingface");
@@ -134,9 +137,10 @@ TEST_F(ConfigFiles, HuggingFaceDeitWithTeacher) {
 }
 
 TEST_F(ConfigFiles, HuggingFaceVitResizesToSquare) {
-  auto r = Load(R"({"model_type":"vit","hidden_size":64,"num_hidden_layers":2,"num_attention_heads":2,
+  auto r = Load(
+      R"({"model_type":"vit","hidden_size":64,"num_hidden_layers":2,"num_attention_heads":2,
       "intermediate_size":128,"image_size":32,"patch_size":8,"num_labels":5})",
-                R"({"size":{"height":32,"width":32},"resample":2,"image_mean":[0.5,0.5,0.5],"image_std":[0.5,0.5,0.5]})");
+      R"({"size":{"height":32,"width":32},"resample":2,"image_mean":[0.5,0.5,0.5],"image_std":[0.5,0.5,0.5]})");
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ(r->config.num_classes, 5);
   EXPECT_FALSE(r->config.dist_token);

@@ -130,7 +130,8 @@ Result<SafetensorsFile> SafetensorsFile::Open(const std::string& path) {
     Entry e;
     e.name = name;
     if (!v["dtype"].is_string() || !ParseDType(v["dtype"].get<std::string>(), &e.dtype)) {
-      return bad("unsupported dtype " + v["dtype"].dump() + " (expected F32, F16, BF16, I8, U8, I32)");
+      return bad("unsupported dtype " + v["dtype"].dump() +
+                 " (expected F32, F16, BF16, I8, U8, I32)");
     }
     if (!v["shape"].is_array()) return bad("shape is not an array");
     for (const auto& d : v["shape"]) {
@@ -172,9 +173,9 @@ const SafetensorsFile::Entry* SafetensorsFile::Find(const std::string& name) con
 Result<Tensor> SafetensorsFile::ReadF32(const std::string& name, const Shape& expected) const {
   const Entry* e = Find(name);
   if (e == nullptr) {
-    return Status::InvalidInput("safetensors file '" + path_ + "': missing tensor '" + name + "'" +
-                                (expected.empty() ? "" : " (expected shape " +
-                                                             ShapeToString(expected) + ")"));
+    return Status::InvalidInput(
+        "safetensors file '" + path_ + "': missing tensor '" + name + "'" +
+        (expected.empty() ? "" : " (expected shape " + ShapeToString(expected) + ")"));
   }
   if (!expected.empty() && e->shape != expected) {
     return Status::InvalidInput("safetensors file '" + path_ + "': tensor '" + name +

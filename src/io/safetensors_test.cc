@@ -24,7 +24,8 @@ TEST(Safetensors, RoundTripKeepsNamesShapesDataAndMetadata) {
   TempDir dir;
   Tensor a = Iota({2, 3}), b(DType::kI8, {4});
   for (int i = 0; i < 4; ++i) b.data<int8_t>()[i] = static_cast<int8_t>(i - 2);
-  ASSERT_TRUE(WriteSafetensors(dir.path("x.safetensors"), {{"a", &a}, {"b", &b}}, {{"k", "v"}}).ok());
+  ASSERT_TRUE(
+      WriteSafetensors(dir.path("x.safetensors"), {{"a", &a}, {"b", &b}}, {{"k", "v"}}).ok());
   auto f = SafetensorsFile::Open(dir.path("x.safetensors"));
   ASSERT_TRUE(f.ok()) << f.status().message();
   EXPECT_EQ(f->metadata().at("k"), "v");
@@ -72,7 +73,8 @@ class SafetensorsErrors : public ::testing::Test {
     EXPECT_FALSE(f.ok());
     if (f.ok()) return "";
     EXPECT_EQ(f.status().code(), StatusCode::kInvalidInput);
-    EXPECT_NE(f.status().message().find("bad.safetensors"), std::string::npos) << f.status().message();
+    EXPECT_NE(f.status().message().find("bad.safetensors"), std::string::npos)
+        << f.status().message();
     return f.status().message();
   }
   std::string Header(const std::string& json) {
@@ -91,7 +93,9 @@ TEST_F(SafetensorsErrors, MissingFile) {
   EXPECT_NE(f.status().message().find("cannot open"), std::string::npos);
 }
 
-TEST_F(SafetensorsErrors, TooShortForHeaderLength) { EXPECT_NE(Expect("abc").find("truncated"), std::string::npos); }
+TEST_F(SafetensorsErrors, TooShortForHeaderLength) {
+  EXPECT_NE(Expect("abc").find("truncated"), std::string::npos);
+}
 
 TEST_F(SafetensorsErrors, TruncatedData) {
   std::string msg = Expect(good_.substr(0, good_.size() - 10));
@@ -99,22 +103,29 @@ TEST_F(SafetensorsErrors, TruncatedData) {
   EXPECT_NE(msg.find("outside"), std::string::npos) << msg;
 }
 
-TEST_F(SafetensorsErrors, TruncatedHeader) { EXPECT_NE(Expect(good_.substr(0, 20)).find("exceeds"), std::string::npos); }
+TEST_F(SafetensorsErrors, TruncatedHeader) {
+  EXPECT_NE(Expect(good_.substr(0, 20)).find("exceeds"), std::string::npos);
+}
 
-TEST_F(SafetensorsErrors, HeaderNotJson) { EXPECT_NE(Expect(Header("{not json")).find("JSON"), std::string::npos); }
+TEST_F(SafetensorsErrors, HeaderNotJson) {
+  EXPECT_NE(Expect(Header("{not json")).find("JSON"), std::string::npos);
+}
 
 TEST_F(SafetensorsErrors, OffsetsOutsideFile) {
-  std::string msg = Expect(Header(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8000]}})") + "12345678");
+  std::string msg =
+      Expect(Header(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8000]}})") + "12345678");
   EXPECT_NE(msg.find("outside"), std::string::npos) << msg;
 }
 
 TEST_F(SafetensorsErrors, OffsetsDisagreeWithShape) {
-  std::string msg = Expect(Header(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})") + "12345678");
+  std::string msg =
+      Expect(Header(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})") + "12345678");
   EXPECT_NE(msg.find("needs 12"), std::string::npos) << msg;
 }
 
 TEST_F(SafetensorsErrors, UnknownDtype) {
-  std::string msg = Expect(Header(R"({"w":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}})") + "12345678");
+  std::string msg =
+      Expect(Header(R"({"w":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}})") + "12345678");
   EXPECT_NE(msg.find("F64"), std::string::npos) << msg;
 }
 
@@ -135,7 +146,8 @@ TEST(Safetensors, WriteIsAtomicAndLeavesNoTempFile) {
   Tensor a = Iota({2});
   ASSERT_TRUE(WriteSafetensors(dir.path("x.safetensors"), {{"a", &a}}).ok());
   int files = 0;
-  for (const auto& e : std::filesystem::directory_iterator(dir.path())) files += e.is_regular_file();
+  for (const auto& e : std::filesystem::directory_iterator(dir.path()))
+    files += e.is_regular_file();
   EXPECT_EQ(files, 1);
   // Writing into a missing directory fails without creating anything.
   EXPECT_FALSE(WriteSafetensors(dir.path("missing/x.safetensors"), {{"a", &a}}).ok());

@@ -48,12 +48,13 @@ class DnnlOps {
  public:
   explicit DnnlOps(DnnlContext* ctx) : ctx_(ctx) {}
   // scores[BH, T, T] = scale * Q[BH, T, hd] K[BH, T, hd]^T
-  void AttentionScores(const float* q, const float* k, int bh, int t, int hd, float scale, float* scores);
+  void AttentionScores(const float* q, const float* k, int bh, int t, int hd, float scale,
+                       float* scores);
   // out[B, T, H, hd] = P[B, H, T, T] V[B, H, T, hd] (heads merged into the token rows)
   void AttentionValues(const float* p, const float* v, int b, int h, int t, int hd, float* out);
   // dst[B, M, N] = a[B, M, K] · b, with b as [B, K, N] (b_rows_are_k) or [B, N, K] (transposed).
-  void BatchedMatmul(const float* a, const float* b, bool b_rows_are_k, int batch, int m, int k, int n,
-                     float* dst);
+  void BatchedMatmul(const float* a, const float* b, bool b_rows_are_k, int batch, int m, int k,
+                     int n, float* dst);
   // In place softmax over the last axis of [rows, cols].
   void Softmax(float* x, int rows, int cols);
   // dst[M, D] = LayerNorm(src[M, D]) * gamma + beta

@@ -8,7 +8,8 @@ using dt = dnnl::memory::data_type;
 
 S8Linear::S8Linear(DnnlContext* ctx, int n, int k) : ctx_(ctx), n_(n), k_(k) {
   // The packed layout is chosen by the primitive for a typical M; all M share it.
-  memory::desc src_md({256, k_}, dt::s8, tag::ab), w_md({k_, n_}, dt::s8, tag::any), dst_md({256, n_}, dt::s32, tag::ab);
+  memory::desc src_md({256, k_}, dt::s8, tag::ab), w_md({k_, n_}, dt::s8, tag::any),
+      dst_md({256, n_}, dt::s32, tag::ab);
   dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, w_md, dst_md), ctx_->engine());
   packed_desc_ = pd.weights_desc();
 }
@@ -25,17 +26,19 @@ void S8Linear::Run(const int8_t* x, int m, const dnnl::memory& packed, int32_t* 
   auto it = prims_.find(m);
   if (it == prims_.end()) {
     memory::desc src_md({m, k_}, dt::s8, tag::ab), dst_md({m, n_}, dt::s32, tag::ab);
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, packed_desc_, dst_md), ctx_->engine());
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, packed_desc_, dst_md),
+                                    ctx_->engine());
     it = prims_.emplace(m, dnnl::matmul(pd)).first;
   }
   memory src({{m, k_}, dt::s8, tag::ab}, ctx_->engine(), const_cast<int8_t*>(x));
   memory d({{m, n_}, dt::s32, tag::ab}, ctx_->engine(), dst);
-  it->second.execute(ctx_->stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, packed}, {DNNL_ARG_DST, d}});
+  it->second.execute(ctx_->stream(),
+                     {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, packed}, {DNNL_ARG_DST, d}});
   ctx_->stream().wait();
 }
 
-void S8BatchedMatmul::Run(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m, int k, int n,
-                          int32_t* dst) {
+void S8BatchedMatmul::Run(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m,
+                          int k, int n, int32_t* dst) {
   auto key = std::make_tuple(b_rows_are_k, batch, m, k, n);
   memory::desc a_md({batch, m, k}, dt::s8, tag::abc);
   memory::desc b_md({batch, k, n}, dt::s8, b_rows_are_k ? tag::abc : tag::acb);
@@ -45,9 +48,10 @@ void S8BatchedMatmul::Run(const int8_t* a, const int8_t* b, bool b_rows_are_k, i
     dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, d_md), ctx_->engine());
     it = prims_.emplace(key, dnnl::matmul(pd)).first;
   }
-  memory am(a_md, ctx_->engine(), const_cast<int8_t*>(a)), bm(b_md, ctx_->engine(), const_cast<int8_t*>(b)),
-      dm(d_md, ctx_->engine(), dst);
-  it->second.execute(ctx_->stream(), {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, dm}});
+  memory am(a_md, ctx_->engine(), const_cast<int8_t*>(a)),
+      bm(b_md, ctx_->engine(), const_cast<int8_t*>(b)), dm(d_md, ctx_->engine(), dst);
+  it->second.execute(ctx_->stream(),
+                     {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, dm}});
   ctx_->stream().wait();
 }
 

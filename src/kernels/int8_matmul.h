@@ -33,7 +33,8 @@ class S8Linear {
 class S8BatchedMatmul {
  public:
   explicit S8BatchedMatmul(DnnlContext* ctx) : ctx_(ctx) {}
-  void Run(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m, int k, int n, int32_t* dst);
+  void Run(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m, int k, int n,
+           int32_t* dst);
 
  private:
   DnnlContext* ctx_;

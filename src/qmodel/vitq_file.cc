@@ -30,16 +30,18 @@ Result<QuantizedModel> LoadQuantizedFile(const std::string& path) {
   auto get = [&](const char* key) -> Result<std::string> {
     auto it = meta.find(key);
     if (it == meta.end()) {
-      return Status::InvalidInput("'" + path + "' is not a .vitq file (metadata has no '" + key + "')");
+      return Status::InvalidInput("'" + path + "' is not a .vitq file (metadata has no '" + key +
+                                  "')");
     }
     return it->second;
   };
   VITQ_ASSIGN_OR_RETURN(std::string format, get("format"));
-  if (format != kFormat) return Status::InvalidInput("'" + path + "': format '" + format + "', expected 'vitq'");
+  if (format != kFormat)
+    return Status::InvalidInput("'" + path + "': format '" + format + "', expected 'vitq'");
   VITQ_ASSIGN_OR_RETURN(std::string version, get("vitq.version"));
   if (version != kFormatVersion) {
-    return Status::InvalidInput("'" + path + "': .vitq version " + version + " is not supported (this vitq reads " +
-                                kFormatVersion + ")");
+    return Status::InvalidInput("'" + path + "': .vitq version " + version +
+                                " is not supported (this vitq reads " + kFormatVersion + ")");
   }
   VITQ_ASSIGN_OR_RETURN(std::string spec_json, get("vitq.model"));
   VITQ_ASSIGN_OR_RETURN(std::string plan_json, get("vitq.plan"));

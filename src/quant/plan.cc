@@ -11,16 +11,21 @@ std::string PlanToJson(const QuantPlan& plan) {
   j["format"] = "vitq.plan";
   j["version"] = QuantPlan::kVersion;
   j["method"] = plan.method;
-  j["options"] = plan.options_json.empty() ? ordered_json::object() : ordered_json::parse(plan.options_json);
-  j["provenance"] = {{"seed", plan.seed},           {"calib_dir", plan.calib_dir},
-                     {"calib_size", plan.calib_size}, {"calib_hash", plan.calib_hash},
-                     {"tool_version", plan.tool_version}, {"architecture", plan.architecture}};
+  j["options"] =
+      plan.options_json.empty() ? ordered_json::object() : ordered_json::parse(plan.options_json);
+  j["provenance"] = {{"seed", plan.seed},
+                     {"calib_dir", plan.calib_dir},
+                     {"calib_size", plan.calib_size},
+                     {"calib_hash", plan.calib_hash},
+                     {"tool_version", plan.tool_version},
+                     {"architecture", plan.architecture}};
   ordered_json sites = ordered_json::object();
   for (const auto& [name, s] : plan.sites) {
     sites[name] = {{"bits", s.scheme.bits},
                    {"symmetric", s.scheme.symmetric},
                    {"signed", s.scheme.is_signed},
-                   {"granularity", s.scheme.granularity == Granularity::kPerTensor ? "per_tensor" : "per_channel"},
+                   {"granularity",
+                    s.scheme.granularity == Granularity::kPerTensor ? "per_tensor" : "per_channel"},
                    {"axis", s.scheme.axis},
                    {"scale", s.params.scale},
                    {"zero_point", s.params.zero_point}};
@@ -32,7 +37,9 @@ std::string PlanToJson(const QuantPlan& plan) {
 }
 
 Result<QuantPlan> PlanFromJson(const std::string& text, const std::string& source) {
-  auto bad = [&](const std::string& what) { return Status::InvalidInput("plan '" + source + "': " + what); };
+  auto bad = [&](const std::string& what) {
+    return Status::InvalidInput("plan '" + source + "': " + what);
+  };
   ordered_json j;
   try {
     j = ordered_json::parse(text);
@@ -41,7 +48,8 @@ Result<QuantPlan> PlanFromJson(const std::string& text, const std::string& sourc
   }
   QuantPlan plan;
   try {
-    if (!j.is_object() || j.value("format", "") != "vitq.plan") return bad("not a vitq plan (format != vitq.plan)");
+    if (!j.is_object() || j.value("format", "") != "vitq.plan")
+      return bad("not a vitq plan (format != vitq.plan)");
     int version = j.at("version").get<int>();
     if (version != QuantPlan::kVersion) {
       return bad("unsupported version " + std::to_string(version) + " (this vitq reads version " +
@@ -63,8 +71,10 @@ Result<QuantPlan> PlanFromJson(const std::string& text, const std::string& sourc
       sp.scheme.symmetric = s.at("symmetric").get<bool>();
       sp.scheme.is_signed = s.at("signed").get<bool>();
       std::string g = s.at("granularity").get<std::string>();
-      if (g != "per_tensor" && g != "per_channel") return bad("site '" + it.key() + "': granularity '" + g + "'");
-      sp.scheme.granularity = g == "per_tensor" ? Granularity::kPerTensor : Granularity::kPerChannel;
+      if (g != "per_tensor" && g != "per_channel")
+        return bad("site '" + it.key() + "': granularity '" + g + "'");
+      sp.scheme.granularity =
+          g == "per_tensor" ? Granularity::kPerTensor : Granularity::kPerChannel;
       sp.scheme.axis = s.value("axis", 0);
       sp.params.scale = s.at("scale").get<std::vector<float>>();
       sp.params.zero_point = s.at("zero_point").get<std::vector<int32_t>>();
@@ -72,10 +82,12 @@ Result<QuantPlan> PlanFromJson(const std::string& text, const std::string& sourc
       std::vector<int64_t> shape = {static_cast<int64_t>(sp.params.scale.size())};
       QuantScheme check = sp.scheme;
       check.axis = 0;  // the tensor shape is checked against the model when the plan is applied
-      VITQ_RETURN_IF_ERROR(ValidateQParams(check, sp.params, shape, "plan '" + source + "': site '" + it.key() + "'"));
+      VITQ_RETURN_IF_ERROR(ValidateQParams(check, sp.params, shape,
+                                           "plan '" + source + "': site '" + it.key() + "'"));
       plan.sites[it.key()] = sp;
     }
-    if (j.contains("biases")) plan.biases = j["biases"].get<std::map<std::string, std::vector<float>>>();
+    if (j.contains("biases"))
+      plan.biases = j["biases"].get<std::map<std::string, std::vector<float>>>();
     if (j.contains("report")) plan.report_json = j["report"].dump();
   } catch (const nlohmann::json::exception& e) {
     return bad(std::string("malformed: ") + e.what());

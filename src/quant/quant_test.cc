@@ -1,11 +1,12 @@
 // Unit tests of the quantizers, metrics and the QuantPlan JSON round trip.
+#include "vitq/quant.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
 
 #include "vitq/plan.h"
-#include "vitq/quant.h"
 
 namespace vitq {
 namespace {
@@ -13,11 +14,11 @@ namespace {
 TEST(Quantizer, HandComputedCases) {
   // Δ = 0.5, 4 bits signed: levels -8..7.
   EXPECT_EQ(QuantizeValue(0.74f, 0.5f, 0, -8, 7), 1);
-  EXPECT_EQ(QuantizeValue(0.75f, 0.5f, 0, -8, 7), 2);   // 1.5 -> 2 (half to even)
-  EXPECT_EQ(QuantizeValue(0.25f, 0.5f, 0, -8, 7), 0);   // 0.5 -> 0 (half to even)
-  EXPECT_EQ(QuantizeValue(1.25f, 0.5f, 0, -8, 7), 2);   // 2.5 -> 2
+  EXPECT_EQ(QuantizeValue(0.75f, 0.5f, 0, -8, 7), 2);  // 1.5 -> 2 (half to even)
+  EXPECT_EQ(QuantizeValue(0.25f, 0.5f, 0, -8, 7), 0);  // 0.5 -> 0 (half to even)
+  EXPECT_EQ(QuantizeValue(1.25f, 0.5f, 0, -8, 7), 2);  // 2.5 -> 2
   EXPECT_EQ(QuantizeValue(-1.25f, 0.5f, 0, -8, 7), -2);
-  EXPECT_EQ(QuantizeValue(100.f, 0.5f, 0, -8, 7), 7);   // clamped
+  EXPECT_EQ(QuantizeValue(100.f, 0.5f, 0, -8, 7), 7);  // clamped
   EXPECT_EQ(QuantizeValue(-100.f, 0.5f, 0, -8, 7), -8);
   // Asymmetric unsigned 8-bit: zero point 10.
   EXPECT_EQ(QuantizeValue(0.0f, 0.1f, 10, 0, 255), 10);
@@ -112,7 +113,8 @@ TEST(Plan, JsonRoundTripAndErrors) {
   broken.sites["blocks.0.attn.qkv:w"].params.scale = {-1.0f};
   auto r = PlanFromJson(PlanToJson(broken), "mem");
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("blocks.0.attn.qkv:w"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("blocks.0.attn.qkv:w"), std::string::npos)
+      << r.status().message();
 }
 
 }  // namespace

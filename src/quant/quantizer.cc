@@ -24,14 +24,16 @@ Status QuantScheme::Validate(const std::string& what) const {
 
 void QuantizeToInt8(const float* x, int64_t n, float scale, int32_t zero_point, int qmin, int qmax,
                     int8_t* q) {
-  for (int64_t i = 0; i < n; ++i) q[i] = static_cast<int8_t>(QuantizeValue(x[i], scale, zero_point, qmin, qmax));
+  for (int64_t i = 0; i < n; ++i)
+    q[i] = static_cast<int8_t>(QuantizeValue(x[i], scale, zero_point, qmin, qmax));
 }
 
 void FakeQuantize(const float* x, int64_t n, float scale, int32_t zero_point, int qmin, int qmax,
                   float* out) {
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) {
-    out[i] = static_cast<float>(QuantizeValue(x[i], scale, zero_point, qmin, qmax) - zero_point) * scale;
+    out[i] =
+        static_cast<float>(QuantizeValue(x[i], scale, zero_point, qmin, qmax) - zero_point) * scale;
   }
 }
 
@@ -48,19 +50,21 @@ Status ValidateQParams(const QuantScheme& scheme, const QParams& params,
   }
   if (params.scale.size() != channels || params.zero_point.size() != channels) {
     return Status::InvalidInput(what + ": " + std::to_string(params.scale.size()) + " scales and " +
-                                std::to_string(params.zero_point.size()) + " zero points, expected " +
-                                std::to_string(channels));
+                                std::to_string(params.zero_point.size()) +
+                                " zero points, expected " + std::to_string(channels));
   }
   for (size_t i = 0; i < channels; ++i) {
     if (!(params.scale[i] > 0) || !std::isfinite(params.scale[i])) {
       return Status::InvalidInput(what + ": scale[" + std::to_string(i) + "] is " +
-                                  std::to_string(params.scale[i]) + ", expected a positive finite number");
+                                  std::to_string(params.scale[i]) +
+                                  ", expected a positive finite number");
     }
     if (params.zero_point[i] < scheme.qmin() || params.zero_point[i] > scheme.qmax() ||
         (scheme.symmetric && params.zero_point[i] != 0)) {
       return Status::InvalidInput(what + ": zero_point[" + std::to_string(i) + "] is " +
                                   std::to_string(params.zero_point[i]) + ", outside the " +
-                                  std::to_string(scheme.bits) + "-bit grid or non-zero for a symmetric scheme");
+                                  std::to_string(scheme.bits) +
+                                  "-bit grid or non-zero for a symmetric scheme");
     }
   }
   return Status::Ok();
@@ -72,7 +76,8 @@ Status FakeQuantizeTensor(float* data, const std::vector<int64_t>& shape, const 
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   if (scheme.granularity == Granularity::kPerTensor) {
-    FakeQuantize(data, n, params.scale[0], params.zero_point[0], scheme.qmin(), scheme.qmax(), data);
+    FakeQuantize(data, n, params.scale[0], params.zero_point[0], scheme.qmin(), scheme.qmax(),
+                 data);
     return Status::Ok();
   }
   int64_t outer = 1, inner = 1;
@@ -82,7 +87,8 @@ Status FakeQuantizeTensor(float* data, const std::vector<int64_t>& shape, const 
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t c = 0; c < channels; ++c) {
       float* p = data + (o * channels + c) * inner;
-      FakeQuantize(p, inner, params.scale[c], params.zero_point[c], scheme.qmin(), scheme.qmax(), p);
+      FakeQuantize(p, inner, params.scale[c], params.zero_point[c], scheme.qmin(), scheme.qmax(),
+                   p);
     }
   }
   return Status::Ok();
@@ -98,7 +104,8 @@ QParams MinMaxParams(const float* x, int64_t n, const QuantScheme& scheme) {
   if (scheme.symmetric) {
     float m = std::max(-lo, hi);
     // Signed: max|x| / 2^(b-1) (method.md §1.5); unsigned: max / (2^b - 1).
-    float levels = scheme.is_signed ? static_cast<float>(1 << (scheme.bits - 1)) : static_cast<float>(scheme.qmax());
+    float levels = scheme.is_signed ? static_cast<float>(1 << (scheme.bits - 1))
+                                    : static_cast<float>(scheme.qmax());
     p.scale = {m > 0 ? m / levels : 1.0f};
     p.zero_point = {0};
     return p;

@@ -31,7 +31,8 @@ float OmseScale(const float* x, int64_t n, int bits) {
 
 OpResult RunOmse(const OpTensors& op, const MethodContext& mc) {
   OperandView x = OperandX(op), w = OperandW(op);
-  return EvaluateFixed(op, mc, OmseScale(w.data, w.size, mc.bits_w), OmseScale(x.data, x.size, mc.bits_x));
+  return EvaluateFixed(op, mc, OmseScale(w.data, w.size, mc.bits_w),
+                       OmseScale(x.data, x.size, mc.bits_x));
 }
 
 }  // namespace vitq::search

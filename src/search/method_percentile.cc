@@ -23,7 +23,8 @@ OpResult RunPercentile(const OpTensors& op, const MethodContext& mc) {
   OperandView x = OperandX(op), w = OperandW(op);
   const double q = 0.9999;
   float sx = PercentileScale(x.data, x.size, mc.bits_x, q);
-  float sw = op.is_matmul ? PercentileScale(w.data, w.size, mc.bits_w, q) : InitialScale(w.data, w.size, mc.bits_w);
+  float sw = op.is_matmul ? PercentileScale(w.data, w.size, mc.bits_w, q)
+                          : InitialScale(w.data, w.size, mc.bits_w);
   return EvaluateFixed(op, mc, sw, sx);
 }
 

@@ -29,7 +29,8 @@ namespace {
 // default clone runs on any x86-64.
 #define VITQ_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
-VITQ_SIMD_CLONES void QuantizeRange(const float* x, int64_t n, float inv, float qmin, float qmax, int8_t* q) {
+VITQ_SIMD_CLONES void QuantizeRange(const float* x, int64_t n, float inv, float qmin, float qmax,
+                                    int8_t* q) {
   for (int64_t i = 0; i < n; ++i) {
     float r = __builtin_nearbyintf(x[i] * inv);
     r = r < qmin ? qmin : (r > qmax ? qmax : r);
@@ -38,8 +39,8 @@ VITQ_SIMD_CLONES void QuantizeRange(const float* x, int64_t n, float inv, float 
 }
 
 // Ô = scale · acc + bias for `rows` rows of `nch` channels (bias may be null).
-VITQ_SIMD_CLONES void ConvertRows(const int32_t* acc, int64_t rows, int nch, float scale, const float* bias,
-                                  float* out) {
+VITQ_SIMD_CLONES void ConvertRows(const int32_t* acc, int64_t rows, int nch, float scale,
+                                  const float* bias, float* out) {
   for (int64_t r = 0; r < rows; ++r) {
     const int32_t* a = acc + r * nch;
     float* o = out + r * nch;
@@ -52,7 +53,8 @@ VITQ_SIMD_CLONES void ConvertRows(const int32_t* acc, int64_t rows, int nch, flo
 }
 
 // Sums of q, q², o·q over n values: float partial sums over blocks of 1024, double across blocks.
-VITQ_SIMD_CLONES void SimilaritySums(const float* o, const float* q, int64_t n, double* s1, double* s2, double* s12) {
+VITQ_SIMD_CLONES void SimilaritySums(const float* o, const float* q, int64_t n, double* s1,
+                                     double* s2, double* s12) {
   double d1 = 0, d2 = 0, d12 = 0;
   for (int64_t j0 = 0; j0 < n; j0 += 1024) {
     const int64_t j1 = std::min<int64_t>(n, j0 + 1024);
@@ -73,7 +75,8 @@ VITQ_SIMD_CLONES void SimilaritySums(const float* o, const float* q, int64_t n, 
 }
 
 void QuantizeParallel(const float* x, int64_t n, float scale, int bits, int8_t* q) {
-  const float qmin = static_cast<float>(-(1 << (bits - 1))), qmax = static_cast<float>((1 << (bits - 1)) - 1);
+  const float qmin = static_cast<float>(-(1 << (bits - 1))),
+              qmax = static_cast<float>((1 << (bits - 1)) - 1);
   const float inv = 1.0f / scale;
   const int64_t block = 1 << 16;
 #pragma omp parallel for schedule(static)
@@ -84,8 +87,8 @@ void QuantizeParallel(const float* x, int64_t n, float scale, int bits, int8_t* 
 }
 
 struct Evaluation {
-  double similarity = 0;  // mean over images
-  double ranking = 0;     // L_rank (mean over pairs)
+  double similarity = 0;           // mean over images
+  double ranking = 0;              // L_rank (mean over pairs)
   std::vector<double> bias_error;  // mean (Ô - O) per output channel
   double signal = 0, noise = 0;
 };
@@ -93,7 +96,11 @@ struct Evaluation {
 class Searcher {
  public:
   Searcher(const OpTensors& op, const SearchOptions& opt, kernels::DnnlContext* ctx)
-      : op_(op), opt_(opt), ctx_(ctx), lin_(ctx, op.is_matmul ? 1 : op.n, op.is_matmul ? 1 : op.k), bmm_(ctx) {
+      : op_(op),
+        opt_(opt),
+        ctx_(ctx),
+        lin_(ctx, op.is_matmul ? 1 : op.n, op.is_matmul ? 1 : op.k),
+        bmm_(ctx) {
     const int64_t n_img = op.images;
     if (!op.is_matmul) {
       x_per_image_ = op.rows * op.k;
@@ -114,8 +121,8 @@ class Searcher {
       fl.Run(op.x, static_cast<int>(n_img * op.rows), o_.data(), false, false);
     } else {
       kernels::DnnlOps ops(ctx);
-      ops.BatchedMatmul(op.a, op.b, op.b_rows_are_k, static_cast<int>(n_img * op.heads), op.m, op.k, op.n,
-                        o_.data());
+      ops.BatchedMatmul(op.a, op.b, op.b_rows_are_k, static_cast<int>(n_img * op.heads), op.m, op.k,
+                        op.n, o_.data());
     }
     o_mean_.resize(n_img);
     o_norm2_.resize(n_img);
@@ -148,12 +155,15 @@ class Searcher {
       }
     }
     // Chunks of images small enough for the candidate outputs to stay in cache.
-    chunk_ = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(n_img, (1 << 20) / out_per_image_)));
+    chunk_ = static_cast<int>(
+        std::max<int64_t>(1, std::min<int64_t>(n_img, (1 << 20) / out_per_image_)));
     out_.resize(static_cast<size_t>(chunk_ * out_per_image_));
     acc_.resize(out_.size());
     qx_.resize(static_cast<size_t>(chunk_ * x_per_image_));
-    if (op.is_matmul) qw_.resize(static_cast<size_t>(chunk_ * w_per_image_));
-    else qw_.resize(static_cast<size_t>(op.n) * op.k);
+    if (op.is_matmul)
+      qw_.resize(static_cast<size_t>(chunk_ * w_per_image_));
+    else
+      qw_.resize(static_cast<size_t>(op.n) * op.k);
   }
 
   const std::vector<float>& float_output() const { return o_; }
@@ -162,15 +172,16 @@ class Searcher {
     float dx, dw;
   };
 
-  Evaluation Evaluate(float dx, float dw, const std::vector<float>& bias, bool ranking, bool bias_error,
-                      bool sqnr) {
+  Evaluation Evaluate(float dx, float dw, const std::vector<float>& bias, bool ranking,
+                      bool bias_error, bool sqnr) {
     return EvaluateMany({{dx, dw}}, bias, ranking, bias_error, sqnr)[0];
   }
 
   // Evaluates candidates chunk by chunk of images, all candidates per chunk, so each chunk's float
   // outputs are read from memory once per call rather than once per candidate.
-  std::vector<Evaluation> EvaluateMany(const std::vector<Candidate>& cands, const std::vector<float>& bias,
-                                       bool ranking, bool bias_error, bool sqnr) {
+  std::vector<Evaluation> EvaluateMany(const std::vector<Candidate>& cands,
+                                       const std::vector<float>& bias, bool ranking,
+                                       bool bias_error, bool sqnr) {
     const int n_img = op_.images;
     const int nc = static_cast<int>(cands.size());
     evaluations_ += nc;
@@ -185,7 +196,8 @@ class Searcher {
           packed_index[i] = static_cast<int>(it - seen.begin());
           continue;
         }
-        QuantizeParallel(op_.weight, static_cast<int64_t>(op_.n) * op_.k, cands[i].dw, opt_.bits_w, qw_.data());
+        QuantizeParallel(op_.weight, static_cast<int64_t>(op_.n) * op_.k, cands[i].dw, opt_.bits_w,
+                         qw_.data());
         packed.push_back(lin_.Pack(qw_.data()));
         packed_index[i] = static_cast<int>(seen.size());
         seen.push_back(cands[i].dw);
@@ -209,10 +221,12 @@ class Searcher {
           lin_.Run(qx, static_cast<int>(cn * op_.rows), packed[packed_index[ci]], acc_.data());
         } else {
           if (dw != quantized_w_dw) {
-            QuantizeParallel(op_.b + c0 * w_per_image_, cn * w_per_image_, dw, opt_.bits_w, qw_.data());
+            QuantizeParallel(op_.b + c0 * w_per_image_, cn * w_per_image_, dw, opt_.bits_w,
+                             qw_.data());
             quantized_w_dw = dw;
           }
-          bmm_.Run(qx, qw_.data(), op_.b_rows_are_k, cn * op_.heads, op_.m, op_.k, op_.n, acc_.data());
+          bmm_.Run(qx, qw_.data(), op_.b_rows_are_k, cn * op_.heads, op_.m, op_.k, op_.n,
+                   acc_.data());
         }
         // Ô = scale · accumulator (+ bias per output channel for linear layers).
         {
@@ -285,8 +299,9 @@ class Searcher {
 #pragma omp for schedule(dynamic, 64)
             for (int64_t r = 0; r < rows; ++r) {
               const int64_t g = (row0 + r) * w;
-              RankSum rs = RankingRowWindowedFlat(order_.data() + g, group_end_.data() + g, a_sorted_.data() + g,
-                                                  out_.data() + r * w, w, opt_.theta, scratch.data());
+              RankSum rs = RankingRowWindowedFlat(order_.data() + g, group_end_.data() + g,
+                                                  a_sorted_.data() + g, out_.data() + r * w, w,
+                                                  opt_.theta, scratch.data());
               rs_sum += rs.sum;
               rs_pairs += rs.pairs;
             }
@@ -329,7 +344,9 @@ class Searcher {
   }
 
   bool use_ranking() const { return op_.is_matmul && op_.is_attention_scores && opt_.ranking; }
-  double Objective(const Evaluation& e) const { return e.similarity - (use_ranking() ? opt_.gamma * e.ranking : 0.0); }
+  double Objective(const Evaluation& e) const {
+    return e.similarity - (use_ranking() ? opt_.gamma * e.ranking : 0.0);
+  }
 
   // Best candidate for one operand with the other fixed. With the ranking loss, candidates are
   // visited by decreasing similarity and the loss computed only while a candidate could still
@@ -345,7 +362,8 @@ class Searcher {
     std::vector<double> sim(n);
     for (int i = 0; i < n; ++i) sim[i] = evs[i].similarity;
     auto pick = [&](int i) { return search_w ? cand[i].dw : cand[i].dx; };
-    if (!use_ranking()) return pick(static_cast<int>(std::max_element(sim.begin(), sim.end()) - sim.begin()));
+    if (!use_ranking())
+      return pick(static_cast<int>(std::max_element(sim.begin(), sim.end()) - sim.begin()));
     std::vector<int> order(n);
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return sim[a] > sim[b]; });
@@ -355,7 +373,8 @@ class Searcher {
     size_t next = 0;
     while (next < order.size() && sim[order[next]] > best) {
       std::vector<int> batch;
-      while (next < order.size() && sim[order[next]] > best && batch.size() < 8) batch.push_back(order[next++]);
+      while (next < order.size() && sim[order[next]] > best && batch.size() < 8)
+        batch.push_back(order[next++]);
       std::vector<Candidate> bc;
       for (int i : batch) bc.push_back(cand[i]);
       std::vector<Evaluation> re = EvaluateMany(bc, bias, true, false, false);
@@ -383,7 +402,8 @@ class Searcher {
   std::vector<float> o_, out_;
   std::vector<int32_t> acc_;
   std::vector<double> o_mean_, o_norm2_;
-  std::vector<uint16_t> order_, group_end_;  // per row of Q·Kᵀ: the float-sorted order (ranking loss)
+  std::vector<uint16_t> order_,
+      group_end_;  // per row of Q·Kᵀ: the float-sorted order (ranking loss)
   std::vector<float> a_sorted_;
   std::vector<int8_t> qx_, qw_, qx_all_;
   float cached_dx_ = -1.0f, chunk_dx_ = -1.0f;
@@ -394,8 +414,8 @@ class Searcher {
 
 }  // namespace
 
-OpResult SearchOp(const OpTensors& op, const SearchOptions& opt, kernels::DnnlContext* ctx, float fixed_w,
-                  float fixed_x) {
+OpResult SearchOp(const OpTensors& op, const SearchOptions& opt, kernels::DnnlContext* ctx,
+                  float fixed_w, float fixed_x) {
   Searcher s(op, opt, ctx);
   const float* xs = op.is_matmul ? op.a : op.x;
   const int64_t x_size = op.is_matmul ? static_cast<int64_t>(op.images) * op.heads * op.m * op.k
@@ -403,7 +423,8 @@ OpResult SearchOp(const OpTensors& op, const SearchOptions& opt, kernels::DnnlCo
   const float* ws = op.is_matmul ? op.b : op.weight;
   const int64_t w_size = op.is_matmul ? static_cast<int64_t>(op.images) * op.heads * op.k * op.n
                                       : static_cast<int64_t>(op.n) * op.k;
-  const float dx0 = InitialScale(xs, x_size, opt.bits_x), dw0 = InitialScale(ws, w_size, opt.bits_w);
+  const float dx0 = InitialScale(xs, x_size, opt.bits_x),
+              dw0 = InitialScale(ws, w_size, opt.bits_w);
   const bool correct = opt.bias_correction && !op.is_matmul;
   std::vector<float> bias = op.bias;
   OpResult r;

@@ -49,7 +49,7 @@ struct SearchOptions {
 
 struct OpResult {
   float scale_w = 0, scale_x = 0;
-  std::vector<float> bias;  // corrected bias (linear layers)
+  std::vector<float> bias;                             // corrected bias (linear layers)
   double similarity_before = 0, similarity_after = 0;  // mean over images at Δ0 / at the result
   double ranking_before = 0, ranking_after = 0;        // L_rank (Q·Kᵀ only)
   double objective = 0;

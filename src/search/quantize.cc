@@ -16,7 +16,9 @@
 namespace vitq {
 namespace {
 using Clock = std::chrono::steady_clock;
-double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // Copies the wanted sites of each forward batch into [images, ...] buffers.
 class CaptureObserver : public Observer {
@@ -36,8 +38,10 @@ class CaptureObserver : public Observer {
     if (it == dest_.end()) return;
     const int64_t per_image = t.size() / count_;
     std::vector<float>* d = it->second;
-    if (d->size() < static_cast<size_t>(per_image) * total_) d->resize(static_cast<size_t>(per_image) * total_);
-    std::memcpy(d->data() + static_cast<int64_t>(first_) * per_image, t.data, t.size() * sizeof(float));
+    if (d->size() < static_cast<size_t>(per_image) * total_)
+      d->resize(static_cast<size_t>(per_image) * total_);
+    std::memcpy(d->data() + static_cast<int64_t>(first_) * per_image, t.data,
+                t.size() * sizeof(float));
   }
   void SetTotal(int total) { total_ = total; }
 
@@ -74,13 +78,17 @@ Status QuantizeOptions::Validate() const {
     return Status::InvalidInput("unknown method '" + method + "' (available: " + list + ")");
   }
   for (int b : {wbits, abits}) {
-    if (b < 2 || b > 8) return Status::InvalidInput("bit-width " + std::to_string(b) + " outside 2-8");
+    if (b < 2 || b > 8)
+      return Status::InvalidInput("bit-width " + std::to_string(b) + " outside 2-8");
   }
   for (const auto& [m, b] : module_bits) {
-    if (b < 2 || b > 8) return Status::InvalidInput("module '" + m + "': bit-width " + std::to_string(b) + " outside 2-8");
+    if (b < 2 || b > 8)
+      return Status::InvalidInput("module '" + m + "': bit-width " + std::to_string(b) +
+                                  " outside 2-8");
   }
   if (calib_size < 1) return Status::InvalidInput("calibration size must be at least 1");
-  if (candidates < 1 || max_rounds < 1) return Status::InvalidInput("candidates and rounds must be positive");
+  if (candidates < 1 || max_rounds < 1)
+    return Status::InvalidInput("candidates and rounds must be positive");
   return Status::Ok();
 }
 
@@ -88,7 +96,9 @@ std::string QuantizeReport::ToJson() const {
   nlohmann::ordered_json j;
   j["calib_images"] = calib_images;
   j["calib_hash"] = calib_hash;
-  j["seconds"] = {{"load", load_seconds}, {"capture", capture_seconds}, {"search", search_seconds},
+  j["seconds"] = {{"load", load_seconds},
+                  {"capture", capture_seconds},
+                  {"search", search_seconds},
                   {"total", total_seconds}};
   nlohmann::ordered_json rows = nlohmann::ordered_json::array();
   for (const auto& o : ops) {
@@ -111,18 +121,20 @@ std::string QuantizeReport::ToJson() const {
   return j.dump(1);
 }
 
-Result<CalibrationSet> LoadCalibrationSet(const ModelSpec& spec, const std::string& dir, int count, uint64_t seed,
-                                          bool quiet) {
+Result<CalibrationSet> LoadCalibrationSet(const ModelSpec& spec, const std::string& dir, int count,
+                                          uint64_t seed, bool quiet) {
   VITQ_ASSIGN_OR_RETURN(Dataset ds, OpenImageFolder(dir));
   if (static_cast<size_t>(count) > ds.items.size()) {
-    return Status::InvalidInput("calibration folder '" + dir + "' has " + std::to_string(ds.items.size()) +
+    return Status::InvalidInput("calibration folder '" + dir + "' has " +
+                                std::to_string(ds.items.size()) +
                                 " images, fewer than --calib-size " + std::to_string(count));
   }
   CalibrationSet cs;
   VITQ_ASSIGN_OR_RETURN(cs.items, SampleItems(ds, count, seed));
   cs.dir = dir;
   cs.hash = HashItemList(cs.items);
-  const size_t per = static_cast<size_t>(3) * spec.preprocess.crop_height * spec.preprocess.crop_width;
+  const size_t per =
+      static_cast<size_t>(3) * spec.preprocess.crop_height * spec.preprocess.crop_width;
   cs.images.resize(per * count);
   ProgressBar bar("calib images", count, "img/s", quiet);
   std::vector<char> ok;
@@ -138,8 +150,8 @@ Result<CalibrationSet> LoadCalibrationSet(const ModelSpec& spec, const std::stri
   return cs;
 }
 
-Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& calib, const QuantizeOptions& opts,
-                                QuantizeReport* report) {
+Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& calib,
+                                const QuantizeOptions& opts, QuantizeReport* report) {
   VITQ_RETURN_IF_ERROR(opts.Validate());
   const auto t_start = Clock::now();
   const search::MethodInfo* method = search::FindMethod(opts.method);
@@ -152,9 +164,13 @@ Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& cal
 
   QuantPlan plan;
   plan.method = opts.method;
-  nlohmann::json o = {{"wbits", opts.wbits}, {"abits", opts.abits}, {"sequential", opts.sequential},
-                      {"ranking", opts.ranking}, {"bias_correction", opts.bias_correction},
-                      {"candidates", opts.candidates}, {"max_rounds", opts.max_rounds}};
+  nlohmann::json o = {{"wbits", opts.wbits},
+                      {"abits", opts.abits},
+                      {"sequential", opts.sequential},
+                      {"ranking", opts.ranking},
+                      {"bias_correction", opts.bias_correction},
+                      {"candidates", opts.candidates},
+                      {"max_rounds", opts.max_rounds}};
   if (!opts.module_bits.empty()) o["module_bits"] = module_bits;
   plan.options_json = o.dump();
   plan.seed = opts.seed;
@@ -190,7 +206,8 @@ Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& cal
     // A matmul's second operand (K, V) is an activation: it takes the activation bits.
     mc.bits_w = bits_for(op.name, !op.is_matmul);
     mc.bits_x = bits_for(op.name, false);
-    if (!module_bits.empty() && module_bits.count(ModuleOf(op.name))) mc.bits_w = mc.bits_x = module_bits[ModuleOf(op.name)];
+    if (!module_bits.empty() && module_bits.count(ModuleOf(op.name)))
+      mc.bits_w = mc.bits_x = module_bits[ModuleOf(op.name)];
     mc.ranking = opts.ranking;
     mc.bias_correction = opts.bias_correction;
     mc.candidates = opts.candidates;
@@ -231,7 +248,8 @@ Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& cal
     }
     return Status::Ok();
   };
-  auto linear_op = [&](const std::string& name, const LinearWeights& w, const std::vector<float>& x, int64_t rows) {
+  auto linear_op = [&](const std::string& name, const LinearWeights& w, const std::vector<float>& x,
+                       int64_t rows) {
     search::OpTensors op;
     op.name = name;
     op.images = n_img;
@@ -257,14 +275,16 @@ Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& cal
     report->capture_seconds += Since(t0);
   };
 
-  std::vector<float> x(static_cast<size_t>(n_img) * t * d);  // float (parallel) or quantized-prefix stream
+  std::vector<float> x(static_cast<size_t>(n_img) * t *
+                       d);  // float (parallel) or quantized-prefix stream
   // ---- patch embedding ----
   {
     std::vector<float> patches;
     CaptureObserver cap;
     cap.Add("patch_embed.proj:in", &patches);
     for_batches(&cap, [&](int b, int nb) {
-      float_engine.Embed(calib.images.data() + per_image * b, nb, x.data() + static_cast<size_t>(b) * t * d, &cap);
+      float_engine.Embed(calib.images.data() + per_image * b, nb,
+                         x.data() + static_cast<size_t>(b) * t * d, &cap);
     });
     auto op = linear_op("patch_embed.proj", model.weights.patch_embed, patches, c.num_patches());
     VITQ_RETURN_IF_ERROR(run_op(op));
@@ -273,13 +293,14 @@ Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& cal
       FakeQuantObserver fq(plan);
       CaptureObserver none(&fq);
       for_batches(&none, [&](int b, int nb) {
-        e.Embed(calib.images.data() + per_image * b, nb, x.data() + static_cast<size_t>(b) * t * d, &none);
+        e.Embed(calib.images.data() + per_image * b, nb, x.data() + static_cast<size_t>(b) * t * d,
+                &none);
       });
     }
   }
   // ---- blocks ----
-  const char* kSites[] = {"attn.qkv:in", "attn.qk:a", "attn.qk:b", "attn.pv:a", "attn.pv:b",
-                          "attn.proj:in", "mlp.fc1:in", "mlp.fc2:in"};
+  const char* kSites[] = {"attn.qkv:in", "attn.qk:a",    "attn.qk:b",  "attn.pv:a",
+                          "attn.pv:b",   "attn.proj:in", "mlp.fc1:in", "mlp.fc2:in"};
   for (int li = 0; li < c.depth; ++li) {
     const std::string p = "blocks." + std::to_string(li) + ".";
     const BlockWeights& bw = model.weights.blocks[li];
@@ -288,7 +309,8 @@ Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& cal
       search::OpTensors op;
       const int64_t h = c.num_heads, hd = c.head_dim();
       switch (which) {
-        case 0: return linear_op(p + "attn.qkv", bw.qkv, buf[p + "attn.qkv:in"], t);
+        case 0:
+          return linear_op(p + "attn.qkv", bw.qkv, buf[p + "attn.qkv:in"], t);
         case 1:
           op.name = p + "attn.qk";
           op.is_matmul = op.is_attention_scores = true;
@@ -313,9 +335,12 @@ Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& cal
           op.n = static_cast<int>(hd);
           op.b_rows_are_k = true;
           return op;
-        case 3: return linear_op(p + "attn.proj", bw.proj, buf[p + "attn.proj:in"], t);
-        case 4: return linear_op(p + "mlp.fc1", bw.fc1, buf[p + "mlp.fc1:in"], t);
-        default: return linear_op(p + "mlp.fc2", bw.fc2, buf[p + "mlp.fc2:in"], t);
+        case 3:
+          return linear_op(p + "attn.proj", bw.proj, buf[p + "attn.proj:in"], t);
+        case 4:
+          return linear_op(p + "mlp.fc1", bw.fc1, buf[p + "mlp.fc1:in"], t);
+        default:
+          return linear_op(p + "mlp.fc2", bw.fc2, buf[p + "mlp.fc2:in"], t);
       }
     };
     if (!opts.sequential) {
@@ -340,14 +365,18 @@ Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& cal
           cap.Add(p + kSites[s], &buf[p + kSites[s]]);
         }
         std::memcpy(xin.data(), x.data(), x.size() * sizeof(float));
-        for_batches(&cap, [&](int b, int nb) { e.Block(li, xin.data() + static_cast<size_t>(b) * t * d, nb, &cap); });
+        for_batches(&cap, [&](int b, int nb) {
+          e.Block(li, xin.data() + static_cast<size_t>(b) * t * d, nb, &cap);
+        });
         auto op = make_ops(which);
         VITQ_RETURN_IF_ERROR(run_op(op));
       }
       Engine e(qmodel);
       FakeQuantObserver fq(plan);
       CaptureObserver none(&fq);
-      for_batches(&none, [&](int b, int nb) { e.Block(li, x.data() + static_cast<size_t>(b) * t * d, nb, &none); });
+      for_batches(&none, [&](int b, int nb) {
+        e.Block(li, x.data() + static_cast<size_t>(b) * t * d, nb, &none);
+      });
     }
   }
   // ---- head(s) ----
@@ -359,7 +388,9 @@ Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& cal
     cap.Add("head:in", &h0);
     if (c.head_dist) cap.Add("head_dist:in", &h1);
     Engine& e = opts.sequential ? qe : float_engine;
-    for_batches(&cap, [&](int b, int nb) { e.Head(x.data() + static_cast<size_t>(b) * t * d, nb, logits.data(), &cap); });
+    for_batches(&cap, [&](int b, int nb) {
+      e.Head(x.data() + static_cast<size_t>(b) * t * d, nb, logits.data(), &cap);
+    });
     auto op = linear_op("head", model.weights.head, h0, 1);
     VITQ_RETURN_IF_ERROR(run_op(op));
     if (c.head_dist) {

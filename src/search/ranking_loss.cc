@@ -25,7 +25,8 @@ RowOrder SortRow(const float* a, int w) {
   RowOrder ro;
   ro.order.resize(w);
   std::iota(ro.order.begin(), ro.order.end(), 0);
-  std::stable_sort(ro.order.begin(), ro.order.end(), [a](uint16_t x, uint16_t y) { return a[x] > a[y]; });
+  std::stable_sort(ro.order.begin(), ro.order.end(),
+                   [a](uint16_t x, uint16_t y) { return a[x] > a[y]; });
   ro.group_end.resize(w);
   int end = w;
   for (int p = w - 1; p >= 0; --p) {
@@ -49,7 +50,8 @@ RankSum RankingRowSortedPairs(const RowOrder& ro, const float* b, int w, float t
   return r;
 }
 
-RankSum RankingRowWindowed(const RowOrder& ro, const float* a, const float* b, int w, float theta, float* scratch) {
+RankSum RankingRowWindowed(const RowOrder& ro, const float* a, const float* b, int w, float theta,
+                           float* scratch) {
   float* av = scratch;
   float* bv = scratch + w;
   float e = 0.0f;
@@ -73,9 +75,9 @@ RankSum RankingRowWindowed(const RowOrder& ro, const float* a, const float* b, i
   return r;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
-RankSum RankingRowWindowedFlat(const uint16_t* order, const uint16_t* group_end, const float* av, const float* b,
-                               int w, float theta, float* bv) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) RankSum RankingRowWindowedFlat(
+    const uint16_t* order, const uint16_t* group_end, const float* av, const float* b, int w,
+    float theta, float* bv) {
   float e = 0.0f;
   for (int p = 0; p < w; ++p) {
     bv[p] = b[order[p]];
@@ -97,7 +99,8 @@ RankSum RankingRowWindowedFlat(const uint16_t* order, const uint16_t* group_end,
   return r;
 }
 
-RankSum RankingRowFenwick(const RowOrder& ro, const float* b, int w, float theta, FenwickScratch* s) {
+RankSum RankingRowFenwick(const RowOrder& ro, const float* b, int w, float theta,
+                          FenwickScratch* s) {
   s->values.resize(w);
   for (int p = 0; p < w; ++p) s->values[p] = b[ro.order[p]];
   s->sorted = s->values;
@@ -105,7 +108,8 @@ RankSum RankingRowFenwick(const RowOrder& ro, const float* b, int w, float theta
   s->sum.assign(w + 1, 0.0);
   s->count.assign(w + 1, 0);
   auto rank = [&](float x) {  // number of values < x
-    return static_cast<int>(std::lower_bound(s->sorted.begin(), s->sorted.end(), x) - s->sorted.begin());
+    return static_cast<int>(std::lower_bound(s->sorted.begin(), s->sorted.end(), x) -
+                            s->sorted.begin());
   };
   auto add = [&](int i, float x) {
     for (++i; i <= w; i += i & -i) {

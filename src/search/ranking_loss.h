@@ -27,23 +27,27 @@ struct RowOrder {
 };
 RowOrder SortRow(const float* a, int w);
 
-RankSum RankingRowSortedPairs(const RowOrder& ro, const float* b, int w, float theta, float* scratch);
+RankSum RankingRowSortedPairs(const RowOrder& ro, const float* b, int w, float theta,
+                              float* scratch);
 
 // Exact and usually near O(w): with E = max_j |b_j - a_j| over the row, a pair whose float scores
 // differ by more than θ + 2E has b_i - b_j > θ, so its hinge is zero; only the pairs inside that
 // window of the float-sorted row are summed (`a` is the float row, scratch holds 2w floats).
-RankSum RankingRowWindowed(const RowOrder& ro, const float* a, const float* b, int w, float theta, float* scratch);
+RankSum RankingRowWindowed(const RowOrder& ro, const float* a, const float* b, int w, float theta,
+                           float* scratch);
 
 // The same over flat per-row arrays: `order` and `group_end` of SortRow, `a_sorted` the float
 // scores in that order (precomputed once per row, so only b is gathered per candidate).
-RankSum RankingRowWindowedFlat(const uint16_t* order, const uint16_t* group_end, const float* a_sorted,
-                               const float* b, int w, float theta, float* scratch);
+RankSum RankingRowWindowedFlat(const uint16_t* order, const uint16_t* group_end,
+                               const float* a_sorted, const float* b, int w, float theta,
+                               float* scratch);
 
 struct FenwickScratch {
   std::vector<float> values, sorted;
   std::vector<double> sum;
   std::vector<int32_t> count;
 };
-RankSum RankingRowFenwick(const RowOrder& ro, const float* b, int w, float theta, FenwickScratch* scratch);
+RankSum RankingRowFenwick(const RowOrder& ro, const float* b, int w, float theta,
+                          FenwickScratch* scratch);
 
 }  // namespace vitq::search

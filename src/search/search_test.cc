@@ -34,8 +34,8 @@ TEST(RankingLoss, FastImplementationsMatchBruteForce) {
     RankSum wi = RankingRowWindowed(ro, a.data(), b.data(), w, 0.2f, scratch.data());
     std::vector<float> a_sorted(w);
     for (int p = 0; p < w; ++p) a_sorted[p] = a[ro.order[p]];
-    RankSum wf = RankingRowWindowedFlat(ro.order.data(), ro.group_end.data(), a_sorted.data(), b.data(), w, 0.2f,
-                                        scratch.data());
+    RankSum wf = RankingRowWindowedFlat(ro.order.data(), ro.group_end.data(), a_sorted.data(),
+                                        b.data(), w, 0.2f, scratch.data());
     ASSERT_EQ(wf.pairs, ref.pairs);
     ASSERT_NEAR(wf.sum, ref.sum, 1e-3 * (1 + ref.sum)) << trial;
     ASSERT_EQ(sp.pairs, ref.pairs);
@@ -88,7 +88,8 @@ TEST(Search, FindsTheExactGridOfASyntheticLayer) {
   kernels::DnnlContext ctx;
   SearchOptions o;
   o.bits_w = o.bits_x = 8;
-  const float d0x = InitialScale(l.x.data(), l.x.size(), 8), d0w = InitialScale(l.w.data(), l.w.size(), 8);
+  const float d0x = InitialScale(l.x.data(), l.x.size(), 8),
+              d0w = InitialScale(l.w.data(), l.w.size(), 8);
   // Grid: alpha, (alpha+beta)/2, beta with the middle at the exact step, for both operands at once:
   // the ratios step/Δ0 are 0.05 * 128 / 5 = 1.28 and 0.02 * 128 / 1 = 2.56; use separate runs.
   ASSERT_NEAR(0.05f / d0x, 1.28f, 1e-5);
@@ -115,7 +116,8 @@ TEST(Search, AlternatingResultIsCoordinatewiseOptimalOnTheGrid) {
   o.candidates = 20;
   o.bias_correction = false;
   OpResult r = SearchOp(l.op, o, &ctx);
-  const float d0x = InitialScale(l.x.data(), l.x.size(), 4), d0w = InitialScale(l.w.data(), l.w.size(), 4);
+  const float d0x = InitialScale(l.x.data(), l.x.size(), 4),
+              d0w = InitialScale(l.w.data(), l.w.size(), 4);
   MethodContext mc;
   mc.bits_w = mc.bits_x = 4;
   mc.ctx = &ctx;
@@ -150,7 +152,8 @@ TEST(Search, BiasCorrectionRemovesTheMeanOutputError) {
       double o = l.op.bias[c], q = corrected.bias[c];
       for (int j = 0; j < k; ++j) {
         o += static_cast<double>(l.x[r * k + j]) * l.w[c * k + j];
-        q += QuantizeValue(l.x[r * k + j], 0.1f, 0, -128, 127) * 0.1 * QuantizeValue(l.w[c * k + j], 0.01f, 0, -128, 127) * 0.01;
+        q += QuantizeValue(l.x[r * k + j], 0.1f, 0, -128, 127) * 0.1 *
+             QuantizeValue(l.w[c * k + j], 0.01f, 0, -128, 127) * 0.01;
       }
       err += q - o;
     }
@@ -171,7 +174,8 @@ CalibrationSet RandomCalibration(const ViTConfig& c, int n) {
   std::mt19937 rng(11);
   std::normal_distribution<float> nd(0, 1);
   for (auto& v : cs.images) v = nd(rng);
-  for (int i = 0; i < n; ++i) cs.items.push_back({"img" + std::to_string(i), "img" + std::to_string(i), 0});
+  for (int i = 0; i < n; ++i)
+    cs.items.push_back({"img" + std::to_string(i), "img" + std::to_string(i), 0});
   cs.dir = "memory";
   cs.hash = HashItemList(cs.items);
   return cs;
@@ -210,8 +214,10 @@ TEST(QuantizeModel, ParallelAndSequentialPlansCoverEverySite) {
   EXPECT_EQ(rp.ops.size(), 6u * 2 + 2);
   // The first operation sees the same (float) input either way; later inputs come from the
   // 4-bit quantized prefix in sequential mode and differ.
-  EXPECT_EQ(par->Find("patch_embed.proj:in")->params.scale[0], seq->Find("patch_embed.proj:in")->params.scale[0]);
-  EXPECT_NE(par->Find("blocks.1.mlp.fc2:in")->params.scale[0], seq->Find("blocks.1.mlp.fc2:in")->params.scale[0]);
+  EXPECT_EQ(par->Find("patch_embed.proj:in")->params.scale[0],
+            seq->Find("patch_embed.proj:in")->params.scale[0]);
+  EXPECT_NE(par->Find("blocks.1.mlp.fc2:in")->params.scale[0],
+            seq->Find("blocks.1.mlp.fc2:in")->params.scale[0]);
   EXPECT_TRUE(ValidatePlan(seq.value(), m).ok());
   EXPECT_EQ(par->calib_hash, cs.hash);
 }
