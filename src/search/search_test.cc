@@ -8,6 +8,7 @@
 #include "methods.h"
 #include "op_search.h"
 #include "ranking_loss.h"
+#include "test_util.h"
 #include "vitq/quant.h"
 #include "vitq/quantize.h"
 #include "vitq/simulate.h"
@@ -181,21 +182,8 @@ CalibrationSet RandomCalibration(const ViTConfig& c, int n) {
   return cs;
 }
 
-ViTConfig SmallVit() {
-  ViTConfig c;
-  c.architecture = "small";
-  c.img_size = 32;
-  c.patch_size = 8;
-  c.embed_dim = 32;
-  c.depth = 2;
-  c.num_heads = 2;
-  c.mlp_hidden = 64;
-  c.num_classes = 10;
-  return c;
-}
-
 TEST(QuantizeModel, ParallelAndSequentialPlansCoverEverySite) {
-  ViTModel m = RandomModel(SmallVit(), 2);
+  ViTModel m = RandomModel(testing::SmallConfig(), 2);
   CalibrationSet cs = RandomCalibration(m.spec.config, 6);
   QuantizeOptions o;
   o.method = "minmax";
@@ -223,7 +211,7 @@ TEST(QuantizeModel, ParallelAndSequentialPlansCoverEverySite) {
 }
 
 TEST(QuantizeModel, Liu2021ImprovesSimilarityAndCorrectsBiases) {
-  ViTModel m = RandomModel(SmallVit(), 3);
+  ViTModel m = RandomModel(testing::SmallConfig(), 3);
   CalibrationSet cs = RandomCalibration(m.spec.config, 4);
   QuantizeOptions o;
   o.method = "liu2021";
