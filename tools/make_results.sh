@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates docs/results.md: `vitq compare` tables for the bundled DeiT-Tiny (ImageNet samples)
 # and the CIFAR-10 ViT (its 10,000 test images from ../shared when present).
-# usage: tools/make_results.sh   (takes about an hour on 2 cores)
+# usage: tools/make_results.sh   (well over an hour on 2 cores with the defaults)
+# env: TINY_CALIB (32), TINY_BITS (8,6,4), CIFAR_CALIB (100), CIFAR (1; 0 skips the CIFAR-10 grid)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,7 +11,9 @@ V=${VITQ_BIN:-./build/vitq}
 OUT=docs/results.md.tmp
 THREADS=2
 TINY_CALIB=${TINY_CALIB:-32}
+TINY_BITS=${TINY_BITS:-8,6,4}
 CIFAR_CALIB=${CIFAR_CALIB:-100}
+CIFAR=${CIFAR:-1}   # 0: skip the CIFAR-10 section
 {
   echo "# Accuracy of the quantization methods"
   echo
@@ -27,11 +30,11 @@ CIFAR_CALIB=${CIFAR_CALIB:-100}
   echo
   echo '```'
   echo "vitq compare models/deit-tiny --calib data/imagenet-samples/calib --data data/imagenet-samples/val \\"
-  echo "  --methods minmax,percentile,omse,easyquant,liu2021 --bits 8,6,4 --calib-size $TINY_CALIB"
+  echo "  --methods minmax,percentile,omse,easyquant,liu2021 --bits $TINY_BITS --calib-size $TINY_CALIB"
   echo '```'
   echo
   $V compare models/deit-tiny --calib data/imagenet-samples/calib --data data/imagenet-samples/val \
-    --methods minmax,percentile,omse,easyquant,liu2021 --bits 8,6,4 --calib-size "$TINY_CALIB" --threads $THREADS -q
+    --methods minmax,percentile,omse,easyquant,liu2021 --bits "$TINY_BITS" --calib-size "$TINY_CALIB" --threads $THREADS -q
   echo
   echo "### liu2021 ablation at W6A6"
   echo
@@ -47,7 +50,9 @@ CIFAR_CALIB=${CIFAR_CALIB:-100}
   echo
   echo "## CIFAR-10 ViT"
   echo
-  if [ -d ../shared/data/cifar10/test ]; then
+  if [ "$CIFAR" != 1 ]; then
+    echo "Not run this time (CIFAR=0); \`tools/make_results.sh\` with its defaults adds it."
+  elif [ -d ../shared/data/cifar10/test ]; then
     echo "Calibration: $CIFAR_CALIB images drawn (seed 0) from \`data/cifar10/calib\` (500 training images);"
     echo "evaluation: the 10,000 CIFAR-10 test images in \`../shared/data/cifar10/test\`."
     echo
