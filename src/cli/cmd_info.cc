@@ -38,32 +38,14 @@ void RegisterInfo(CLI::App* app, Runner* run) {
       int64_t params = model->NumParams();
       std::error_code ec;
       auto file_bytes = std::filesystem::file_size(model->spec.weights_path, ec);
-      nlohmann::ordered_json j;
+      // The model description (architecture numbers, preprocessing, class names) as stored in
+      // .vitq files, plus the figures of this command.
+      nlohmann::ordered_json j = nlohmann::ordered_json::parse(ModelSpecToJson(model->spec));
       j["model"] = args->model;
-      j["layout"] = model->spec.layout;
-      j["architecture"] = c.architecture;
-      j["img_size"] = c.img_size;
-      j["patch_size"] = c.patch_size;
-      j["in_chans"] = c.in_chans;
-      j["embed_dim"] = c.embed_dim;
-      j["depth"] = c.depth;
-      j["num_heads"] = c.num_heads;
-      j["mlp_hidden"] = c.mlp_hidden;
-      j["num_classes"] = c.num_classes;
       j["tokens"] = c.num_tokens();
-      j["distilled"] = c.dist_token;
-      j["layer_norm_eps"] = c.ln_eps;
       j["parameters"] = params;
       j["fp32_bytes"] = params * 4;
       j["file_bytes"] = ec ? 0 : static_cast<int64_t>(file_bytes);
-      j["class_names"] = !model->spec.class_names.empty();
-      j["preprocessing"] = {{"resize_shorter", p.resize_shorter},
-                            {"resize_height", p.resize_height},
-                            {"resize_width", p.resize_width},
-                            {"interpolation", InterpolationName(p.interpolation)},
-                            {"crop", {p.crop_height, p.crop_width}},
-                            {"mean", {p.mean[0], p.mean[1], p.mean[2]}},
-                            {"std", {p.std[0], p.std[1], p.std[2]}}};
       // Bits per module of a quantized file: weights and inputs of each linear layer.
       nlohmann::ordered_json layers = nlohmann::ordered_json::array();
       if (quantized) {
