@@ -206,8 +206,6 @@ Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& cal
     // A matmul's second operand (K, V) is an activation: it takes the activation bits.
     mc.bits_w = bits_for(op.name, !op.is_matmul);
     mc.bits_x = bits_for(op.name, false);
-    if (!module_bits.empty() && module_bits.count(ModuleOf(op.name)))
-      mc.bits_w = mc.bits_x = module_bits[ModuleOf(op.name)];
     mc.ranking = opts.ranking;
     mc.bias_correction = opts.bias_correction;
     mc.candidates = opts.candidates;
@@ -305,36 +303,32 @@ Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& cal
     const std::string p = "blocks." + std::to_string(li) + ".";
     const BlockWeights& bw = model.weights.blocks[li];
     std::map<std::string, std::vector<float>> buf;
-    auto make_ops = [&](int which) {
+    // An attention matmul over the captured operands "<name>:a" [images*H, m, k] and "<name>:b".
+    auto matmul_op = [&](const std::string& name, int m, int k, int n, bool b_rows_are_k,
+                         bool scores) {
       search::OpTensors op;
-      const int64_t h = c.num_heads, hd = c.head_dim();
+      op.name = name;
+      op.is_matmul = true;
+      op.is_attention_scores = scores;
+      op.images = n_img;
+      op.a = buf[name + ":a"].data();
+      op.b = buf[name + ":b"].data();
+      op.heads = c.num_heads;
+      op.m = m;
+      op.k = k;
+      op.n = n;
+      op.b_rows_are_k = b_rows_are_k;
+      return op;
+    };
+    auto make_ops = [&](int which) {
+      const int64_t hd = c.head_dim();
       switch (which) {
         case 0:
           return linear_op(p + "attn.qkv", bw.qkv, buf[p + "attn.qkv:in"], t);
-        case 1:
-          op.name = p + "attn.qk";
-          op.is_matmul = op.is_attention_scores = true;
-          op.images = n_img;
-          op.a = buf[p + "attn.qk:a"].data();
-          op.b = buf[p + "attn.qk:b"].data();
-          op.heads = static_cast<int>(h);
-          op.m = t;
-          op.k = static_cast<int>(hd);
-          op.n = t;
-          op.b_rows_are_k = false;
-          return op;
-        case 2:
-          op.name = p + "attn.pv";
-          op.is_matmul = true;
-          op.images = n_img;
-          op.a = buf[p + "attn.pv:a"].data();
-          op.b = buf[p + "attn.pv:b"].data();
-          op.heads = static_cast<int>(h);
-          op.m = t;
-          op.k = t;
-          op.n = static_cast<int>(hd);
-          op.b_rows_are_k = true;
-          return op;
+        case 1:  // Q·Kᵀ: K [T, hd] is the transposed second operand
+          return matmul_op(p + "attn.qk", t, static_cast<int>(hd), t, false, true);
+        case 2:  // P·V
+          return matmul_op(p + "attn.pv", t, t, static_cast<int>(hd), true, false);
         case 3:
           return linear_op(p + "attn.proj", bw.proj, buf[p + "attn.proj:in"], t);
         case 4:

@@ -36,45 +36,6 @@ RowOrder SortRow(const float* a, int w) {
   return ro;
 }
 
-RankSum RankingRowSortedPairs(const RowOrder& ro, const float* b, int w, float theta, float* v) {
-  for (int p = 0; p < w; ++p) v[p] = b[ro.order[p]];
-  RankSum r;
-  for (int p = 0; p < w; ++p) {
-    const float base = theta - v[p];
-    float acc = 0.0f;
-    const int start = ro.group_end[p];
-    for (int q = start; q < w; ++q) acc += std::max(0.0f, base + v[q]);
-    r.sum += acc;
-    r.pairs += w - start;
-  }
-  return r;
-}
-
-RankSum RankingRowWindowed(const RowOrder& ro, const float* a, const float* b, int w, float theta,
-                           float* scratch) {
-  float* av = scratch;
-  float* bv = scratch + w;
-  float e = 0.0f;
-  for (int p = 0; p < w; ++p) {
-    av[p] = a[ro.order[p]];
-    bv[p] = b[ro.order[p]];
-    e = std::max(e, std::fabs(bv[p] - av[p]));
-  }
-  RankSum r;
-  const float reach = theta + 2.0f * e;
-  for (int p = 0; p < w; ++p) {
-    const int start = ro.group_end[p];
-    r.pairs += w - start;
-    // Margin for float rounding in the bound: a slightly wider window only adds exact zeros.
-    const float limit = av[p] - reach - 1e-5f * (std::fabs(av[p]) + reach + 1.0f);
-    const float base = theta - bv[p];
-    double acc = 0;
-    for (int q = start; q < w && av[q] >= limit; ++q) acc += std::max(0.0f, base + bv[q]);
-    r.sum += acc;
-  }
-  return r;
-}
-
 __attribute__((target_clones("avx512f", "avx2", "default"))) RankSum RankingRowWindowedFlat(
     const uint16_t* order, const uint16_t* group_end, const float* av, const float* b, int w,
     float theta, float* bv) {

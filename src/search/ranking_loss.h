@@ -3,8 +3,9 @@
 // where a are the float scores and b the quantized ones. Pairs with equal float scores are
 // skipped. Three implementations, equal up to float rounding (search stage):
 //   RankingRowBruteForce: the O(w²) definition, the test oracle;
-//   RankingRowSortedPairs: O(w²) over the float-sorted order (no sign, vectorizable);
-//   RankingRowFenwick: O(w log w) with a Fenwick tree over the ranks of the quantized scores.
+//   RankingRowFenwick: O(w log w) with a Fenwick tree over the ranks of the quantized scores;
+//   RankingRowWindowedFlat: exact, summing only pairs that can have a non-zero hinge; the
+//   search uses it (faster than the Fenwick tree at w = 197).
 #pragma once
 
 #include <cstdint>
@@ -27,17 +28,11 @@ struct RowOrder {
 };
 RowOrder SortRow(const float* a, int w);
 
-RankSum RankingRowSortedPairs(const RowOrder& ro, const float* b, int w, float theta,
-                              float* scratch);
-
 // Exact and usually near O(w): with E = max_j |b_j - a_j| over the row, a pair whose float scores
 // differ by more than θ + 2E has b_i - b_j > θ, so its hinge is zero; only the pairs inside that
-// window of the float-sorted row are summed (`a` is the float row, scratch holds 2w floats).
-RankSum RankingRowWindowed(const RowOrder& ro, const float* a, const float* b, int w, float theta,
-                           float* scratch);
-
-// The same over flat per-row arrays: `order` and `group_end` of SortRow, `a_sorted` the float
-// scores in that order (precomputed once per row, so only b is gathered per candidate).
+// window of the float-sorted row are summed. Flat per-row arrays: `order` and `group_end` of
+// SortRow, `a_sorted` the float scores in that order (precomputed once per row, so only b is
+// gathered per candidate); scratch holds w floats.
 RankSum RankingRowWindowedFlat(const uint16_t* order, const uint16_t* group_end,
                                const float* a_sorted, const float* b, int w, float theta,
                                float* scratch);
