@@ -22,8 +22,9 @@ struct CmdResult {
   std::string out;  // stdout + stderr
 };
 
-CmdResult Vitq(const std::string& args, bool stderr_too = true) {
-  std::string cmd = std::string(VITQ_BINARY) + " " + args + (stderr_too ? " 2>&1" : " 2>/dev/null");
+CmdResult Vitq(const std::string& args, bool stderr_too = true, const std::string& env = "") {
+  std::string cmd = (env.empty() ? "" : env + " ") + std::string(VITQ_BINARY) + " " + args +
+                    (stderr_too ? " 2>&1" : " 2>/dev/null");
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   std::array<char, 4096> buf;
@@ -170,10 +171,31 @@ TEST(CliQuantize, QuantizeEvalAndBadOptions) {
            false);
   ASSERT_EQ(e.code, 0) << e.out;
   auto ej = nlohmann::json::parse(e.out);
-  EXPECT_EQ(ej["engine"], "simulated");
+  EXPECT_EQ(ej["engine"], "int8");
   EXPECT_GE(ej["agreement"].get<double>(), 0.5);
-  CmdResult info = Vitq("info " + dir.path("m.vitq"));
-  EXPECT_EQ(info.code, 0) << info.out;
+  CmdResult es = Vitq("eval " + dir.path("m.vitq") + " --data " +
+                          RepoPath("data/imagenet-samples/val") + " --limit 8 --simulate --json -q",
+                      false);
+  ASSERT_EQ(es.code, 0) << es.out;
+  EXPECT_EQ(nlohmann::json::parse(es.out)["engine"], "simulated");
+  CmdResult b = Vitq("bench " + dir.path("m.vitq") + " --seconds 0.2 --warmup 0 --json", false);
+  ASSERT_EQ(b.code, 0) << b.out;
+  EXPECT_EQ(nlohmann::json::parse(b.out)["engine"], "int8");
+  CmdResult info = Vitq("info " + dir.path("m.vitq") + " --json", false);
+  ASSERT_EQ(info.code, 0) << info.out;
+  auto ij = nlohmann::json::parse(info.out);
+  EXPECT_EQ(ij["integer_engine"], true);
+  EXPECT_EQ(ij["layers"].size(), 50u);
+  EXPECT_EQ(ij["layers"][1]["wbits"], 8);
+  // W8 file: about a quarter of the fp32 checkpoint.
+  const double ratio = static_cast<double>(fs::file_size(dir.path("m.vitq"))) /
+                       fs::file_size(RepoPath("models/deit-tiny/model.safetensors"));
+  EXPECT_GT(ratio, 0.25);
+  EXPECT_LT(ratio, 0.28);
+  // An ISA the CPU lacks (or vitq does not know) is refused with the list of what it has.
+  CmdResult isa = Vitq("bench " + dir.path("m.vitq") + " --seconds 0.1", true, "VITQ_ISA=avx9");
+  EXPECT_EQ(isa.code, 3) << isa.out;
+  EXPECT_NE(isa.out.find("this CPU has"), std::string::npos) << isa.out;
   // Bad input: exit 3, nothing written.
   std::string out = " --out " + dir.path("bad.vitq") + " -q";
   ExpectBadInput("quantize " + model + " --calib " + calib + " --method magic" + out,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -49,7 +50,9 @@ struct ViTModel {
 Result<ViTModel> LoadModel(const std::string& model_path);
 
 // Reads the weights of `spec` under timm names from an open safetensors file (any float dtype).
-Result<ViTWeights> ReadTimmWeights(const SafetensorsFile& file, const ViTConfig& config);
+// Tensors named in `skip` are not read and stay empty (the caller fills them).
+Result<ViTWeights> ReadTimmWeights(const SafetensorsFile& file, const ViTConfig& config,
+                                   const std::set<std::string>& skip = {});
 
 // A model with timm-style random initialization (trunc. normal std 0.02 for linear weights and
 // embeddings, zero biases, unit LayerNorm), for benchmarks and tests.

@@ -21,10 +21,16 @@ std::vector<std::string> QuantSiteNames(const ViTConfig& config);
 std::vector<std::pair<std::string, const LinearWeights*>> LinearLayers(const ViTModel& model);
 std::vector<std::pair<std::string, LinearWeights*>> MutableLinearLayers(ViTModel* model);
 
+// Every linear layer of an architecture with its weight shape [out, in], in forward order.
+std::vector<std::pair<std::string, Shape>> LinearShapes(const ViTConfig& config);
+
 // Checks a plan against a model: every site exists, per-channel scale counts match the tensor,
 // corrected biases exist and have the layer's length. Errors name the site and both sizes.
+Status ValidatePlan(const QuantPlan& plan, const ViTConfig& config);
 Status ValidatePlan(const QuantPlan& plan, const ViTModel& model);
 
+// A deep copy of a model.
+ViTModel CloneModel(const ViTModel& model);
 // A copy of `model` with the plan's weights fake-quantized and its corrected biases applied.
 Result<ViTModel> ApplyPlanToWeights(const ViTModel& model, const QuantPlan& plan);
 

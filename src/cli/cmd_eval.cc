@@ -29,7 +29,7 @@ void RegisterEval(CLI::App* app, Runner* run) {
                 "warn about and skip unreadable images instead of failing");
   cmd->add_flag(
       "--simulate", args->simulate,
-      "for a .vitq file: run the fake-quant simulation (currently the only quantized path)");
+      "for a .vitq file: run the fake-quant simulation instead of the integer engine");
   cmd->add_option(
       "--reference", args->reference,
       "float model to compare with: adds top-1 agreement and mean KL(float || evaluated)");
@@ -38,7 +38,7 @@ void RegisterEval(CLI::App* app, Runner* run) {
     *run = [args]() -> int {
       int threads = ApplyThreads(args->common.threads);
       args->eval.quiet = args->common.quiet;
-      auto model = OpenRunnable(args->model);
+      auto model = OpenRunnable(args->model, args->simulate);
       if (!model.ok()) return ReportError(model.status());
       auto dataset = OpenImageFolder(args->data, args->classes);
       if (!dataset.ok()) return ReportError(dataset.status());

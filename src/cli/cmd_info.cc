@@ -5,6 +5,7 @@
 #include "common.h"
 #include "vitq/model.h"
 #include "vitq/qfile.h"
+#include "vitq/runtime.h"
 #include "vitq/simulate.h"
 
 namespace vitq::cli {
@@ -24,11 +25,13 @@ void RegisterInfo(CLI::App* app, Runner* run) {
     *run = [args]() -> int {
       std::unique_ptr<QuantizedModel> quantized;
       Result<ViTModel> model = Status::Internal("unset");
+      int64_t stored_bytes = 0;
       if (IsQuantizedFile(args->model)) {
         auto q = LoadQuantizedFile(args->model);
         if (!q.ok()) return ReportError(q.status());
         quantized = std::make_unique<QuantizedModel>(std::move(q).value());
-        model = std::move(quantized->model);
+        stored_bytes = quantized->StoredBytes();
+        model = std::move(quantized->model);  // `quantized` keeps the plan and integer weights
       } else {
         model = LoadModel(args->model);
       }
@@ -36,6 +39,9 @@ void RegisterInfo(CLI::App* app, Runner* run) {
       const ViTConfig& c = model->spec.config;
       const PreprocessConfig& p = model->spec.preprocess;
       int64_t params = model->NumParams();
+      if (quantized) {
+        for (const auto& [name, l] : quantized->linear) params += l.q.size();
+      }
       std::error_code ec;
       auto file_bytes = std::filesystem::file_size(model->spec.weights_path, ec);
       // The model description (architecture numbers, preprocessing, class names) as stored in
@@ -51,13 +57,25 @@ void RegisterInfo(CLI::App* app, Runner* run) {
       if (quantized) {
         const QuantPlan& plan = quantized->plan;
         j["method"] = plan.method;
-        j["quantized_bytes"] = ModelSizeBytes(model.value(), plan);
-        for (const auto& [layer, w] : LinearLayers(model.value())) {
+        j["quantized_bytes"] = stored_bytes;
+        Status runs = CheckIntegerPlan(plan, c);
+        j["integer_engine"] = runs.ok();
+        if (!runs.ok()) j["integer_engine_note"] = runs.message();
+        for (const auto& [layer, shape] : LinearShapes(c)) {
           const SitePlan* sw = plan.Find(layer + ":w");
           const SitePlan* sx = plan.Find(layer + ":in");
+          const int64_t n = shape[0] * shape[1];
+          int64_t bytes = n * 4;
+          auto it = quantized->linear.find(layer);
+          if (it != quantized->linear.end()) {
+            bytes = shape[0] * PackedRowBytes(shape[1], it->second.scheme.bits) +
+                    static_cast<int64_t>(it->second.params.scale.size()) * 4;
+          }
           layers.push_back({{"layer", layer},
                             {"wbits", sw ? sw->scheme.bits : 32},
-                            {"abits", sx ? sx->scheme.bits : 32}});
+                            {"abits", sx ? sx->scheme.bits : 32},
+                            {"weights", n},
+                            {"weight_bytes", bytes}});
         }
         j["layers"] = layers;
       }
@@ -79,12 +97,19 @@ void RegisterInfo(CLI::App* app, Runner* run) {
       std::printf("class names    %s\n",
                   model->spec.class_names.empty() ? "none (indices only)" : "yes");
       if (quantized) {
-        std::printf("quantized      %s, %.2f MB of parameters (fp32 %.2f MB)\n",
+        std::printf("quantized      %s, %.2f MB of parameters as stored (fp32 %.2f MB)\n",
                     quantized->plan.method.c_str(), j["quantized_bytes"].get<int64_t>() / 1e6,
                     params * 4 / 1e6);
+        std::printf("integer engine %s\n",
+                    j["integer_engine"].get<bool>()
+                        ? "yes"
+                        : ("no: " + j["integer_engine_note"].get<std::string>()).c_str());
+        std::printf("  %-22s %4s %4s %10s %12s\n", "layer", "W", "A", "weights", "bytes");
         for (const auto& l : layers) {
-          std::printf("  %-22s W%d A%d\n", l["layer"].get<std::string>().c_str(),
-                      l["wbits"].get<int>(), l["abits"].get<int>());
+          std::printf("  %-22s %4d %4d %10lld %12lld\n", l["layer"].get<std::string>().c_str(),
+                      l["wbits"].get<int>(), l["abits"].get<int>(),
+                      static_cast<long long>(l["weights"].get<int64_t>()),
+                      static_cast<long long>(l["weight_bytes"].get<int64_t>()));
         }
       }
       return 0;

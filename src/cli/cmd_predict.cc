@@ -13,11 +13,16 @@ void RegisterPredict(CLI::App* app, Runner* run) {
   struct Args {
     std::string model;
     std::vector<std::string> images;
+    bool simulate = false;
     int topk = 5;
     CommonOptions common;
   };
   auto args = std::make_shared<Args>();
-  cmd->add_option("MODEL", args->model, "model directory or .safetensors file")->required();
+  cmd->add_option("MODEL", args->model,
+                  "model directory, .safetensors file, or quantized .vitq file")
+      ->required();
+  cmd->add_flag("--simulate", args->simulate,
+                "for a .vitq file: run the fake-quant simulation instead of the integer engine");
   cmd->add_option("IMAGE", args->images, "JPEG or PNG files")->required();
   cmd->add_option("--topk", args->topk, "classes to show per image (default 5)")
       ->check(CLI::Range(1, 100000));
@@ -25,7 +30,7 @@ void RegisterPredict(CLI::App* app, Runner* run) {
   cmd->callback([args, run] {
     *run = [args]() -> int {
       ApplyThreads(args->common.threads);
-      auto model = OpenRunnable(args->model);
+      auto model = OpenRunnable(args->model, args->simulate);
       if (!model.ok()) return ReportError(model.status());
       const ModelSpec& spec = (*model)->spec;
       const int nc = spec.config.num_classes;

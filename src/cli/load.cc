@@ -3,18 +3,29 @@
 
 namespace vitq::cli {
 
-Result<std::unique_ptr<Runnable>> OpenRunnable(const std::string& path) {
+Result<std::unique_ptr<Runnable>> OpenRunnable(const std::string& path, bool simulate) {
   auto r = std::make_unique<Runnable>();
   if (IsQuantizedFile(path)) {
     VITQ_ASSIGN_OR_RETURN(QuantizedModel q, LoadQuantizedFile(path));
     r->quantized = std::make_unique<QuantizedModel>(std::move(q));
-    VITQ_ASSIGN_OR_RETURN(r->simulated,
-                          SimulatedModel::Create(r->quantized->model, r->quantized->plan));
     r->spec = r->quantized->model.spec;
-    r->engine = "simulated";
-    r->size_bytes = ModelSizeBytes(r->quantized->model, r->quantized->plan);
-    SimulatedModel* sim = r->simulated.get();
-    r->forward = [sim](const float* x, int b, float* y) { sim->Forward(x, b, y); };
+    r->size_bytes = r->quantized->StoredBytes();
+    if (simulate) {
+      ViTModel dequantized = DequantizedModel(*r->quantized);
+      VITQ_ASSIGN_OR_RETURN(r->simulated,
+                            SimulatedModel::Create(dequantized, r->quantized->plan));
+      r->engine = "simulated";
+      SimulatedModel* sim = r->simulated.get();
+      r->forward = [sim](const float* x, int b, float* y) { sim->Forward(x, b, y); };
+      return r;
+    }
+    VITQ_RETURN_IF_ERROR(ConfigureIsa());
+    auto engine = IntegerEngine::Create(*r->quantized);
+    if (!engine.ok()) return engine.status().WithContext("'" + path + "'");
+    r->integer = std::move(engine).value();
+    r->engine = "int8";
+    IntegerEngine* e = r->integer.get();
+    r->forward = [e](const float* x, int b, float* y) { e->Forward(x, b, y); };
     return r;
   }
   VITQ_ASSIGN_OR_RETURN(ViTModel m, LoadModel(path));

@@ -1,6 +1,8 @@
 // Fake-quant simulation of a QuantPlan (graph stage).
 #include "vitq/simulate.h"
 
+#include <map>
+
 namespace vitq {
 
 std::vector<std::pair<std::string, LinearWeights*>> MutableLinearLayers(ViTModel* model) {
@@ -46,39 +48,58 @@ std::vector<std::string> QuantSiteNames(const ViTConfig& c) {
   return names;
 }
 
-Status ValidatePlan(const QuantPlan& plan, const ViTModel& model) {
-  auto names = QuantSiteNames(model.spec.config);
+std::vector<std::pair<std::string, Shape>> LinearShapes(const ViTConfig& c) {
+  const int64_t d = c.embed_dim, h = c.mlp_hidden;
+  std::vector<std::pair<std::string, Shape>> out;
+  out.push_back({"patch_embed.proj", {d, c.patch_dim()}});
+  for (int i = 0; i < c.depth; ++i) {
+    std::string p = "blocks." + std::to_string(i) + ".";
+    out.push_back({p + "attn.qkv", {3 * d, d}});
+    out.push_back({p + "attn.proj", {d, d}});
+    out.push_back({p + "mlp.fc1", {h, d}});
+    out.push_back({p + "mlp.fc2", {d, h}});
+  }
+  out.push_back({"head", {c.num_classes, d}});
+  if (c.head_dist) out.push_back({"head_dist", {c.num_classes, d}});
+  return out;
+}
+
+Status ValidatePlan(const QuantPlan& plan, const ViTConfig& config) {
+  auto names = QuantSiteNames(config);
   std::set<std::string> known(names.begin(), names.end());
   for (const auto& [name, sp] : plan.sites) {
     if (!known.count(name)) {
       return Status::InvalidInput("plan site '" + name + "' does not exist in model " +
-                                  model.spec.config.architecture + " (" +
-                                  std::to_string(model.spec.config.depth) + " blocks)");
+                                  config.architecture + " (" + std::to_string(config.depth) +
+                                  " blocks)");
     }
   }
-  for (const auto& [layer, w] : LinearLayers(model)) {
+  std::map<std::string, Shape> shapes;
+  for (const auto& [layer, shape] : LinearShapes(config)) {
+    shapes[layer] = shape;
     const SitePlan* sp = plan.Find(layer + ":w");
     if (sp != nullptr) {
-      VITQ_RETURN_IF_ERROR(ValidateQParams(sp->scheme, sp->params, w->weight.shape(),
-                                           "plan site '" + layer + ":w'"));
-    }
-    auto it = plan.biases.find(layer);
-    if (it != plan.biases.end() && static_cast<int64_t>(it->second.size()) != w->bias.size()) {
-      return Status::InvalidInput("plan bias for '" + layer + "' has " +
-                                  std::to_string(it->second.size()) + " values, the layer has " +
-                                  std::to_string(w->bias.size()) + " outputs");
+      VITQ_RETURN_IF_ERROR(
+          ValidateQParams(sp->scheme, sp->params, shape, "plan site '" + layer + ":w'"));
     }
   }
   for (const auto& [layer, bias] : plan.biases) {
-    bool found = false;
-    for (const auto& [name, w] : LinearLayers(model)) found |= name == layer;
-    if (!found) return Status::InvalidInput("plan bias for unknown layer '" + layer + "'");
+    auto it = shapes.find(layer);
+    if (it == shapes.end()) return Status::InvalidInput("plan bias for unknown layer '" + layer + "'");
+    if (static_cast<int64_t>(bias.size()) != it->second[0]) {
+      return Status::InvalidInput("plan bias for '" + layer + "' has " +
+                                  std::to_string(bias.size()) + " values, the layer has " +
+                                  std::to_string(it->second[0]) + " outputs");
+    }
   }
   return Status::Ok();
 }
 
-Result<ViTModel> ApplyPlanToWeights(const ViTModel& model, const QuantPlan& plan) {
-  VITQ_RETURN_IF_ERROR(ValidatePlan(plan, model));
+Status ValidatePlan(const QuantPlan& plan, const ViTModel& model) {
+  return ValidatePlan(plan, model.spec.config);
+}
+
+ViTModel CloneModel(const ViTModel& model) {
   ViTModel q;
   q.spec = model.spec;
   const ViTWeights& w = model.weights;
@@ -98,6 +119,12 @@ Result<ViTModel> ApplyPlanToWeights(const ViTModel& model, const QuantPlan& plan
   qw.norm_bias = w.norm_bias.Clone();
   qw.head = clone(w.head);
   if (model.spec.config.head_dist) qw.head_dist = clone(w.head_dist);
+  return q;
+}
+
+Result<ViTModel> ApplyPlanToWeights(const ViTModel& model, const QuantPlan& plan) {
+  VITQ_RETURN_IF_ERROR(ValidatePlan(plan, model));
+  ViTModel q = CloneModel(model);
   for (auto& [layer, lw] : MutableLinearLayers(&q)) {
     if (const SitePlan* sp = plan.Find(layer + ":w")) {
       VITQ_RETURN_IF_ERROR(

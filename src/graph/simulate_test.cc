@@ -99,29 +99,5 @@ TEST(Simulate, ModelSizeCountsBitsOfLinearWeights) {
   EXPECT_EQ(ModelSizeBytes(m, p8), (m.NumParams() - linear) * 4 + linear);
 }
 
-TEST(QuantizedFile, RoundTripGivesTheSameSimulation) {
-  testing::TempDir dir;
-  ViTModel m = RandomModel(testing::SmallConfig(), 8);
-  QuantPlan plan = MinMaxLikePlan(m, 8);
-  ASSERT_TRUE(SaveQuantizedFile(dir.path("m.vitq"), m, plan).ok());
-  EXPECT_TRUE(IsQuantizedFile(dir.path("m.vitq")));
-  auto q = LoadQuantizedFile(dir.path("m.vitq"));
-  ASSERT_TRUE(q.ok()) << q.status().message();
-  EXPECT_EQ(PlanToJson(q->plan), PlanToJson(plan));
-  auto a = SimulatedModel::Create(m, plan), b = SimulatedModel::Create(q->model, q->plan);
-  ASSERT_TRUE(a.ok() && b.ok());
-  std::vector<float> x(3 * 32 * 32, 0.5f), la(10), lb(10);
-  (*a)->Forward(x.data(), 1, la.data());
-  (*b)->Forward(x.data(), 1, lb.data());
-  EXPECT_EQ(testing::MaxAbsDiff(la.data(), lb.data(), 10), 0.0);
-  // A float checkpoint is not a .vitq file.
-  ASSERT_TRUE(SaveTimmCheckpoint(m, dir.path("f")).ok());
-  EXPECT_FALSE(IsQuantizedFile(dir.path("f/model.safetensors")));
-  auto notq = LoadQuantizedFile(dir.path("f/model.safetensors"));
-  ASSERT_FALSE(notq.ok());
-  EXPECT_NE(notq.status().message().find("expected 'vitq'"), std::string::npos)
-      << notq.status().message();
-}
-
 }  // namespace
 }  // namespace vitq

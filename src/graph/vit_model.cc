@@ -3,6 +3,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -59,8 +60,10 @@ namespace {
 // Reads one tensor by its timm name with its timm shape; `Source` hides the checkpoint layout.
 using Source = std::function<Result<Tensor>(const std::string& timm_name, const Shape& shape)>;
 
-Source TimmSource(const SafetensorsFile& file, const ViTConfig& c) {
-  return [&file, c](const std::string& name, const Shape& shape) -> Result<Tensor> {
+Source TimmSource(const SafetensorsFile& file, const ViTConfig& c,
+                  const std::set<std::string>* skip = nullptr) {
+  return [&file, c, skip](const std::string& name, const Shape& shape) -> Result<Tensor> {
+    if (skip != nullptr && skip->count(name)) return Tensor();
     // timm stores cls/dist tokens as [1, 1, D], pos_embed as [1, T, D], the patch conv as
     // [D, C, p, p]; vitq keeps them flattened.
     Shape stored = shape;
@@ -183,9 +186,10 @@ Status ReadWeights(const Source& src, const ViTConfig& c, ViTWeights* w) {
 
 }  // namespace
 
-Result<ViTWeights> ReadTimmWeights(const SafetensorsFile& file, const ViTConfig& config) {
+Result<ViTWeights> ReadTimmWeights(const SafetensorsFile& file, const ViTConfig& config,
+                                   const std::set<std::string>& skip) {
   ViTWeights w;
-  VITQ_RETURN_IF_ERROR(ReadWeights(TimmSource(file, config), config, &w));
+  VITQ_RETURN_IF_ERROR(ReadWeights(TimmSource(file, config, &skip), config, &w));
   return w;
 }
 

@@ -1,6 +1,7 @@
 // oneDNN provider implementation (kernels stage). oneDNN 2.6 API (desc -> primitive_desc).
 #include "dnnl_ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 
@@ -142,7 +143,49 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void LayerNormRow(
 #pragma omp simd
   for (int i = 0; i < d; ++i) y[i] = (x[i] - mean) * inv * gamma[i] + beta[i];
 }
+
+// One run of quantization to int8 (round half to even, clamp), vectorized.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void QuantizeRow(
+    const float* x, int64_t n, float scale, float lo, float hi, int8_t* q) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    float r = __builtin_nearbyintf(x[i] / scale);
+    r = r < lo ? lo : r;
+    r = r > hi ? hi : r;
+    q[i] = static_cast<int8_t>(static_cast<int>(r));
+  }
+}
 }  // namespace
+
+void QuantizeS8Serial(const float* x, int64_t n, float scale, int qmin, int qmax, int8_t* q) {
+  QuantizeRow(x, n, scale, static_cast<float>(qmin), static_cast<float>(qmax), q);
+}
+
+void QuantizeS8(const float* x, int64_t n, float scale, int qmin, int qmax, int8_t* q) {
+  const int64_t chunk = 16384;
+  const int64_t chunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t begin = c * chunk;
+    QuantizeRow(x + begin, std::min(chunk, n - begin), scale, static_cast<float>(qmin),
+                static_cast<float>(qmax), q + begin);
+  }
+}
+
+void DnnlOps::LayerNormQuantize(const float* src, int m, int d, const float* gamma,
+                                const float* beta, float eps, float scale, int qmin, int qmax,
+                                int8_t* dst) {
+#pragma omp parallel if (static_cast <int64_t>(m) * d > 16384)
+  {
+    std::vector<float> row(d);
+#pragma omp for schedule(static)
+    for (int r = 0; r < m; ++r) {
+      LayerNormRow(src + static_cast<int64_t>(r) * d, d, gamma, beta, eps, row.data());
+      QuantizeRow(row.data(), d, scale, static_cast<float>(qmin), static_cast<float>(qmax),
+                  dst + static_cast<int64_t>(r) * d);
+    }
+  }
+}
 
 void DnnlOps::LayerNorm(const float* src, int m, int d, const float* gamma, const float* beta,
                         float eps, float* dst) {

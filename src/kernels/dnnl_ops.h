@@ -44,6 +44,12 @@ class PackedLinear {
 };
 
 // Primitive cache for the shape-dependent float ops. Not thread-safe: one per engine.
+// q[i] = clamp(round_half_even(x[i] / scale), qmin, qmax), vectorized and multithreaded; equal to
+// QuantizeValue element by element.
+void QuantizeS8(const float* x, int64_t n, float scale, int qmin, int qmax, int8_t* q);
+// The same on the calling thread only (for loops that are already parallel).
+void QuantizeS8Serial(const float* x, int64_t n, float scale, int qmin, int qmax, int8_t* q);
+
 class DnnlOps {
  public:
   explicit DnnlOps(DnnlContext* ctx) : ctx_(ctx) {}
@@ -60,6 +66,10 @@ class DnnlOps {
   // dst[M, D] = LayerNorm(src[M, D]) * gamma + beta
   void LayerNorm(const float* src, int m, int d, const float* gamma, const float* beta, float eps,
                  float* dst);
+  // dst[M, D] (int8) = quantize(LayerNorm(src) * gamma + beta) on the grid scale/[qmin, qmax]
+  // (round half to even, as QuantizeValue).
+  void LayerNormQuantize(const float* src, int m, int d, const float* gamma, const float* beta,
+                         float eps, float scale, int qmin, int qmax, int8_t* dst);
   // In place exact (erf) GELU on n values.
   void Gelu(float* x, int64_t n);
 

@@ -1,5 +1,7 @@
-// oneDNN int8 matmuls (s8 x s8 -> s32, exact), used by the scale search to evaluate candidate
-// quantized outputs with integer GEMMs (kernels stage). Scales and biases are applied by the
+// int8 matmuls (s8 x s8 -> s32, exact), used by the scale search to evaluate candidate quantized
+// outputs and by the integer engine (kernels stage). oneDNN's kernels run where the CPU has VNNI;
+// below that (avx512_core, avx2, sse41) oneDNN's u8 x s8 pair products saturate at int16 for
+// full-range int8 operands, so vitq's own exact kernel (int16 products, int32 sums) runs instead. Scales and biases are applied by the
 // caller while it reads the accumulators: oneDNN 2.6 falls back to its reference kernel when
 // runtime output scales are attached, so the primitives carry no attributes.
 #pragma once
@@ -7,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <tuple>
+#include <vector>
 
 #include "dnnl_ops.h"
 
@@ -28,6 +31,47 @@ class S8Linear {
   std::map<int, dnnl::matmul> prims_;
 };
 
+// What oneDNN applies to the int32 accumulators of an int8 GEMM before writing dst (the
+// integer engine's fused requantization):
+//   y = scale[n] · (acc + bias[n])        scale: 1 value or one per output channel;
+//                                         bias in accumulator units (b / scale), may be empty
+//   y = gelu_erf(y) · gelu_scale          when gelu
+//   y = clamp(y, lo, hi)                  when clip (sub-8-bit grids)
+//   dst = y (f32), dst += y (f32, accumulate), or dst = saturate_s8(round_half_even(y)) (s8_dst).
+struct S8Epilogue {
+  std::vector<float> scale{1.0f};
+  std::vector<float> bias;
+  bool gelu = false;
+  float gelu_scale = 1.0f;
+  bool clip = false;
+  float lo = 0.0f, hi = 0.0f;
+  bool s8_dst = false;
+  bool accumulate = false;
+};
+
+// A linear layer with int8 weights packed once: dst[M, N] = epilogue(x[M, K] · w[N, K]^T).
+class S8GemmLayer {
+ public:
+  S8GemmLayer(DnnlContext* ctx, const int8_t* w, int n, int k, S8Epilogue epilogue);
+  int n() const { return n_; }
+  int k() const { return k_; }
+  // dst is float* (f32 epilogues) or int8_t* (s8_dst).
+  void Run(const int8_t* x, int m, void* dst);
+  // oneDNN's implementation name for batch rows m (e.g. "brg:avx512_core_vnni").
+  std::string Impl(int m);
+
+ private:
+  dnnl::matmul& Prim(int m);
+  DnnlContext* ctx_;
+  int n_, k_;
+  S8Epilogue ep_;
+  dnnl::primitive_attr attr_;
+  dnnl::memory::desc packed_desc_;
+  dnnl::memory packed_, bias_;
+  std::map<int, std::pair<dnnl::matmul, std::string>> prims_;
+  std::vector<int8_t> plain_;  // [N, K] for the own exact kernel (CPUs without VNNI)
+};
+
 // Batched: dst[B, M, N] = a[B, M, K] · b[B, K, N] in int32, with b given either as [B, K, N]
 // (b_rows_are_k) or as [B, N, K] (its transpose, e.g. K for Q·Kᵀ).
 class S8BatchedMatmul {
@@ -35,10 +79,19 @@ class S8BatchedMatmul {
   explicit S8BatchedMatmul(DnnlContext* ctx) : ctx_(ctx) {}
   void Run(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m, int k, int n,
            int32_t* dst);
+  // The same with a common-scale epilogue (ep.scale has one value, no bias, GELU or accumulate):
+  // dst is float* or int8_t* (ep.s8_dst).
+  void Run(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m, int k, int n,
+           const S8Epilogue& ep, void* dst);
 
  private:
   DnnlContext* ctx_;
-  std::map<std::tuple<bool, int, int, int, int>, dnnl::matmul> prims_;
+  std::map<std::string, dnnl::matmul> prims_;
 };
+
+// Scalar references for the tests: acc[M, N] = x[M, K] · w[N, K]^T, and the epilogue applied to
+// accumulators the way the oneDNN kernels apply it (f32 result before rounding to s8).
+void ReferenceS8Gemm(const int8_t* x, const int8_t* w, int m, int n, int k, int32_t* acc);
+float ReferenceEpilogue(const S8Epilogue& ep, int n_index, int32_t acc);
 
 }  // namespace vitq::kernels

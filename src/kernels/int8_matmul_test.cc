@@ -1,0 +1,173 @@
+// int8 kernels against their scalar references, on the ISA VITQ_ISA selects (ctest runs this
+// binary once per ISA vitq knows; ISAs the CPU lacks are skipped).
+#include "int8_matmul.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "isa.h"
+
+namespace vitq::kernels {
+namespace {
+
+std::vector<int8_t> RandomS8(size_t n, uint32_t seed, int lo = -128, int hi = 127) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> d(lo, hi);
+  std::vector<int8_t> v(n);
+  for (auto& x : v) x = static_cast<int8_t>(d(rng));
+  return v;
+}
+
+class Int8Kernels : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* env = std::getenv("VITQ_ISA");
+    if (env != nullptr && *env != '\0') {
+      bool supported = false;
+      for (const auto& isa : SupportedIsas()) supported |= isa == env;
+      if (!supported) GTEST_SKIP() << "this CPU lacks " << env;
+      Status s = ConfigureIsaFromEnv();
+      ASSERT_TRUE(s.ok()) << s.message();
+      EXPECT_EQ(EffectiveIsa(), env);
+    }
+  }
+  DnnlContext ctx;
+};
+
+TEST_F(Int8Kernels, GemmAccumulatorsAreExact) {
+  // Shapes of the DeiT layers at batch 1 and odd sizes; worst-case magnitudes (-128 · -128 · K).
+  const int shapes[][3] = {{197, 576, 192}, {1, 1000, 192}, {7, 33, 65}, {394, 192, 768}};
+  for (const auto& s : shapes) {
+    const int m = s[0], n = s[1], k = s[2];
+    auto x = RandomS8(static_cast<size_t>(m) * k, 1 + m);
+    auto w = RandomS8(static_cast<size_t>(n) * k, 2 + n);
+    x[0] = -128;
+    w[0] = -128;
+    std::vector<int32_t> ref(static_cast<size_t>(m) * n), got(ref.size());
+    ReferenceS8Gemm(x.data(), w.data(), m, n, k, ref.data());
+    // The search's raw s32 path.
+    S8Linear raw(&ctx, n, k);
+    dnnl::memory packed = raw.Pack(w.data());
+    raw.Run(x.data(), m, packed, got.data());
+    EXPECT_EQ(got, ref) << m << "x" << n << "x" << k;
+    // The engine's layer with an identity epilogue writes the accumulators as f32, exact below
+    // 2^24 (|acc| <= 128 * 128 * 768 here).
+    S8GemmLayer layer(&ctx, w.data(), n, k, S8Epilogue{});
+    std::vector<float> f(ref.size());
+    layer.Run(x.data(), m, f.data());
+    int64_t mismatches = 0;
+    for (size_t i = 0; i < ref.size(); ++i) mismatches += f[i] != static_cast<float>(ref[i]);
+    EXPECT_EQ(mismatches, 0) << layer.Impl(m);
+  }
+}
+
+TEST_F(Int8Kernels, EpiloguesMatchTheReference) {
+  const int m = 50, n = 96, k = 80;
+  auto x = RandomS8(static_cast<size_t>(m) * k, 11, -60, 60);
+  auto w = RandomS8(static_cast<size_t>(n) * k, 12, -60, 60);
+  std::vector<int32_t> acc(static_cast<size_t>(m) * n);
+  ReferenceS8Gemm(x.data(), w.data(), m, n, k, acc.data());
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(0.5f, 2.0f);
+  S8Epilogue base;
+  base.scale.resize(n);
+  base.bias.resize(n);
+  for (int i = 0; i < n; ++i) {
+    base.scale[i] = 1e-3f * u(rng);
+    base.bias[i] = 500.0f * (u(rng) - 1.25f);
+  }
+  // f32 with per-channel scales and bias; then accumulating into dst.
+  {
+    S8GemmLayer layer(&ctx, w.data(), n, k, base);
+    std::vector<float> y(acc.size());
+    layer.Run(x.data(), m, y.data());
+    S8Epilogue sum = base;
+    sum.accumulate = true;
+    S8GemmLayer acc_layer(&ctx, w.data(), n, k, sum);
+    std::vector<float> z(acc.size(), 1.5f);
+    acc_layer.Run(x.data(), m, z.data());
+    for (int i = 0; i < m * n; ++i) {
+      float ref = ReferenceEpilogue(base, i % n, acc[i]);
+      ASSERT_NEAR(y[i], ref, 1e-5f * (1.0f + std::fabs(ref))) << i;
+      ASSERT_NEAR(z[i], ref + 1.5f, 1e-5f * (1.0f + std::fabs(ref))) << i;
+    }
+  }
+  // s8 outputs: GELU then requantization, and a 4-bit clip. Rounding may differ from the
+  // reference only where the f32 value sits within float error of a .5 boundary.
+  for (bool gelu : {false, true}) {
+    S8Epilogue ep = base;
+    ep.s8_dst = true;
+    ep.gelu = gelu;
+    ep.gelu_scale = 8.0f;
+    if (!gelu) {
+      for (auto& s : ep.scale) s *= 8.0f;
+      ep.clip = true;
+      ep.lo = -8.0f;
+      ep.hi = 7.0f;
+    }
+    S8GemmLayer layer(&ctx, w.data(), n, k, ep);
+    std::vector<int8_t> y(acc.size());
+    layer.Run(x.data(), m, y.data());
+    int exact = 0;
+    for (int i = 0; i < m * n; ++i) {
+      float ref = std::nearbyint(std::fmin(std::fmax(ReferenceEpilogue(ep, i % n, acc[i]), -128.f), 127.f));
+      ASSERT_LE(std::fabs(y[i] - ref), 1.0f) << i;
+      exact += y[i] == ref;
+      if (ep.clip) ASSERT_TRUE(y[i] >= -8 && y[i] <= 7);
+    }
+    EXPECT_GE(exact, m * n - 2) << (gelu ? "gelu" : "clip");
+  }
+}
+
+TEST_F(Int8Kernels, BatchedMatmulsMatchTheReference) {
+  const int batch = 6, m = 197, k = 64, n = 197;
+  auto a = RandomS8(static_cast<size_t>(batch) * m * k, 21);
+  auto b = RandomS8(static_cast<size_t>(batch) * n * k, 22);  // [B, N, K] (K of Q·Kᵀ)
+  std::vector<int32_t> ref(static_cast<size_t>(batch) * m * n);
+  for (int i = 0; i < batch; ++i) {
+    ReferenceS8Gemm(a.data() + static_cast<size_t>(i) * m * k, b.data() + static_cast<size_t>(i) * n * k,
+                    m, n, k, ref.data() + static_cast<size_t>(i) * m * n);
+  }
+  S8BatchedMatmul bmm(&ctx);
+  std::vector<int32_t> got(ref.size());
+  bmm.Run(a.data(), b.data(), false, batch, m, k, n, got.data());
+  EXPECT_EQ(got, ref);
+  S8Epilogue ep;
+  std::vector<float> f(ref.size());
+  bmm.Run(a.data(), b.data(), false, batch, m, k, n, ep, f.data());
+  for (size_t i = 0; i < ref.size(); ++i) ASSERT_EQ(f[i], static_cast<float>(ref[i])) << i;
+  // b given as [B, K, N] (V of P·V): transpose b and compare.
+  std::vector<int8_t> bt(b.size());
+  for (int i = 0; i < batch; ++i)
+    for (int r = 0; r < n; ++r)
+      for (int c = 0; c < k; ++c)
+        bt[(static_cast<size_t>(i) * k + c) * n + r] = b[(static_cast<size_t>(i) * n + r) * k + c];
+  bmm.Run(a.data(), bt.data(), true, batch, m, k, n, got.data());
+  EXPECT_EQ(got, ref);
+}
+
+TEST(Isa, UnknownOrMissingIsaIsRefusedWithTheList) {
+  ASSERT_EQ(setenv("VITQ_ISA", "avx9000", 1), 0);
+  Status s = ConfigureIsaFromEnv();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidInput);
+  EXPECT_NE(s.message().find("avx9000"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("this CPU has"), std::string::npos) << s.message();
+  for (const auto& isa : KnownIsas()) {
+    bool supported = false;
+    for (const auto& x : SupportedIsas()) supported |= x == isa;
+    if (supported) continue;
+    ASSERT_EQ(setenv("VITQ_ISA", isa.c_str(), 1), 0);
+    Status lacks = ConfigureIsaFromEnv();
+    EXPECT_EQ(lacks.code(), StatusCode::kInvalidInput) << isa;
+    EXPECT_NE(lacks.message().find("not supported by this CPU"), std::string::npos)
+        << lacks.message();
+  }
+  unsetenv("VITQ_ISA");
+}
+
+}  // namespace
+}  // namespace vitq::kernels

@@ -1,0 +1,129 @@
+// VITQ_ISA and CPU feature detection (kernels stage).
+#include "isa.h"
+
+#include <cpuid.h>
+
+#include <cstdlib>
+#include <dnnl.hpp>
+
+namespace vitq::kernels {
+
+namespace {
+// CPUID leaf 7 bits GCC's __builtin_cpu_supports does not name: AMX (subleaf 0, EDX 24/25) and
+// AVX-VNNI (subleaf 1, EAX 4).
+bool Leaf7(unsigned subleaf, int reg, unsigned bit) {
+  unsigned r[4] = {0, 0, 0, 0};
+  if (!__get_cpuid_count(7, subleaf, &r[0], &r[1], &r[2], &r[3])) return false;
+  return (r[reg] >> bit) & 1u;
+}
+
+bool CpuHas(const std::string& isa) {
+  __builtin_cpu_init();
+  const bool avx512_core = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  if (isa == "avx512_core_amx") return avx512_core && Leaf7(0, 3, 24) && Leaf7(0, 3, 25);
+  if (isa == "avx2_vnni") return __builtin_cpu_supports("avx2") && Leaf7(1, 0, 4);
+  if (isa == "avx512_core_bf16") {
+    return avx512_core && __builtin_cpu_supports("avx512vnni") &&
+           __builtin_cpu_supports("avx512bf16");
+  }
+  if (isa == "avx512_core_vnni") return avx512_core && __builtin_cpu_supports("avx512vnni");
+  if (isa == "avx512_core") return avx512_core;
+  if (isa == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (isa == "sse41") return __builtin_cpu_supports("sse4.1");
+  return false;
+}
+
+dnnl::cpu_isa ToDnnl(const std::string& isa) {
+  if (isa == "avx512_core_amx") return dnnl::cpu_isa::avx512_core_amx;
+  if (isa == "avx2_vnni") return dnnl::cpu_isa::avx2_vnni;
+  if (isa == "avx512_core_bf16") return dnnl::cpu_isa::avx512_core_bf16;
+  if (isa == "avx512_core_vnni") return dnnl::cpu_isa::avx512_core_vnni;
+  if (isa == "avx512_core") return dnnl::cpu_isa::avx512_core;
+  if (isa == "avx2") return dnnl::cpu_isa::avx2;
+  return dnnl::cpu_isa::sse41;
+}
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+}  // namespace
+
+const std::vector<std::string>& KnownIsas() {
+  static const std::vector<std::string> isas = {"avx512_core_amx", "avx512_core_bf16",
+                                                "avx512_core_vnni", "avx512_core", "avx2_vnni",
+                                                "avx2", "sse41"};
+  return isas;
+}
+
+std::vector<std::string> SupportedIsas() {
+  std::vector<std::string> out;
+  for (const auto& isa : KnownIsas()) {
+    if (CpuHas(isa)) out.push_back(isa);
+  }
+  return out;
+}
+
+Status ConfigureIsaFromEnv() {
+  const char* env = std::getenv("VITQ_ISA");
+  if (env == nullptr || *env == '\0' || std::string(env) == "native") return Status::Ok();
+  const std::string isa = env;
+  bool known = false;
+  for (const auto& k : KnownIsas()) known |= k == isa;
+  if (!known) {
+    return Status::InvalidInput("VITQ_ISA='" + isa + "' is not an ISA vitq knows; expected one of " +
+                                Join(KnownIsas()) + " (this CPU has " + Join(SupportedIsas()) +
+                                ")");
+  }
+  if (!CpuHas(isa)) {
+    return Status::InvalidInput("VITQ_ISA='" + isa + "' is not supported by this CPU; it has " +
+                                Join(SupportedIsas()));
+  }
+  // oneDNN accepts the cap only before its first primitive; later calls fail. Report that case
+  // only when the effective ISA is above the requested one.
+  try {
+    dnnl::set_max_cpu_isa(ToDnnl(isa));
+  } catch (const dnnl::error&) {
+  }
+  const std::string effective = EffectiveIsa();
+  int want = 0, have = 0;
+  for (size_t i = 0; i < KnownIsas().size(); ++i) {
+    if (KnownIsas()[i] == isa) want = static_cast<int>(i);
+    if (KnownIsas()[i] == effective) have = static_cast<int>(i);
+  }
+  if (effective != "other" && have < want) {
+    return Status::Internal("VITQ_ISA='" + isa + "' came too late: oneDNN already runs " +
+                            effective);
+  }
+  return Status::Ok();
+}
+
+bool IsaHasVnni(const std::string& isa) {
+  return isa == "avx512_core_amx" || isa == "avx512_core_bf16" || isa == "avx512_core_vnni" ||
+         isa == "avx2_vnni";
+}
+
+std::string EffectiveIsa() {
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::avx512_core_amx:
+      return "avx512_core_amx";
+    case dnnl::cpu_isa::avx2_vnni:
+      return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16:
+      return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_vnni:
+      return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core:
+      return "avx512_core";
+    case dnnl::cpu_isa::avx2:
+      return "avx2";
+    case dnnl::cpu_isa::sse41:
+      return "sse41";
+    default:
+      return "other";
+  }
+}
+
+}  // namespace vitq::kernels

@@ -1,0 +1,324 @@
+// The integer engine (runtime stage). Data flow of one block, batch B, T tokens, D channels:
+//   x (f32 residual) -LN+quantize-> s8 -qkv GEMM-> f32 -split+quantize-> Q, K, V s8 [B,H,T,hd]
+//   Q·Kᵀ (s8 GEMM, scale fused) -> f32 scores -softmax-> quantize -> P s8
+//   P·V (s8 GEMM, requantized to proj's input grid in the epilogue) -> s8 -merge heads-> [B,T,D]
+//   proj (s8 GEMM, bias, dequantize, += x in the epilogue) -> x
+//   x -LN+quantize-> s8 -fc1 (s8 GEMM, bias, GELU, requantize in the epilogue)-> s8
+//   fc2 (s8 GEMM, bias, dequantize, += x) -> x
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "../kernels/dnnl_ops.h"
+#include "../kernels/int8_matmul.h"
+#include "../kernels/isa.h"
+#include "vitq/runtime.h"
+#include "vitq/simulate.h"
+
+namespace vitq {
+
+Status ConfigureIsa() { return kernels::ConfigureIsaFromEnv(); }
+std::vector<std::string> SupportedIsas() { return kernels::SupportedIsas(); }
+std::string EffectiveIsa() { return kernels::EffectiveIsa(); }
+
+Status CheckIntegerPlan(const QuantPlan& plan, const ViTConfig& config) {
+  const std::string hint = "; run it with --simulate";
+  for (const std::string& name : QuantSiteNames(config)) {
+    const SitePlan* sp = plan.Find(name);
+    if (sp == nullptr) {
+      return Status::InvalidInput("the integer engine needs every site quantized; the plan has no '" +
+                                  name + "'" + hint);
+    }
+    const QuantScheme& s = sp->scheme;
+    const bool weight = name.size() > 2 && name.compare(name.size() - 2, 2, ":w") == 0;
+    if (!s.symmetric || !s.is_signed) {
+      return Status::InvalidInput("the integer engine runs symmetric signed grids; site '" + name +
+                                  "' is " + (s.symmetric ? "" : "asymmetric ") +
+                                  (s.is_signed ? "signed" : "unsigned") + hint);
+    }
+    if (s.granularity == Granularity::kPerChannel && (!weight || s.axis != 0)) {
+      return Status::InvalidInput("the integer engine takes per-channel scales only on weight "
+                                  "output channels; site '" +
+                                  name + "' is per channel on axis " + std::to_string(s.axis) +
+                                  hint);
+    }
+  }
+  return Status::Ok();
+}
+
+namespace {
+struct Grid {
+  float scale = 1.0f;
+  int qmin = -128, qmax = 127;
+  bool narrow() const { return qmin > -128 || qmax < 127; }
+};
+
+Grid GridOf(const QuantPlan& plan, const std::string& site) {
+  const SitePlan* sp = plan.Find(site);
+  return {sp->params.scale[0], sp->scheme.qmin(), sp->scheme.qmax()};
+}
+}  // namespace
+
+struct IntegerEngine::Impl {
+  const QuantizedModel& qm;
+  const ViTConfig& c;
+  kernels::DnnlContext ctx;
+  kernels::DnnlOps ops{&ctx};
+  kernels::S8BatchedMatmul bmm{&ctx};
+
+  struct Linear {
+    std::unique_ptr<kernels::S8GemmLayer> gemm;
+    Grid in;
+  };
+  struct BlockOps {
+    Linear qkv, proj, fc1, fc2;
+    Grid q, k, v, p;
+    kernels::S8Epilogue qk_ep, pv_ep;
+  };
+  Linear patch, head, head_dist;
+  std::vector<BlockOps> blocks;
+
+  int capacity = 0;
+  Tensor patches, tokens, x, qkv, scores, cls, h0, h1, head_out, head_dist_out;
+  Tensor in8, q8, k8, v8, p8, o8, attn8, hidden8;
+
+  // The GEMM of `layer` reading its input on grid `in`; the epilogue writes f32 (out == nullptr)
+  // or s8 on grid `out`, with GELU first when `gelu`, and adds into dst when `accumulate`.
+  Linear MakeLinear(const std::string& layer, const Tensor& bias, const Grid* out, bool gelu,
+                    bool accumulate) {
+    const QuantizedLinear& ql = qm.linear.at(layer);
+    Linear l;
+    l.in = GridOf(qm.plan, layer + ":in");
+    const int n = static_cast<int>(ql.q.dim(0)), k = static_cast<int>(ql.q.dim(1));
+    kernels::S8Epilogue ep;
+    ep.scale.assign(n, 0.0f);
+    ep.bias.assign(n, 0.0f);
+    for (int i = 0; i < n; ++i) {
+      const float sw = ql.params.scale.size() > 1 ? ql.params.scale[i] : ql.params.scale[0];
+      const float acc_scale = l.in.scale * sw;
+      ep.scale[i] = (out != nullptr && !gelu) ? acc_scale / out->scale : acc_scale;
+      ep.bias[i] = bias.f32()[i] / acc_scale;
+    }
+    ep.gelu = gelu;
+    if (gelu && out != nullptr) ep.gelu_scale = 1.0f / out->scale;
+    ep.s8_dst = out != nullptr;
+    ep.accumulate = accumulate;
+    if (out != nullptr && out->narrow()) {
+      ep.clip = true;
+      ep.lo = static_cast<float>(out->qmin);
+      ep.hi = static_cast<float>(out->qmax);
+    }
+    l.gemm = std::make_unique<kernels::S8GemmLayer>(&ctx, ql.q.data<int8_t>(), n, k, std::move(ep));
+    return l;
+  }
+
+  explicit Impl(const QuantizedModel& q) : qm(q), c(q.model.spec.config) {
+    const ViTWeights& w = q.model.weights;
+    const QuantPlan& plan = q.plan;
+    patch = MakeLinear("patch_embed.proj", w.patch_embed.bias, nullptr, false, false);
+    head = MakeLinear("head", w.head.bias, nullptr, false, false);
+    if (c.head_dist) head_dist = MakeLinear("head_dist", w.head_dist.bias, nullptr, false, false);
+    const float attn_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim()));
+    for (int i = 0; i < c.depth; ++i) {
+      const BlockWeights& bw = w.blocks[i];
+      const std::string p = "blocks." + std::to_string(i) + ".";
+      BlockOps b;
+      b.qkv = MakeLinear(p + "attn.qkv", bw.qkv.bias, nullptr, false, false);
+      b.proj = MakeLinear(p + "attn.proj", bw.proj.bias, nullptr, false, true);
+      Grid fc2_in = GridOf(plan, p + "mlp.fc2:in");
+      b.fc1 = MakeLinear(p + "mlp.fc1", bw.fc1.bias, &fc2_in, true, false);
+      b.fc2 = MakeLinear(p + "mlp.fc2", bw.fc2.bias, nullptr, false, true);
+      b.q = GridOf(plan, p + "attn.qk:a");
+      b.k = GridOf(plan, p + "attn.qk:b");
+      b.p = GridOf(plan, p + "attn.pv:a");
+      b.v = GridOf(plan, p + "attn.pv:b");
+      b.qk_ep.scale = {b.q.scale * b.k.scale * attn_scale};
+      const Grid proj_in = b.proj.in;
+      b.pv_ep.scale = {b.p.scale * b.v.scale / proj_in.scale};
+      b.pv_ep.s8_dst = true;
+      if (proj_in.narrow()) {
+        b.pv_ep.clip = true;
+        b.pv_ep.lo = static_cast<float>(proj_in.qmin);
+        b.pv_ep.hi = static_cast<float>(proj_in.qmax);
+      }
+      blocks.push_back(std::move(b));
+    }
+  }
+
+  void Reserve(int batch) {
+    if (batch <= capacity) return;
+    const int64_t b = batch, t = c.num_tokens(), d = c.embed_dim, h = c.num_heads;
+    const int64_t np = c.num_patches(), pd = c.patch_dim();
+    patches = Tensor::F32({b * np, pd});
+    tokens = Tensor::F32({b * np, d});
+    x = Tensor::F32({b, t, d});
+    qkv = Tensor::F32({b, t, 3 * d});
+    scores = Tensor::F32({b, h, t, t});
+    cls = Tensor::F32({b, c.num_prefix_tokens(), d});
+    h0 = Tensor::F32({b, d});
+    h1 = Tensor::F32({b, d});
+    head_out = Tensor::F32({b, c.num_classes});
+    head_dist_out = Tensor::F32({b, c.num_classes});
+    in8 = Tensor(DType::kI8, {b * std::max(t, np) * std::max(d, pd)});
+    q8 = Tensor(DType::kI8, {b, t, d});
+    k8 = Tensor(DType::kI8, {b, t, d});
+    v8 = Tensor(DType::kI8, {b, t, d});
+    p8 = Tensor(DType::kI8, {b, h, t, t});
+    o8 = Tensor(DType::kI8, {b, t, d});
+    attn8 = Tensor(DType::kI8, {b, t, d});
+    hidden8 = Tensor(DType::kI8, {b, t, c.mlp_hidden});
+    capacity = batch;
+  }
+
+  void Embed(const float* images, int b) {
+    const ViTWeights& w = qm.model.weights;
+    const int t = c.num_tokens(), d = c.embed_dim, np = c.num_patches(), g = c.grid();
+    const int p = c.patch_size, pd = c.patch_dim(), prefix = c.num_prefix_tokens();
+    float* pt = patches.f32();
+#pragma omp parallel for collapse(2)
+    for (int bi = 0; bi < b; ++bi) {
+      for (int pi = 0; pi < np; ++pi) {
+        const int py = pi / g, px = pi % g;
+        float* dst = pt + (static_cast<int64_t>(bi) * np + pi) * pd;
+        for (int ch = 0; ch < c.in_chans; ++ch) {
+          const float* plane =
+              images + (static_cast<int64_t>(bi) * c.in_chans + ch) * c.img_size * c.img_size;
+          for (int ky = 0; ky < p; ++ky) {
+            std::memcpy(dst + (ch * p + ky) * p,
+                        plane + static_cast<int64_t>(py * p + ky) * c.img_size + px * p,
+                        p * sizeof(float));
+          }
+        }
+      }
+    }
+    int8_t* xq = in8.data<int8_t>();
+    kernels::QuantizeS8(pt, static_cast<int64_t>(b) * np * pd, patch.in.scale, patch.in.qmin,
+                        patch.in.qmax, xq);
+    patch.gemm->Run(xq, b * np, tokens.f32());
+    const float* pos = w.pos_embed.f32();
+    float* xp = x.f32();
+#pragma omp parallel for
+    for (int bi = 0; bi < b; ++bi) {
+      float* xb = xp + static_cast<int64_t>(bi) * t * d;
+      for (int j = 0; j < d; ++j) xb[j] = w.cls_token.f32()[j] + pos[j];
+      if (c.dist_token) {
+        for (int j = 0; j < d; ++j) xb[d + j] = w.dist_token.f32()[j] + pos[d + j];
+      }
+      for (int ti = prefix; ti < t; ++ti) {
+        const float* src = tokens.f32() + (static_cast<int64_t>(bi) * np + ti - prefix) * d;
+        for (int j = 0; j < d; ++j) xb[ti * d + j] = src[j] + pos[ti * d + j];
+      }
+    }
+  }
+
+  void Block(int li, int b) {
+    const BlockWeights& bw = qm.model.weights.blocks[li];
+    BlockOps& bo = blocks[li];
+    const int t = c.num_tokens(), d = c.embed_dim, nh = c.num_heads, hd = c.head_dim();
+    const int m = b * t;
+    float* xp = x.f32();
+    int8_t* xq = in8.data<int8_t>();
+    ops.LayerNormQuantize(xp, m, d, bw.norm1_weight.f32(), bw.norm1_bias.f32(), c.ln_eps,
+                          bo.qkv.in.scale, bo.qkv.in.qmin, bo.qkv.in.qmax, xq);
+    bo.qkv.gemm->Run(xq, m, qkv.f32());
+    // Split [B, T, 3, H, hd] into Q, K, V [B, H, T, hd], each quantized on its own grid.
+    const float* qkvp = qkv.f32();
+    int8_t *q = q8.data<int8_t>(), *k = k8.data<int8_t>(), *v = v8.data<int8_t>();
+#pragma omp parallel for collapse(2)
+    for (int bi = 0; bi < b; ++bi) {
+      for (int ti = 0; ti < t; ++ti) {
+        const float* row = qkvp + (static_cast<int64_t>(bi) * t + ti) * 3 * d;
+        for (int hi = 0; hi < nh; ++hi) {
+          const int64_t off = ((static_cast<int64_t>(bi) * nh + hi) * t + ti) * hd;
+          kernels::QuantizeS8Serial(row + hi * hd, hd, bo.q.scale, bo.q.qmin, bo.q.qmax, q + off);
+          kernels::QuantizeS8Serial(row + d + hi * hd, hd, bo.k.scale, bo.k.qmin, bo.k.qmax,
+                                    k + off);
+          kernels::QuantizeS8Serial(row + 2 * d + hi * hd, hd, bo.v.scale, bo.v.qmin, bo.v.qmax,
+                                    v + off);
+        }
+      }
+    }
+    const int bh = b * nh;
+    bmm.Run(q, k, /*b_rows_are_k=*/false, bh, t, hd, t, bo.qk_ep, scores.f32());
+    ops.Softmax(scores.f32(), bh * t, t);
+    kernels::QuantizeS8(scores.f32(), static_cast<int64_t>(bh) * t * t, bo.p.scale, bo.p.qmin,
+                        bo.p.qmax, p8.data<int8_t>());
+    int8_t* o = o8.data<int8_t>();
+    bmm.Run(p8.data<int8_t>(), v, /*b_rows_are_k=*/true, bh, t, t, hd, bo.pv_ep, o);
+    // Merge heads: [B, H, T, hd] -> [B, T, H*hd].
+    int8_t* a = attn8.data<int8_t>();
+#pragma omp parallel for collapse(2)
+    for (int bi = 0; bi < b; ++bi) {
+      for (int ti = 0; ti < t; ++ti) {
+        for (int hi = 0; hi < nh; ++hi) {
+          std::memcpy(a + (static_cast<int64_t>(bi) * t + ti) * d + hi * hd,
+                      o + ((static_cast<int64_t>(bi) * nh + hi) * t + ti) * hd, hd);
+        }
+      }
+    }
+    bo.proj.gemm->Run(a, m, xp);
+    ops.LayerNormQuantize(xp, m, d, bw.norm2_weight.f32(), bw.norm2_bias.f32(), c.ln_eps,
+                          bo.fc1.in.scale, bo.fc1.in.qmin, bo.fc1.in.qmax, xq);
+    bo.fc1.gemm->Run(xq, m, hidden8.data<int8_t>());
+    bo.fc2.gemm->Run(hidden8.data<int8_t>(), m, xp);
+  }
+
+  void Head(int b, float* logits) {
+    const ViTWeights& w = qm.model.weights;
+    const int t = c.num_tokens(), d = c.embed_dim, prefix = c.num_prefix_tokens();
+    float* cp = cls.f32();
+    for (int bi = 0; bi < b; ++bi) {
+      std::memcpy(cp + static_cast<int64_t>(bi) * prefix * d,
+                  x.f32() + static_cast<int64_t>(bi) * t * d,
+                  static_cast<size_t>(prefix) * d * sizeof(float));
+    }
+    ops.LayerNorm(cp, b * prefix, d, w.norm_weight.f32(), w.norm_bias.f32(), c.ln_eps, cp);
+    for (int bi = 0; bi < b; ++bi) {
+      std::memcpy(h0.f32() + static_cast<int64_t>(bi) * d,
+                  cp + static_cast<int64_t>(bi) * prefix * d, d * sizeof(float));
+      if (c.dist_token) {
+        std::memcpy(h1.f32() + static_cast<int64_t>(bi) * d,
+                    cp + (static_cast<int64_t>(bi) * prefix + 1) * d, d * sizeof(float));
+      }
+    }
+    int8_t* xq = in8.data<int8_t>();
+    kernels::QuantizeS8(h0.f32(), static_cast<int64_t>(b) * d, head.in.scale, head.in.qmin,
+                        head.in.qmax, xq);
+    if (!c.head_dist) {
+      head.gemm->Run(xq, b, logits);
+      return;
+    }
+    head.gemm->Run(xq, b, head_out.f32());
+    kernels::QuantizeS8(h1.f32(), static_cast<int64_t>(b) * d, head_dist.in.scale,
+                        head_dist.in.qmin, head_dist.in.qmax, xq);
+    head_dist.gemm->Run(xq, b, head_dist_out.f32());
+    for (int64_t i = 0; i < static_cast<int64_t>(b) * c.num_classes; ++i) {
+      logits[i] = 0.5f * (head_out.f32()[i] + head_dist_out.f32()[i]);
+    }
+  }
+
+  void Forward(const float* images, int batch, float* logits) {
+    Reserve(batch);
+    Embed(images, batch);
+    for (int li = 0; li < c.depth; ++li) Block(li, batch);
+    Head(batch, logits);
+  }
+};
+
+Result<std::unique_ptr<IntegerEngine>> IntegerEngine::Create(const QuantizedModel& model) {
+  VITQ_RETURN_IF_ERROR(CheckIntegerPlan(model.plan, model.model.spec.config));
+  for (const auto& [layer, shape] : LinearShapes(model.model.spec.config)) {
+    if (!model.linear.count(layer)) {
+      return Status::InvalidInput("the integer engine needs integer weights for '" + layer + "'");
+    }
+  }
+  return std::unique_ptr<IntegerEngine>(new IntegerEngine(std::make_unique<Impl>(model)));
+}
+
+IntegerEngine::IntegerEngine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+IntegerEngine::~IntegerEngine() = default;
+void IntegerEngine::Forward(const float* images, int batch, float* logits) {
+  impl_->Forward(images, batch, logits);
+}
+
+}  // namespace vitq
