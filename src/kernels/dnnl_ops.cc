@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <functional>
 
 namespace vitq::kernels {
@@ -113,6 +114,25 @@ void DnnlOps::BatchedMatmul(const float* a, const float* b, bool b_rows_are_k, i
   memory am(a_md, ctx_->engine(), const_cast<float*>(a)),
       bm(b_md, ctx_->engine(), const_cast<float*>(b)), dm(d_md, ctx_->engine(), dst);
   prim.execute(ctx_->stream(), {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, dm}});
+  ctx_->stream().wait();
+}
+
+void DnnlOps::SoftmaxQuantize(const float* x, int rows, int cols, float out_scale, int8_t* dst) {
+  memory::desc src_md({rows, cols}, dt::f32, tag::ab), dst_md({rows, cols}, dt::s8, tag::ab);
+  char scale_text[32];
+  std::snprintf(scale_text, sizeof scale_text, "%a", static_cast<double>(out_scale));
+  std::string key =
+      "softmax_s8:" + std::to_string(rows) + ":" + std::to_string(cols) + ":" + scale_text;
+  auto& prim = Get(key, [&] {
+    dnnl::primitive_attr attr;
+    attr.set_output_scales(0, {out_scale});
+    return dnnl::softmax_v2_forward(dnnl::softmax_v2_forward::primitive_desc(
+        dnnl::softmax_v2_forward::desc(dnnl::prop_kind::forward_inference,
+                                       dnnl::algorithm::softmax_accurate, src_md, dst_md, 1),
+        attr, ctx_->engine()));
+  });
+  memory s(src_md, ctx_->engine(), const_cast<float*>(x)), d(dst_md, ctx_->engine(), dst);
+  prim.execute(ctx_->stream(), {{DNNL_ARG_SRC, s}, {DNNL_ARG_DST, d}});
   ctx_->stream().wait();
 }
 

@@ -61,6 +61,9 @@ class DnnlOps {
   // dst[B, M, N] = a[B, M, K] · b, with b as [B, K, N] (b_rows_are_k) or [B, N, K] (transposed).
   void BatchedMatmul(const float* a, const float* b, bool b_rows_are_k, int batch, int m, int k,
                      int n, float* dst);
+  // dst (int8) = saturate_s8(round_half_even(softmax(x) * out_scale)) over the last axis of
+  // [rows, cols] in one oneDNN softmax_v2 pass (the integer engine's P at 8 bits).
+  void SoftmaxQuantize(const float* x, int rows, int cols, float out_scale, int8_t* dst);
   // In place softmax over the last axis of [rows, cols].
   void Softmax(float* x, int rows, int cols);
   // dst[M, D] = LayerNorm(src[M, D]) * gamma + beta

@@ -240,9 +240,13 @@ struct IntegerEngine::Impl {
     }
     const int bh = b * nh;
     bmm.Run(q, k, /*b_rows_are_k=*/false, bh, t, hd, t, bo.qk_ep, scores.f32());
-    ops.Softmax(scores.f32(), bh * t, t);
-    kernels::QuantizeS8(scores.f32(), static_cast<int64_t>(bh) * t * t, bo.p.scale, bo.p.qmin,
-                        bo.p.qmax, p8.data<int8_t>());
+    if (bo.p.narrow()) {  // sub-8-bit P: softmax, then quantize with the grid's clamp
+      ops.Softmax(scores.f32(), bh * t, t);
+      kernels::QuantizeS8(scores.f32(), static_cast<int64_t>(bh) * t * t, bo.p.scale, bo.p.qmin,
+                          bo.p.qmax, p8.data<int8_t>());
+    } else {  // 8 bits: softmax writes int8 directly (P >= 0, so s8 saturation is the clamp)
+      ops.SoftmaxQuantize(scores.f32(), bh * t, t, 1.0f / bo.p.scale, p8.data<int8_t>());
+    }
     int8_t* o = o8.data<int8_t>();
     bmm.Run(p8.data<int8_t>(), v, /*b_rows_are_k=*/true, bh, t, t, hd, bo.pv_ep, o);
     // Merge heads: [B, H, T, hd] -> [B, T, H*hd].
