@@ -154,6 +154,34 @@ TEST_F(CliBadInput, UnreadableImageForPredict) {
   ExpectBadInput("predict " + RepoPath("models/deit-tiny") + " " + dir_.path("x.png"), "x.png");
 }
 
+TEST(CliQuantize, MixedPrecisionWritesReportPlotAndRefusesImpossibleBudgets) {
+  TempDir dir;
+  std::string model = RepoPath("models/deit-tiny"), calib = RepoPath("data/imagenet-samples/calib");
+  std::string base = "quantize " + model + " --calib " + calib + " --method minmax --calib-size 2 ";
+  CmdResult q = Vitq(base + "--mixed-precision --target-bits 8 --candidates 7,8 --out " +
+                         dir.path("mp.vitq") + " --report " + dir.path("mp.json") + " -q --json",
+                     false);
+  ASSERT_EQ(q.code, 0) << q.out;
+  auto j = nlohmann::json::parse(q.out);
+  const auto& mp = j["mixed_precision"];
+  EXPECT_EQ(mp["modules"].size(), 24u);
+  EXPECT_LE(mp["size_bytes"].get<int64_t>(), mp["budget_bytes"].get<int64_t>());
+  EXPECT_TRUE(fs::exists(dir.path("mp.pareto.svg")));
+  CmdResult info = Vitq("info " + dir.path("mp.vitq") + " --json", false);
+  ASSERT_EQ(info.code, 0) << info.out;
+  EXPECT_EQ(nlohmann::json::parse(info.out)["layers"][0]["wbits"], 8);  // patch_embed: top
+  std::string out = " --out " + dir.path("bad.vitq") + " -q";
+  ExpectBadInput(base + "--mixed-precision --target-size-mb 1 --candidates 4,6,8" + out,
+                 "below the smallest model");
+  ExpectBadInput(base + "--mixed-precision --target-bits 6 --candidates 4,9" + out,
+                 "candidate bit-width 9 outside 2-8");
+  ExpectBadInput(base + "--target-bits 6" + out, "need --mixed-precision");
+  EXPECT_FALSE(fs::exists(dir.path("bad.vitq")));
+  ExpectBadInput("compare " + model + " --calib " + calib + " --data " + calib +
+                     " --methods minmax --bits 6xp",
+                 "is not a bit-width");
+}
+
 TEST(CliQuantize, QuantizeEvalAndBadOptions) {
   TempDir dir;
   std::string model = RepoPath("models/deit-tiny"), calib = RepoPath("data/imagenet-samples/calib");

@@ -1,10 +1,13 @@
 // `vitq compare MODEL --calib DIR --data DIR --methods a,b --bits 8,6,4`: the method x bits grid
 // in one table (markdown, CSV or JSON) (cli).
 #include <chrono>
+#include <algorithm>
 #include <cstdio>
+#include <map>
 #include <sstream>
 
 #include "common.h"
+#include "vitq/mixed_precision.h"
 #include "load.h"
 #include "vitq/quantize.h"
 
@@ -48,7 +51,8 @@ void RegisterCompare(CLI::App* app, Runner* run) {
                   "comma list; a method may carry +no-ranking, +no-bias-correction, +sequential "
                   "(e.g. liu2021+no-ranking)");
   cmd->add_option("--bits", args->bits,
-                  "comma list of bit-widths for weights and activations (default 8,6,4)");
+                  "comma list of bit-widths for weights and activations (default 8,6,4); "
+                  "'6mp' is mixed precision at the size of the uniform 6-bit model");
   cmd->add_option("--limit", args->limit, "evaluate only the first N images")
       ->check(CLI::Range(1, 1 << 30));
   cmd->add_option("--batch", args->batch, "evaluation batch (default 32)")
@@ -67,18 +71,24 @@ void RegisterCompare(CLI::App* app, Runner* run) {
       struct Config {
         std::string label;
         QuantizeOptions q;
+        bool mixed = false;  // "6mp": mixed precision at the size of the uniform 6-bit model
       };
       std::vector<Config> grid;
       for (const auto& bits_s : Split(args->bits, ',')) {
         int bits = 0;
+        bool mixed = bits_s.size() > 2 && (bits_s.substr(bits_s.size() - 2) == "mp" ||
+                                           bits_s.substr(bits_s.size() - 2) == "MP");
         try {
-          bits = std::stoi(bits_s);
+          size_t used = 0;
+          bits = std::stoi(bits_s, &used);
+          if (used != bits_s.size() - (mixed ? 2 : 0)) throw std::invalid_argument(bits_s);
         } catch (const std::exception&) {
-          return ReportError(Status::InvalidInput("--bits: '" + bits_s + "' is not a bit-width"));
+          return ReportError(Status::InvalidInput(
+              "--bits: '" + bits_s + "' is not a bit-width (e.g. 8, or 6mp for mixed precision)"));
         }
         for (const auto& m : Split(args->methods, ',')) {
           auto parts = Split(m, '+');
-          Config cfg{m, args->q};
+          Config cfg{m, args->q, mixed};
           cfg.q.method = parts.empty() ? "" : parts[0];
           cfg.q.wbits = cfg.q.abits = bits;
           cfg.q.quiet = args->common.quiet;
@@ -95,9 +105,22 @@ void RegisterCompare(CLI::App* app, Runner* run) {
           }
           Status v = cfg.q.Validate();
           if (!v.ok()) return ReportError(v);
+          if (mixed) {
+            MixedPrecisionOptions mp;
+            mp.target_bits = bits;
+            v = mp.Validate();
+            if (!v.ok()) return ReportError(v);
+            if (cfg.q.sequential) {
+              return ReportError(Status::InvalidInput(
+                  "--bits " + bits_s + ": mixed precision does not combine with +sequential"));
+            }
+          }
           grid.push_back(cfg);
         }
       }
+      // Uniform configurations first: mixed-precision rows reuse their plans.
+      std::stable_partition(grid.begin(), grid.end(), [](const Config& g) { return !g.mixed; });
+      std::map<std::string, PlanCache> caches;  // by method label (with variants)
       auto model = LoadModel(args->model);
       if (!model.ok()) return ReportError(model.status());
       auto dataset = OpenImageFolder(args->data);
@@ -122,24 +145,37 @@ void RegisterCompare(CLI::App* app, Runner* run) {
       for (const auto& cfg : grid) {
         QuantizeReport report;
         auto t0 = std::chrono::steady_clock::now();
-        auto plan = QuantizeModel(model.value(), calib.value(), cfg.q, &report);
+        PlanCache& cache = caches[cfg.label];
+        MixedPrecisionReport mpr;
+        MixedPrecisionOptions mpo;
+        mpo.target_bits = cfg.q.wbits;
+        Result<QuantPlan> plan =
+            cfg.mixed ? QuantizeMixedPrecision(model.value(), calib.value(), cfg.q, mpo, &mpr,
+                                               &report, &cache)
+                      : QuantizeModel(model.value(), calib.value(), cfg.q, &report);
         if (!plan.ok()) return ReportError(plan.status());
         double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (cfg.mixed) {
+          secs = report.total_seconds;  // every candidate's search, cached or not, + Ω table
+        } else if (!cfg.q.sequential) {
+          cache[cfg.q.wbits] = CachedPlan{plan.value(), report};
+        }
+        const std::string bits_label = std::to_string(cfg.q.wbits) + (cfg.mixed ? "mp" : "");
         auto sim = SimulatedModel::Create(model.value(), plan.value());
         if (!sim.ok()) return ReportError(sim.status());
         EvalOptions qo = eo;
         qo.keep_logits = false;
         qo.reference_logits = &ref;
-        qo.label = cfg.label + " W" + std::to_string(cfg.q.wbits);
+        qo.label = cfg.label + " W" + bits_label;
         SimulatedModel* s = sim->get();
         auto r = EvaluateDataset([s](const float* x, int b, float* y) { s->Forward(x, b, y); },
                                  model->spec, dataset.value(), qo);
         if (!r.ok()) return ReportError(r.status());
-        rows.push_back({cfg.label, std::to_string(cfg.q.wbits), r->top1, r->top5, r->agreement,
+        rows.push_back({cfg.label, bits_label, r->top1, r->top5, r->agreement,
                         r->kl, ModelSizeBytes(model.value(), plan.value()) / 1e6, secs});
         if (!args->common.quiet && args->format == "markdown") {
-          std::fprintf(stderr, "vitq compare: %s W%dA%d top-1 %.4f (%.1f s calibration)\n",
-                       cfg.label.c_str(), cfg.q.wbits, cfg.q.abits, r->top1, secs);
+          std::fprintf(stderr, "vitq compare: %s %s top-1 %.4f (%.1f s calibration)\n",
+                       cfg.label.c_str(), bits_label.c_str(), r->top1, secs);
         }
       }
       if (args->format == "json") {
@@ -174,8 +210,11 @@ void RegisterCompare(CLI::App* app, Runner* run) {
             "| method | W/A bits | top-1 | top-5 | agreement | KL | size (MB) | calib (s) |\n");
         std::printf("|---|---|---|---|---|---|---|---|\n");
         for (const auto& r : rows) {
+          std::string shown = r.bits == "32" ? "32 (float)" : r.bits + "/" + r.bits;
+          if (r.bits.size() > 2 && r.bits.substr(r.bits.size() - 2) == "mp")
+            shown = r.bits.substr(0, r.bits.size() - 2) + "MP";
           std::printf("| %s | %s | %.4f | %.4f | %.4f | %.5f | %.2f | %.1f |\n", r.method.c_str(),
-                      r.bits == "32" ? "32 (float)" : (r.bits + "/" + r.bits).c_str(), r.top1,
+                      shown.c_str(), r.top1,
                       r.top5, r.agreement, r.kl, r.size_mb, r.calib_seconds);
         }
       }

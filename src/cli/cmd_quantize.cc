@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "common.h"
+#include "vitq/mixed_precision.h"
 #include "vitq/qfile.h"
 #include "vitq/quantize.h"
 #include "vitq/safetensors.h"
@@ -20,7 +21,7 @@ void AddQuantizeOptions(CLI::App* cmd, QuantizeOptions* q) {
   cmd->add_flag("!--no-ranking", q->ranking, "liu2021: no ranking loss (ablation)");
   cmd->add_flag("!--no-bias-correction", q->bias_correction,
                 "liu2021: no bias correction (ablation)");
-  cmd->add_option("--candidates", q->candidates, "search grid points per step (default 100)")
+  cmd->add_option("--grid", q->candidates, "search grid points per step (default 100)")
       ->check(CLI::Range(1, 10000));
   cmd->add_option("--max-rounds", q->max_rounds, "alternating search rounds at most (default 20)")
       ->check(CLI::Range(1, 1000));
@@ -32,6 +33,8 @@ void RegisterQuantize(CLI::App* app, Runner* run) {
   struct Args {
     std::string model, calib, out, report;
     QuantizeOptions q;
+    bool mixed = false;
+    MixedPrecisionOptions mp;
     CommonOptions common;
   };
   auto args = std::make_shared<Args>();
@@ -43,7 +46,19 @@ void RegisterQuantize(CLI::App* app, Runner* run) {
   cmd->add_option("--wbits", args->q.wbits, "weight bits (default 8)");
   cmd->add_option("--abits", args->q.abits, "activation bits (default 8)");
   cmd->add_option("--out", args->out, "output .vitq file (written atomically)")->required();
-  cmd->add_option("--report", args->report, "write the per-site report as JSON");
+  cmd->add_option("--report", args->report,
+                  "write the per-site report as JSON (with --mixed-precision also the Pareto "
+                  "curve as REPORT.pareto.svg)");
+  cmd->add_flag("--mixed-precision", args->mixed,
+                "one bit-width per module (MSA, MLP) by nuclear norm, under a size budget");
+  cmd->add_option("--target-bits", args->mp.target_bits,
+                  "mixed precision: budget = size of the uniform model at these bits");
+  cmd->add_option("--target-size-mb", args->mp.target_size_mb,
+                  "mixed precision: budget in MB (1e6 bytes) of parameters");
+  cmd->add_option("--candidates", args->mp.candidates,
+                  "mixed precision: candidate bit-widths, e.g. 4,5,6,7,8 (default: target-2 .. "
+                  "target+2 within 2-8)")
+      ->delimiter(',');
   AddQuantizeOptions(cmd, &args->q);
   AddCommonOptions(cmd, &args->common, true);
   cmd->callback([args, run] {
@@ -67,14 +82,32 @@ void RegisterQuantize(CLI::App* app, Runner* run) {
       QuantizeReport report;
       report.load_seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      auto plan = QuantizeModel(model.value(), calib.value(), args->q, &report);
+      MixedPrecisionReport mpr;
+      if (!args->mixed && (args->mp.target_bits || args->mp.target_size_mb > 0 ||
+                           !args->mp.candidates.empty())) {
+        return ReportError(Status::InvalidInput(
+            "--target-bits, --target-size-mb and --candidates need --mixed-precision"));
+      }
+      if (args->mixed && args->mp.target_bits == 0 && args->mp.target_size_mb <= 0)
+        args->mp.target_bits = args->q.wbits;
+      Result<QuantPlan> plan =
+          args->mixed
+              ? QuantizeMixedPrecision(model.value(), calib.value(), args->q, args->mp, &mpr, &report)
+              : QuantizeModel(model.value(), calib.value(), args->q, &report);
       if (!plan.ok()) return ReportError(plan.status());
       report.total_seconds += report.load_seconds;
       Status s = SaveQuantizedFile(args->out, model.value(), plan.value());
       if (!s.ok()) return ReportError(s);
+      nlohmann::ordered_json rj = nlohmann::ordered_json::parse(report.ToJson());
+      if (args->mixed) rj["mixed_precision"] = nlohmann::ordered_json::parse(mpr.ToJson());
       if (!args->report.empty()) {
-        s = WriteFileAtomic(args->report, report.ToJson() + "\n");
+        s = WriteFileAtomic(args->report, rj.dump(1) + "\n");
         if (!s.ok()) return ReportError(s);
+        if (args->mixed) {
+          std::string svg = std::filesystem::path(args->report).replace_extension(".pareto.svg");
+          s = WriteFileAtomic(svg, mpr.ParetoSvg());
+          if (!s.ok()) return ReportError(s);
+        }
       }
       double mean_before = 0, mean_after = 0;
       for (const auto& o : report.ops) {
@@ -84,24 +117,44 @@ void RegisterQuantize(CLI::App* app, Runner* run) {
       mean_before /= report.ops.size();
       mean_after /= report.ops.size();
       if (args->common.json) {
-        nlohmann::ordered_json j = nlohmann::ordered_json::parse(report.ToJson());
+        nlohmann::ordered_json j = rj;
         j["out"] = args->out;
         j["method"] = args->q.method;
-        j["wbits"] = args->q.wbits;
-        j["abits"] = args->q.abits;
+        if (!args->mixed) {
+          j["wbits"] = args->q.wbits;
+          j["abits"] = args->q.abits;
+        }
         j["threads"] = threads;
         PrintJson(j);
       } else {
-        std::printf("quantized %s with %s W%dA%d on %d calibration images (seed %llu, list %s)\n",
-                    args->model.c_str(), args->q.method.c_str(), args->q.wbits, args->q.abits,
-                    report.calib_images, static_cast<unsigned long long>(args->q.seed),
-                    report.calib_hash.c_str());
+        char what[96];
+        if (args->mixed) {
+          std::snprintf(what, sizeof what, "mixed precision (budget %s)",
+                        args->mp.target_bits ? ("W" + std::to_string(args->mp.target_bits)).c_str()
+                                             : (std::to_string(args->mp.target_size_mb) + " MB").c_str());
+        } else {
+          std::snprintf(what, sizeof what, "W%dA%d", args->q.wbits, args->q.abits);
+        }
+        std::printf("quantized %s with %s %s on %d calibration images (seed %llu, list %s)\n",
+                    args->model.c_str(), args->q.method.c_str(), what, report.calib_images,
+                    static_cast<unsigned long long>(args->q.seed), report.calib_hash.c_str());
         std::printf("  %zu operations, mean similarity %.5f -> %.5f\n", report.ops.size(),
                     mean_before, mean_after);
         std::printf(
             "  time: load %.1f s, capture %.1f s, search %.1f s, total %.1f s (%d threads)\n",
             report.load_seconds, report.capture_seconds, report.search_seconds,
             report.total_seconds, threads);
+        if (args->mixed) {
+          std::printf("  mixed precision: %.3f MB of parameters (budget %.3f MB), sum of omega "
+                      "%.4g, Omega table %.1f s\n  bits per module:",
+                      mpr.size_bytes / 1e6, mpr.budget_bytes / 1e6, mpr.total_omega,
+                      mpr.table_seconds);
+          for (size_t i = 0; i < mpr.modules.size(); ++i) {
+            std::printf("%s %s %d", i % 6 == 0 ? "\n   " : ",", mpr.modules[i].c_str(),
+                        mpr.bits[i]);
+          }
+          std::printf("\n");
+        }
         std::printf("  wrote %s%s%s\n", args->out.c_str(), args->report.empty() ? "" : " and ",
                     args->report.c_str());
       }
