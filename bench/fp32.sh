@@ -2,7 +2,9 @@
 # fp32 speed of vitq's float engine beside ONNX Runtime and PyTorch (../shared/peers), in one run.
 # usage: bench/fp32.sh [ARCH...]   (default: deit_tiny/small/base_patch16_224)
 # Writes bench/results/fp32.jsonl (one JSON line per engine/arch/batch) and bench/results/fp32.md.
-# Random-weight checkpoints from `vitq init`; 2 threads; batch 1 and 32; median call time.
+# Random-weight checkpoints from `vitq init`; 2 threads; batch 1 and 32; median call time; every
+# cell measured REPEATS times (VITQ_BENCH_REPEATS, default 3), engines interleaved, the table
+# shows the median of the repeats.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ARCHS=("$@")
@@ -11,6 +13,7 @@ PEERS=../shared/peers/run.sh
 CACHE=${VITQ_BENCH_CACHE:-$HOME/.cache/vitq-bench}
 OUT=bench/results/fp32.jsonl
 THREADS=2
+REPEATS=${VITQ_BENCH_REPEATS:-3}  # interleaved repeats per cell; the table takes their median
 bash scripts/setup.sh
 bash scripts/build.sh
 mkdir -p "$CACHE" bench/results
@@ -18,6 +21,8 @@ mkdir -p "$CACHE" bench/results
 for arch in "${ARCHS[@]}"; do
   [ -f "$CACHE/$arch/model.safetensors" ] || ./build/vitq init --arch "$arch" --out "$CACHE/$arch" >&2
   for batch in 1 32; do
+   for rep in $(seq "$REPEATS"); do
+    echo "[fp32.sh] $arch batch $batch repeat $rep/$REPEATS" >&2
     ./build/vitq bench "$CACHE/$arch" --batch "$batch" --threads $THREADS --json |
       /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); d["engine"]="vitq_fp32"; d["arch"]=d.pop("architecture"); print(json.dumps(d))' >>"$OUT.tmp"
     if [ -x "$PEERS" ] || [ -f "$PEERS" ]; then
@@ -26,6 +31,7 @@ for arch in "${ARCHS[@]}"; do
     else
       echo "skipping peers: $PEERS not found" >&2
     fi
+   done
   done
 done
 mv "$OUT.tmp" "$OUT"

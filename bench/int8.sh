@@ -6,7 +6,8 @@
 # (the table, with the ratios) and bench/results/int8-memory.json (peak RSS of `vitq bench` on
 # the fp32 checkpoint and on the W8A8 file, per arch, batch 1).
 # Models: random-weight checkpoints from `vitq init`, quantized with minmax W8A8 on 32 images of
-# data/imagenet-samples/calib. 2 threads; batch 1 and 32; median call time.
+# data/imagenet-samples/calib. 2 threads; batch 1 and 32; median call time; every cell measured
+# REPEATS times (VITQ_BENCH_REPEATS, default 3), engines interleaved, the table shows the median.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ARCHS=("$@")
@@ -16,6 +17,7 @@ CACHE=${VITQ_BENCH_CACHE:-$HOME/.cache/vitq-bench}
 OUT=bench/results/int8.jsonl
 MEM=bench/results/int8-memory.json
 THREADS=2
+REPEATS=${VITQ_BENCH_REPEATS:-3}  # interleaved repeats per cell; the table takes their median
 bash scripts/setup.sh
 bash scripts/build.sh
 mkdir -p "$CACHE" bench/results
@@ -35,6 +37,8 @@ for arch in "${ARCHS[@]}"; do
   [ -f "$Q" ] || ./build/vitq quantize "$CACHE/$arch" --calib data/imagenet-samples/calib \
     --method minmax --wbits 8 --abits 8 --calib-size 32 --out "$Q" --quiet >&2
   for batch in 1 32; do
+   for rep in $(seq "$REPEATS"); do
+    echo "[int8.sh] $arch batch $batch repeat $rep/$REPEATS" >&2
     ./build/vitq bench "$Q" --batch "$batch" --threads $THREADS --json | tag vitq_int8 >>"$OUT.tmp"
     ./build/vitq bench "$CACHE/$arch" --batch "$batch" --threads $THREADS --json | tag vitq_fp32 >>"$OUT.tmp"
     if [ -f "$PEERS" ]; then
@@ -43,6 +47,7 @@ for arch in "${ARCHS[@]}"; do
     else
       echo "skipping peers: $PEERS not found" >&2
     fi
+   done
   done
   fp32_kib=$(peak_kib ./build/vitq bench "$CACHE/$arch" --batch 1 --threads $THREADS --seconds 1 --warmup 0)
   int8_kib=$(peak_kib ./build/vitq bench "$Q" --batch 1 --threads $THREADS --seconds 1 --warmup 0)
