@@ -23,6 +23,9 @@ CIFAR=${CIFAR:-1}   # 0: skip the CIFAR-10 section
   echo "size the parameter bytes with linear weights at the row's bit-width (everything else fp32),"
   echo "calib the wall-clock seconds of calibration and search (other work shared the machine)."
   echo
+  echo "Mixed-precision rows (8MP, 6MP, 4MP) are in [results-mp.md](results-mp.md)"
+  echo "(\`tools/make_results_mp.sh\`)."
+  echo
   echo "## DeiT-Tiny, ImageNet samples"
   echo
   echo "Calibration: $TINY_CALIB images drawn (seed 0) from \`data/imagenet-samples/calib\` (100 images,"

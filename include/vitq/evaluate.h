@@ -35,6 +35,7 @@ struct EvalResult {
   std::vector<std::string> warnings;           // one per skipped image
   std::vector<float> logits;                   // [images, classes] when keep_logits
   double agreement = -1, kl = -1;              // with reference_logits: fraction, nats
+  double sqnr_db = 0;                          // with reference_logits: logits SQNR
 };
 
 // A forward function: images [batch, 3, H, W] -> logits [batch, classes].

@@ -10,7 +10,7 @@ void RegisterEval(CLI::App* app, Runner* run) {
   auto* cmd = app->add_subcommand("eval", "evaluate top-1/top-5 accuracy on an image folder");
   struct Args {
     std::string model, data, classes, reference;
-    bool simulate = false;
+    bool simulate = false, reference_simulate = false;
     EvalOptions eval;
     CommonOptions common;
   };
@@ -33,6 +33,9 @@ void RegisterEval(CLI::App* app, Runner* run) {
   cmd->add_option(
       "--reference", args->reference,
       "float model to compare with: adds top-1 agreement and mean KL(float || evaluated)");
+  cmd->add_flag("--reference-simulate", args->reference_simulate,
+                "the --reference is a .vitq file to run on the simulated path (compares the "
+                "integer engine with the simulation of the same plan)");
   AddCommonOptions(cmd, &args->common, true);
   cmd->callback([args, run] {
     *run = [args]() -> int {
@@ -44,7 +47,7 @@ void RegisterEval(CLI::App* app, Runner* run) {
       if (!dataset.ok()) return ReportError(dataset.status());
       std::vector<float> ref_logits;
       if (!args->reference.empty()) {
-        auto ref = OpenRunnable(args->reference);
+        auto ref = OpenRunnable(args->reference, args->reference_simulate);
         if (!ref.ok()) return ReportError(ref.status());
         EvalOptions ro = args->eval;
         ro.keep_logits = true;
@@ -77,6 +80,7 @@ void RegisterEval(CLI::App* app, Runner* run) {
           j["reference"] = args->reference;
           j["agreement"] = r->agreement;
           j["kl"] = r->kl;
+          j["logits_sqnr_db"] = r->sqnr_db;
         }
         PrintJson(j);
         return 0;
@@ -90,7 +94,8 @@ void RegisterEval(CLI::App* app, Runner* run) {
       if (!args->reference.empty()) {
         std::printf("agree   %.4f top-1 agreement with %s\n", r->agreement,
                     args->reference.c_str());
-        std::printf("KL      %.5f nats (float || evaluated), mean over images\n", r->kl);
+        std::printf("KL      %.5f nats (reference || evaluated), mean over images\n", r->kl);
+        std::printf("SQNR    %.1f dB of the logits against the reference\n", r->sqnr_db);
       }
       std::printf("size    %.2f MB of parameters\n", (*model)->size_bytes / 1e6);
       std::printf("speed   %.1f images/s (%.2f s, batch %d, %d threads, decoding included)\n",

@@ -1,5 +1,6 @@
 // Dataset evaluation loop and steady-state benchmark (graph stage).
 #include "vitq/evaluate.h"
+#include "vitq/quant.h"
 
 #include <algorithm>
 #include <chrono>
@@ -126,6 +127,7 @@ Result<EvalResult> EvaluateDataset(const ForwardFn& forward, const ModelSpec& sp
     }
     r.agreement = static_cast<double>(agree) / r.images;
     r.kl = kl / r.images;
+    r.sqnr_db = Sqnr(ref.data(), r.logits.data(), static_cast<int64_t>(ref.size()));
     if (!options.keep_logits) r.logits.clear();
   }
   r.top1 = static_cast<double>(correct1) / r.images;
