@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "vitq/quantize.h"
+
 namespace vitq::testing {
 
 // The repository root (set by CMake), holding models/ and data/.
@@ -94,6 +96,20 @@ inline void WriteText(const std::string& path, const std::string& text) {
 inline std::string ReadText(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// n normally distributed images of config `c`'s input size as an in-memory calibration set.
+inline CalibrationSet RandomCalibration(const ViTConfig& c, int n) {
+  CalibrationSet cs;
+  cs.images.resize(static_cast<size_t>(n) * c.in_chans * c.img_size * c.img_size);
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0, 1);
+  for (auto& v : cs.images) v = nd(rng);
+  for (int i = 0; i < n; ++i)
+    cs.items.push_back({"img" + std::to_string(i), "img" + std::to_string(i), 0});
+  cs.dir = "memory";
+  cs.hash = HashItemList(cs.items);
+  return cs;
 }
 
 }  // namespace vitq::testing

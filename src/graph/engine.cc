@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../kernels/dnnl_ops.h"
+#include "vit_stages.h"
 
 namespace vitq {
 
@@ -139,44 +140,14 @@ struct Engine::Impl {
   void Embed(const float* images, int batch, float* xp, Observer* o) {
     Reserve(batch);
     const ViTConfig& c = model.spec.config;
-    const ViTWeights& w = model.weights;
-    const int b = batch, t = c.num_tokens(), d = c.embed_dim;
-    const int np = c.num_patches(), g = c.grid(), p = c.patch_size, pd = c.patch_dim();
-    const int prefix = c.num_prefix_tokens();
+    const int b = batch, np = c.num_patches(), pd = c.patch_dim();
     // Patch embedding as a GEMM over flattened patches (c, ky, kx), like the conv kernel.
     float* pt = patches.f32();
-#pragma omp parallel for collapse(2)
-    for (int bi = 0; bi < b; ++bi) {
-      for (int pi = 0; pi < np; ++pi) {
-        const int py = pi / g, px = pi % g;
-        float* dst = pt + (static_cast<int64_t>(bi) * np + pi) * pd;
-        for (int ch = 0; ch < c.in_chans; ++ch) {
-          const float* plane =
-              images + (static_cast<int64_t>(bi) * c.in_chans + ch) * c.img_size * c.img_size;
-          for (int ky = 0; ky < p; ++ky) {
-            std::memcpy(dst + (ch * p + ky) * p,
-                        plane + static_cast<int64_t>(py * p + ky) * c.img_size + px * p,
-                        p * sizeof(float));
-          }
-        }
-      }
-    }
+    stages::ExtractPatches(c, images, b, pt);
     float* tokens = tmp.f32();
     Linear(*patch, {-1, SiteLayer::kPatchEmbed, SiteRole::kIn}, pt, {b, np, pd}, b * np, tokens,
            false, false, o);
-    const float* pos = w.pos_embed.f32();
-#pragma omp parallel for
-    for (int bi = 0; bi < b; ++bi) {
-      float* xb = xp + static_cast<int64_t>(bi) * t * d;
-      for (int j = 0; j < d; ++j) xb[j] = w.cls_token.f32()[j] + pos[j];
-      if (c.dist_token) {
-        for (int j = 0; j < d; ++j) xb[d + j] = w.dist_token.f32()[j] + pos[d + j];
-      }
-      for (int ti = prefix; ti < t; ++ti) {
-        const float* src = tokens + (static_cast<int64_t>(bi) * np + ti - prefix) * d;
-        for (int j = 0; j < d; ++j) xb[ti * d + j] = src[j] + pos[ti * d + j];
-      }
-    }
+    stages::AssembleTokens(c, model.weights, tokens, b, xp);
   }
 
   void Block(int li, float* xp, int batch, Observer* o) {
@@ -225,25 +196,11 @@ struct Engine::Impl {
     Reserve(batch);
     const ViTConfig& c = model.spec.config;
     const ViTWeights& w = model.weights;
-    const int b = batch, t = c.num_tokens(), d = c.embed_dim, prefix = c.num_prefix_tokens();
-    // Final norm on the prefix tokens only (LayerNorm is per token; the heads read only these).
-    float* cp = cls.f32();
-    for (int bi = 0; bi < b; ++bi) {
-      std::memcpy(cp + static_cast<int64_t>(bi) * prefix * d, xp + static_cast<int64_t>(bi) * t * d,
-                  static_cast<size_t>(prefix) * d * sizeof(float));
-    }
-    ops.LayerNorm(cp, b * prefix, d, w.norm_weight.f32(), w.norm_bias.f32(), c.ln_eps, cp);
-    // Gather token 0 (and 1) into contiguous [B, D] inputs of the heads.
+    const int b = batch, d = c.embed_dim;
+    // Final norm on the prefix tokens only, then token 0 (and 1) as contiguous [B, D] inputs.
     float* h0 = ln.f32();
     float* h1 = ln.f32() + static_cast<int64_t>(b) * d;
-    for (int bi = 0; bi < b; ++bi) {
-      std::memcpy(h0 + static_cast<int64_t>(bi) * d, cp + static_cast<int64_t>(bi) * prefix * d,
-                  d * sizeof(float));
-      if (c.dist_token) {
-        std::memcpy(h1 + static_cast<int64_t>(bi) * d,
-                    cp + (static_cast<int64_t>(bi) * prefix + 1) * d, d * sizeof(float));
-      }
-    }
+    stages::HeadInputs(c, w, ops, xp, b, cls.f32(), h0, h1);
     const int nc = c.num_classes;
     if (!c.head_dist) {
       Linear(*head, {-1, SiteLayer::kHead, SiteRole::kIn}, h0, {b, d}, b, logits, false, false, o);

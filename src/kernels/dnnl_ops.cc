@@ -11,6 +11,12 @@ using dnnl::memory;
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 
+std::string ExactFloatKey(float v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%a", static_cast<double>(v));
+  return buf;
+}
+
 PackedLinear::PackedLinear(DnnlContext* ctx, const float* weight, const float* bias, int n, int k)
     : ctx_(ctx), n_(n), k_(k) {
   // W^T viewed as [K, N] with strides (1, K): oneDNN's "ba" tag over the row-major [N, K] data.
@@ -67,7 +73,7 @@ void DnnlOps::AttentionScores(const float* q, const float* k, int bh, int t, int
   memory::desc k_md({bh, hd, t}, dt::f32, tag::acb);  // K^T as a strided view of K
   memory::desc s_md({bh, t, t}, dt::f32, tag::abc);
   std::string key = "qk:" + std::to_string(bh) + ":" + std::to_string(t) + ":" +
-                    std::to_string(hd) + ":" + std::to_string(scale);
+                    std::to_string(hd) + ":" + ExactFloatKey(scale);
   auto& prim = Get(key, [&] {
     dnnl::primitive_attr attr;
     attr.set_output_scales(0, {scale});
@@ -119,10 +125,8 @@ void DnnlOps::BatchedMatmul(const float* a, const float* b, bool b_rows_are_k, i
 
 void DnnlOps::SoftmaxQuantize(const float* x, int rows, int cols, float out_scale, int8_t* dst) {
   memory::desc src_md({rows, cols}, dt::f32, tag::ab), dst_md({rows, cols}, dt::s8, tag::ab);
-  char scale_text[32];
-  std::snprintf(scale_text, sizeof scale_text, "%a", static_cast<double>(out_scale));
-  std::string key =
-      "softmax_s8:" + std::to_string(rows) + ":" + std::to_string(cols) + ":" + scale_text;
+  std::string key = "softmax_s8:" + std::to_string(rows) + ":" + std::to_string(cols) + ":" +
+                    ExactFloatKey(out_scale);
   auto& prim = Get(key, [&] {
     dnnl::primitive_attr attr;
     attr.set_output_scales(0, {out_scale});
@@ -197,7 +201,8 @@ void DnnlOps::LayerNormQuantize(const float* src, int m, int d, const float* gam
                                 int8_t* dst) {
 #pragma omp parallel if (static_cast <int64_t>(m) * d > 16384)
   {
-    std::vector<float> row(d);
+    thread_local std::vector<float> row;  // one row of LayerNorm output per thread, kept
+    row.resize(d);
 #pragma omp for schedule(static)
     for (int r = 0; r < m; ++r) {
       LayerNormRow(src + static_cast<int64_t>(r) * d, d, gamma, beta, eps, row.data());

@@ -14,6 +14,9 @@
 
 namespace vitq::kernels {
 
+// Exact text of a float for primitive cache keys (std::to_string rounds to 6 decimals).
+std::string ExactFloatKey(float v);
+
 class DnnlContext {
  public:
   DnnlContext() : engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {}

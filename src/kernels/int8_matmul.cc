@@ -119,13 +119,6 @@ void S8Linear::Run(const int8_t* x, int m, const dnnl::memory& packed, int32_t* 
 }
 
 namespace {
-// Exact text of a float for primitive cache keys (std::to_string rounds to 6 decimals).
-std::string HexFloat(float v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%a", static_cast<double>(v));
-  return buf;
-}
-
 dnnl::primitive_attr EpilogueAttr(const S8Epilogue& ep) {
   dnnl::primitive_attr attr;
   attr.set_output_scales(ep.scale.size() > 1 ? 2 : 0, ep.scale);
@@ -219,21 +212,7 @@ void S8BatchedMatmul::Run(const int8_t* a, const int8_t* b, bool b_rows_are_k, i
     OwnBatched(a, b, b_rows_are_k, batch, m, k, n, dst);
     return;
   }
-  memory::desc a_md({batch, m, k}, dt::s8, tag::abc);
-  memory::desc b_md({batch, k, n}, dt::s8, b_rows_are_k ? tag::abc : tag::acb);
-  memory::desc d_md({batch, m, n}, dt::s32, tag::abc);
-  std::string key = "s32:" + std::to_string(b_rows_are_k) + ":" + std::to_string(batch) + ":" +
-                    std::to_string(m) + ":" + std::to_string(k) + ":" + std::to_string(n);
-  auto it = prims_.find(key);
-  if (it == prims_.end()) {
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, d_md), ctx_->engine());
-    it = prims_.emplace(key, dnnl::matmul(pd)).first;
-  }
-  memory am(a_md, ctx_->engine(), const_cast<int8_t*>(a)),
-      bm(b_md, ctx_->engine(), const_cast<int8_t*>(b)), dm(d_md, ctx_->engine(), dst);
-  it->second.execute(ctx_->stream(),
-                     {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, dm}});
-  ctx_->stream().wait();
+  Execute(a, b, b_rows_are_k, batch, m, k, n, nullptr, dst);
 }
 
 void S8BatchedMatmul::Run(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m,
@@ -244,18 +223,27 @@ void S8BatchedMatmul::Run(const int8_t* a, const int8_t* b, bool b_rows_are_k, i
     OwnEpilogue(ep, acc.data(), batch * m, n, dst);
     return;
   }
+  Execute(a, b, b_rows_are_k, batch, m, k, n, &ep, dst);
+}
+
+void S8BatchedMatmul::Execute(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch,
+                              int m, int k, int n, const S8Epilogue* ep, void* dst) {
+  const dt dst_type = ep == nullptr ? dt::s32 : ep->s8_dst ? dt::s8 : dt::f32;
   memory::desc a_md({batch, m, k}, dt::s8, tag::abc);
   memory::desc b_md({batch, k, n}, dt::s8, b_rows_are_k ? tag::abc : tag::acb);
-  memory::desc d_md({batch, m, n}, ep.s8_dst ? dt::s8 : dt::f32, tag::abc);
-  // The scale is part of the primitive: one primitive per site (scales differ per layer).
-  std::string key = "ep:" + std::to_string(b_rows_are_k) + ":" + std::to_string(batch) + ":" +
-                    std::to_string(m) + ":" + std::to_string(k) + ":" + std::to_string(n) + ":" +
-                    std::to_string(ep.s8_dst) + ":" + std::to_string(ep.clip) + ":" +
-                    HexFloat(ep.lo) + ":" + HexFloat(ep.hi) + ":" + HexFloat(ep.scale.at(0));
+  memory::desc d_md({batch, m, n}, dst_type, tag::abc);
+  // The epilogue (its scale included) is part of the primitive: one primitive per site.
+  std::string key = std::to_string(b_rows_are_k) + ":" + std::to_string(batch) + ":" +
+                    std::to_string(m) + ":" + std::to_string(k) + ":" + std::to_string(n);
+  if (ep != nullptr) {
+    key += ":" + std::to_string(ep->s8_dst) + ":" + std::to_string(ep->clip) + ":" +
+           ExactFloatKey(ep->lo) + ":" + ExactFloatKey(ep->hi) + ":" +
+           ExactFloatKey(ep->scale.at(0));
+  }
   auto it = prims_.find(key);
   if (it == prims_.end()) {
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, d_md), EpilogueAttr(ep),
-                                    ctx_->engine());
+    dnnl::primitive_attr attr = ep == nullptr ? dnnl::primitive_attr() : EpilogueAttr(*ep);
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, d_md), attr, ctx_->engine());
     it = prims_.emplace(key, dnnl::matmul(pd)).first;
   }
   memory am(a_md, ctx_->engine(), const_cast<int8_t*>(a)),

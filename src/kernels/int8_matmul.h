@@ -85,6 +85,9 @@ class S8BatchedMatmul {
            const S8Epilogue& ep, void* dst);
 
  private:
+  // The oneDNN path of both: s32 output (ep == nullptr) or the epilogue's.
+  void Execute(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m, int k, int n,
+               const S8Epilogue* ep, void* dst);
   DnnlContext* ctx_;
   std::map<std::string, dnnl::matmul> prims_;
 };

@@ -117,7 +117,9 @@ TEST_F(Int8Kernels, EpiloguesMatchTheReference) {
       float ref = std::nearbyint(std::fmin(std::fmax(ReferenceEpilogue(ep, i % n, acc[i]), -128.f), 127.f));
       ASSERT_LE(std::fabs(y[i] - ref), 1.0f) << i;
       exact += y[i] == ref;
-      if (ep.clip) ASSERT_TRUE(y[i] >= -8 && y[i] <= 7);
+      if (ep.clip) {
+        ASSERT_TRUE(y[i] >= -8 && y[i] <= 7);
+      }
     }
     EXPECT_GE(exact, m * n - 2) << (gelu ? "gelu" : "clip");
   }

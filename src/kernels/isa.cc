@@ -34,14 +34,27 @@ bool CpuHas(const std::string& isa) {
   return false;
 }
 
-dnnl::cpu_isa ToDnnl(const std::string& isa) {
-  if (isa == "avx512_core_amx") return dnnl::cpu_isa::avx512_core_amx;
-  if (isa == "avx2_vnni") return dnnl::cpu_isa::avx2_vnni;
-  if (isa == "avx512_core_bf16") return dnnl::cpu_isa::avx512_core_bf16;
-  if (isa == "avx512_core_vnni") return dnnl::cpu_isa::avx512_core_vnni;
-  if (isa == "avx512_core") return dnnl::cpu_isa::avx512_core;
-  if (isa == "avx2") return dnnl::cpu_isa::avx2;
-  return dnnl::cpu_isa::sse41;
+// Every ISA vitq knows, best first: its name (oneDNN's), oneDNN's enum, and whether its int8
+// dot products are VNNI (no int16 saturation).
+struct IsaEntry {
+  const char* name;
+  dnnl::cpu_isa isa;
+  bool vnni;
+};
+constexpr IsaEntry kIsas[] = {
+    {"avx512_core_amx", dnnl::cpu_isa::avx512_core_amx, true},
+    {"avx512_core_bf16", dnnl::cpu_isa::avx512_core_bf16, true},
+    {"avx512_core_vnni", dnnl::cpu_isa::avx512_core_vnni, true},
+    {"avx512_core", dnnl::cpu_isa::avx512_core, false},
+    {"avx2_vnni", dnnl::cpu_isa::avx2_vnni, true},
+    {"avx2", dnnl::cpu_isa::avx2, false},
+    {"sse41", dnnl::cpu_isa::sse41, false},
+};
+
+const IsaEntry* Find(const std::string& name) {
+  for (const auto& e : kIsas)
+    if (name == e.name) return &e;
+  return nullptr;
 }
 
 std::string Join(const std::vector<std::string>& v) {
@@ -52,9 +65,11 @@ std::string Join(const std::vector<std::string>& v) {
 }  // namespace
 
 const std::vector<std::string>& KnownIsas() {
-  static const std::vector<std::string> isas = {"avx512_core_amx", "avx512_core_bf16",
-                                                "avx512_core_vnni", "avx512_core", "avx2_vnni",
-                                                "avx2", "sse41"};
+  static const std::vector<std::string> isas = [] {
+    std::vector<std::string> v;
+    for (const auto& e : kIsas) v.push_back(e.name);
+    return v;
+  }();
   return isas;
 }
 
@@ -70,9 +85,8 @@ Status ConfigureIsaFromEnv() {
   const char* env = std::getenv("VITQ_ISA");
   if (env == nullptr || *env == '\0' || std::string(env) == "native") return Status::Ok();
   const std::string isa = env;
-  bool known = false;
-  for (const auto& k : KnownIsas()) known |= k == isa;
-  if (!known) {
+  const IsaEntry* entry = Find(isa);
+  if (entry == nullptr) {
     return Status::InvalidInput("VITQ_ISA='" + isa + "' is not an ISA vitq knows; expected one of " +
                                 Join(KnownIsas()) + " (this CPU has " + Join(SupportedIsas()) +
                                 ")");
@@ -84,7 +98,7 @@ Status ConfigureIsaFromEnv() {
   // oneDNN accepts the cap only before its first primitive; later calls fail. Report that case
   // only when the effective ISA is above the requested one.
   try {
-    dnnl::set_max_cpu_isa(ToDnnl(isa));
+    dnnl::set_max_cpu_isa(entry->isa);
   } catch (const dnnl::error&) {
   }
   const std::string effective = EffectiveIsa();
@@ -101,29 +115,15 @@ Status ConfigureIsaFromEnv() {
 }
 
 bool IsaHasVnni(const std::string& isa) {
-  return isa == "avx512_core_amx" || isa == "avx512_core_bf16" || isa == "avx512_core_vnni" ||
-         isa == "avx2_vnni";
+  const IsaEntry* e = Find(isa);
+  return e != nullptr && e->vnni;
 }
 
 std::string EffectiveIsa() {
-  switch (dnnl::get_effective_cpu_isa()) {
-    case dnnl::cpu_isa::avx512_core_amx:
-      return "avx512_core_amx";
-    case dnnl::cpu_isa::avx2_vnni:
-      return "avx2_vnni";
-    case dnnl::cpu_isa::avx512_core_bf16:
-      return "avx512_core_bf16";
-    case dnnl::cpu_isa::avx512_core_vnni:
-      return "avx512_core_vnni";
-    case dnnl::cpu_isa::avx512_core:
-      return "avx512_core";
-    case dnnl::cpu_isa::avx2:
-      return "avx2";
-    case dnnl::cpu_isa::sse41:
-      return "sse41";
-    default:
-      return "other";
-  }
+  const dnnl::cpu_isa effective = dnnl::get_effective_cpu_isa();
+  for (const auto& e : kIsas)
+    if (e.isa == effective) return e.name;
+  return "other";
 }
 
 }  // namespace vitq::kernels

@@ -85,9 +85,6 @@ int64_t QuantizedModel::StoredBytes() const {
 
 Status SaveQuantizedFile(const std::string& path, const ViTModel& model, const QuantPlan& plan) {
   VITQ_RETURN_IF_ERROR(ValidatePlan(plan, model));
-  const ViTConfig& c = model.spec.config;
-  std::map<std::string, const LinearWeights*> layers;
-  for (const auto& [name, w] : LinearLayers(model)) layers[name] = w;
   // Integer weights, scales and corrected biases of the quantized layers.
   std::set<std::string> replaced;
   std::vector<std::pair<std::string, Tensor>> extra;
@@ -127,7 +124,6 @@ Status SaveQuantizedFile(const std::string& path, const ViTModel& model, const Q
   for (const auto& [name, t] : extra) tensors.push_back({name, &t});
   QuantPlan stripped = plan;
   stripped.biases.clear();  // stored as tensors
-  (void)c;
   std::map<std::string, std::string> meta = {{"format", kFormat},
                                              {"vitq.version", kFormatVersion},
                                              {"vitq.model", ModelSpecToJson(model.spec)},
@@ -193,12 +189,12 @@ Result<QuantizedModel> LoadQuantizedFile(const std::string& path) {
     QuantizedLinear ql;
     ql.scheme = sp->scheme;
     ql.params = sp->params;
-    ql.q = Tensor(DType::kI8, {rows, cols});
     if (ValuesPerByte(bits) == 1) {
       VITQ_ASSIGN_OR_RETURN(ql.q, file.ReadExact(layer + ".weight", DType::kI8, {rows, cols}));
     } else {
       VITQ_ASSIGN_OR_RETURN(Tensor packed, file.ReadExact(layer + ".weight", DType::kU8,
                                                           {rows, PackedRowBytes(cols, bits)}));
+      ql.q = Tensor(DType::kI8, {rows, cols});
       UnpackWeights(packed.data<uint8_t>(), rows, cols, bits, ql.q.data<int8_t>());
     }
     const int8_t* qv = ql.q.data<int8_t>();

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "../graph/vit_stages.h"
 #include "../kernels/dnnl_ops.h"
 #include "../kernels/int8_matmul.h"
 #include "../kernels/isa.h"
@@ -171,44 +172,14 @@ struct IntegerEngine::Impl {
   }
 
   void Embed(const float* images, int b) {
-    const ViTWeights& w = qm.model.weights;
-    const int t = c.num_tokens(), d = c.embed_dim, np = c.num_patches(), g = c.grid();
-    const int p = c.patch_size, pd = c.patch_dim(), prefix = c.num_prefix_tokens();
+    const int np = c.num_patches(), pd = c.patch_dim();
     float* pt = patches.f32();
-#pragma omp parallel for collapse(2)
-    for (int bi = 0; bi < b; ++bi) {
-      for (int pi = 0; pi < np; ++pi) {
-        const int py = pi / g, px = pi % g;
-        float* dst = pt + (static_cast<int64_t>(bi) * np + pi) * pd;
-        for (int ch = 0; ch < c.in_chans; ++ch) {
-          const float* plane =
-              images + (static_cast<int64_t>(bi) * c.in_chans + ch) * c.img_size * c.img_size;
-          for (int ky = 0; ky < p; ++ky) {
-            std::memcpy(dst + (ch * p + ky) * p,
-                        plane + static_cast<int64_t>(py * p + ky) * c.img_size + px * p,
-                        p * sizeof(float));
-          }
-        }
-      }
-    }
+    stages::ExtractPatches(c, images, b, pt);
     int8_t* xq = in8.data<int8_t>();
     kernels::QuantizeS8(pt, static_cast<int64_t>(b) * np * pd, patch.in.scale, patch.in.qmin,
                         patch.in.qmax, xq);
     patch.gemm->Run(xq, b * np, tokens.f32());
-    const float* pos = w.pos_embed.f32();
-    float* xp = x.f32();
-#pragma omp parallel for
-    for (int bi = 0; bi < b; ++bi) {
-      float* xb = xp + static_cast<int64_t>(bi) * t * d;
-      for (int j = 0; j < d; ++j) xb[j] = w.cls_token.f32()[j] + pos[j];
-      if (c.dist_token) {
-        for (int j = 0; j < d; ++j) xb[d + j] = w.dist_token.f32()[j] + pos[d + j];
-      }
-      for (int ti = prefix; ti < t; ++ti) {
-        const float* src = tokens.f32() + (static_cast<int64_t>(bi) * np + ti - prefix) * d;
-        for (int j = 0; j < d; ++j) xb[ti * d + j] = src[j] + pos[ti * d + j];
-      }
-    }
+    stages::AssembleTokens(c, qm.model.weights, tokens.f32(), b, x.f32());
   }
 
   void Block(int li, int b) {
@@ -268,23 +239,8 @@ struct IntegerEngine::Impl {
   }
 
   void Head(int b, float* logits) {
-    const ViTWeights& w = qm.model.weights;
-    const int t = c.num_tokens(), d = c.embed_dim, prefix = c.num_prefix_tokens();
-    float* cp = cls.f32();
-    for (int bi = 0; bi < b; ++bi) {
-      std::memcpy(cp + static_cast<int64_t>(bi) * prefix * d,
-                  x.f32() + static_cast<int64_t>(bi) * t * d,
-                  static_cast<size_t>(prefix) * d * sizeof(float));
-    }
-    ops.LayerNorm(cp, b * prefix, d, w.norm_weight.f32(), w.norm_bias.f32(), c.ln_eps, cp);
-    for (int bi = 0; bi < b; ++bi) {
-      std::memcpy(h0.f32() + static_cast<int64_t>(bi) * d,
-                  cp + static_cast<int64_t>(bi) * prefix * d, d * sizeof(float));
-      if (c.dist_token) {
-        std::memcpy(h1.f32() + static_cast<int64_t>(bi) * d,
-                    cp + (static_cast<int64_t>(bi) * prefix + 1) * d, d * sizeof(float));
-      }
-    }
+    const int d = c.embed_dim;
+    stages::HeadInputs(c, qm.model.weights, ops, x.f32(), b, cls.f32(), h0.f32(), h1.f32());
     int8_t* xq = in8.data<int8_t>();
     kernels::QuantizeS8(h0.f32(), static_cast<int64_t>(b) * d, head.in.scale, head.in.qmin,
                         head.in.qmax, xq);

@@ -269,6 +269,13 @@ Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const Calibratio
   std::vector<float> xf, xq;
   for (int bi = 0; bi < c.depth; ++bi) {
     const size_t ma = 2 * bi, ml = 2 * bi + 1;
+    // Per candidate, the activation sites of this block's MSA and MLP alone.
+    std::vector<QuantPlan> attn_sites(nc), mlp_sites(nc);
+    for (size_t ci = 0; ci < nc; ++ci) {
+      const QuantPlan& plan = cache->at(cand[ci]).plan;
+      attn_sites[ci] = Subplan(plan, {modules[ma].name + "."}, false);
+      mlp_sites[ci] = Subplan(plan, {modules[ml].name + "."}, false);
+    }
     for (int s = 0; s < n_img; s += batch) {
       const int nb = std::min(batch, n_img - s);
       float* xs = x.data() + s * x_floats;
@@ -285,11 +292,8 @@ Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const Calibratio
       for (double v : nuc_p) nuc[ma] += v / (static_cast<double>(n_img) * heads);
       for (double v : nuc_o) nuc[ml] += v / n_img;
       for (size_t ci = 0; ci < nc; ++ci) {
-        const QuantPlan& plan = cache->at(cand[ci]).plan;
-        QuantPlan pa = Subplan(plan, {modules[ma].name + "."}, false);
-        QuantPlan pm = Subplan(plan, {modules[ml].name + "."}, false);
         ModuleCapture qa(bi), qm(bi);
-        FakeQuantObserver oa(pa, &qa), om(pm, &qm);
+        FakeQuantObserver oa(attn_sites[ci], &qa), om(mlp_sites[ci], &qm);
         xq.assign(xs, xs + nb * x_floats);
         per[ci].attn_engine->Block(bi, xq.data(), nb, &oa);
         xq.assign(xs, xs + nb * x_floats);

@@ -77,20 +77,9 @@ TEST(Knapsack, MatchesBruteForceOnRandomInstances) {
   }
 }
 
-CalibrationSet RandomCalibration(const ViTConfig& c, int n) {
-  CalibrationSet cs;
-  std::mt19937 rng(3);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  cs.images.resize(static_cast<size_t>(n) * c.in_chans * c.img_size * c.img_size);
-  for (auto& v : cs.images) v = nd(rng);
-  cs.items.resize(n);
-  cs.hash = "test";
-  return cs;
-}
-
 TEST(MixedPrecision, RespectsTheBudgetAndIsReproducible) {
   ViTModel m = RandomModel(testing::SmallConfig(), 21);
-  CalibrationSet cs = RandomCalibration(m.spec.config, 4);
+  CalibrationSet cs = testing::RandomCalibration(m.spec.config, 4);
   QuantizeOptions q;
   q.method = "minmax";
   q.quiet = true;
@@ -115,7 +104,9 @@ TEST(MixedPrecision, RespectsTheBudgetAndIsReproducible) {
   // Every module's sites carry its chosen bits; patch_embed and head the top candidate.
   for (size_t i = 0; i < r1.modules.size(); ++i) {
     for (const auto& [name, sp] : p1->sites) {
-      if (name.rfind(r1.modules[i] + ".", 0) == 0) EXPECT_EQ(sp.scheme.bits, r1.bits[i]) << name;
+      if (name.rfind(r1.modules[i] + ".", 0) == 0) {
+        EXPECT_EQ(sp.scheme.bits, r1.bits[i]) << name;
+      }
     }
   }
   EXPECT_EQ(p1->sites.at("head:w").scheme.bits, 6);
@@ -137,7 +128,7 @@ TEST(MixedPrecision, RespectsTheBudgetAndIsReproducible) {
 
 TEST(MixedPrecision, ImpossibleBudgetsAndCandidatesAreRefused) {
   ViTModel m = RandomModel(testing::SmallConfig(), 22);
-  CalibrationSet cs = RandomCalibration(m.spec.config, 2);
+  CalibrationSet cs = testing::RandomCalibration(m.spec.config, 2);
   QuantizeOptions q;
   q.method = "minmax";
   q.quiet = true;

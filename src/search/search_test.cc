@@ -163,22 +163,9 @@ TEST(Search, BiasCorrectionRemovesTheMeanOutputError) {
 namespace vitq {
 namespace {
 
-CalibrationSet RandomCalibration(const ViTConfig& c, int n) {
-  CalibrationSet cs;
-  cs.images.resize(static_cast<size_t>(n) * c.in_chans * c.img_size * c.img_size);
-  std::mt19937 rng(11);
-  std::normal_distribution<float> nd(0, 1);
-  for (auto& v : cs.images) v = nd(rng);
-  for (int i = 0; i < n; ++i)
-    cs.items.push_back({"img" + std::to_string(i), "img" + std::to_string(i), 0});
-  cs.dir = "memory";
-  cs.hash = HashItemList(cs.items);
-  return cs;
-}
-
 TEST(QuantizeModel, ParallelAndSequentialPlansCoverEverySite) {
   ViTModel m = RandomModel(testing::SmallConfig(), 2);
-  CalibrationSet cs = RandomCalibration(m.spec.config, 6);
+  CalibrationSet cs = testing::RandomCalibration(m.spec.config, 6);
   QuantizeOptions o;
   o.method = "minmax";
   o.wbits = o.abits = 4;
@@ -206,7 +193,7 @@ TEST(QuantizeModel, ParallelAndSequentialPlansCoverEverySite) {
 
 TEST(QuantizeModel, Liu2021ImprovesSimilarityAndCorrectsBiases) {
   ViTModel m = RandomModel(testing::SmallConfig(), 3);
-  CalibrationSet cs = RandomCalibration(m.spec.config, 4);
+  CalibrationSet cs = testing::RandomCalibration(m.spec.config, 4);
   QuantizeOptions o;
   o.method = "liu2021";
   o.wbits = o.abits = 4;
