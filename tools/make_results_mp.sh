@@ -25,16 +25,20 @@ BITS=8,6,4,8mp,6mp,4mp
   echo "{N-2 .. N+2} within 2-8, minimizing the sum of Ω = ||Y||_* · ||Ŷ - Y||² under the size of"
   echo "the uniform N-bit model (patch embedding and head at the top candidate); \`size\` shows it"
   echo "stays within that budget. Their calib column adds every candidate's search and the Ω table."
+  echo "\`NMP (scale-free Ω)\` rows use \`--omega scale-free\`: the same Ω with each module's Y and Ŷ"
+  echo "divided by the RMS Frobenius norm of its Y, so MSA (Y = P) and MLP (Y = output features) values"
+  echo "are on one scale (see docs/ARCHITECTURE.md, Mixed precision)."
   echo
   echo "## DeiT-Tiny, ImageNet samples"
   echo
   echo '```'
   echo "vitq compare models/deit-tiny --calib data/imagenet-samples/calib --data data/imagenet-samples/val \\"
-  echo "  --methods liu2021 --bits $BITS --calib-size $TINY_CALIB"
+  echo "  --methods liu2021 --bits $BITS --omega paper,scale-free --calib-size $TINY_CALIB"
   echo '```'
   echo
   $V compare models/deit-tiny --calib data/imagenet-samples/calib --data data/imagenet-samples/val \
-    --methods liu2021 --bits "$BITS" --calib-size "$TINY_CALIB" --threads $THREADS -q
+    --methods liu2021 --bits "$BITS" --omega paper,scale-free --calib-size "$TINY_CALIB" \
+    --threads $THREADS -q
   echo
   echo "## CIFAR-10 ViT"
   echo
@@ -43,11 +47,12 @@ BITS=8,6,4,8mp,6mp,4mp
   elif [ -d ../shared/data/cifar10/test ]; then
     echo '```'
     echo "vitq compare models/vit-cifar10 --calib data/cifar10/calib --data ../shared/data/cifar10/test \\"
-    echo "  --methods liu2021 --bits $BITS --calib-size $CIFAR_CALIB"
+    echo "  --methods liu2021 --bits $BITS --omega paper,scale-free --calib-size $CIFAR_CALIB"
     echo '```'
     echo
     $V compare models/vit-cifar10 --calib data/cifar10/calib --data ../shared/data/cifar10/test \
-      --methods liu2021 --bits "$BITS" --calib-size "$CIFAR_CALIB" --threads $THREADS -q
+      --methods liu2021 --bits "$BITS" --omega paper,scale-free --calib-size "$CIFAR_CALIB" \
+      --threads $THREADS -q
   else
     echo "Skipped: ../shared/data/cifar10/test is not present on this machine."
   fi

@@ -1,6 +1,6 @@
 // Mixed precision by nuclear norm (search stage; method.md §1.7): one bit-width per module (each
 // block's MSA: qkv, Q·Kᵀ, P·V, proj; and MLP: fc1, fc2), chosen to minimize
-// Σ Ω_i(b_i) = Σ ||Y_i||_* · ||Ŷ_i(b_i) − Y_i||² under a model-size budget, exactly, by dynamic
+// Σ Ω_i(b_i) = Σ ||Y_i||_* · ||Ŷ_i(b_i) − Y_i||² (or its scale-free form, below) under a model-size budget, exactly, by dynamic
 // programming over the budget. patch_embed and head stay at the highest candidate bit-width.
 #pragma once
 
@@ -30,7 +30,17 @@ struct KnapsackItem {
 Result<std::vector<int>> SolveKnapsack(const std::vector<KnapsackItem>& items, int64_t budget,
                                        std::vector<double>* best_by_budget = nullptr);
 
+// The sensitivity Ω_i(b). kPaper: method.md §1.7, ||Y||_* · ||Ŷ(b) − Y||², in the units of the
+// module's Y (P in [0, 1] for an MSA, the output features for an MLP), so MSA and MLP values
+// differ by orders of magnitude. kScaleFree: the same formula with each module's Y and Ŷ divided
+// by s_i = sqrt(mean ||Y_i||²_F) (the RMS Frobenius norm over heads and images), i.e.
+// Ω_i / s_i³: invariant to the scale of a module's output, so the two module kinds compare.
+enum class OmegaCriterion { kPaper, kScaleFree };
+const char* OmegaCriterionName(OmegaCriterion c);  // "paper", "scale-free"
+Result<OmegaCriterion> ParseOmegaCriterion(const std::string& name);
+
 struct MixedPrecisionOptions {
+  OmegaCriterion omega = OmegaCriterion::kPaper;
   std::vector<int> candidates;  // empty: {target-2 .. target+2} clipped to 2..8
   int target_bits = 0;          // budget = size of the uniform model at these bits, or
   double target_size_mb = 0;    // budget = this many MB (1e6 bytes) of parameters
@@ -42,7 +52,9 @@ struct MixedPrecisionReport {
   std::vector<std::string> modules;  // "blocks.0.attn", "blocks.0.mlp", ...
   std::vector<int64_t> params;       // weights per module
   std::vector<int> candidates;
+  OmegaCriterion criterion = OmegaCriterion::kPaper;
   std::vector<double> nuclear_norm;               // per module
+  std::vector<double> frobenius2;                 // per module: mean ||Y||²_F (s_i²)
   std::vector<std::vector<double>> error, omega;  // [module][candidate]
   std::vector<int> bits;                          // chosen, per module
   int64_t budget_bytes = 0, size_bytes = 0, uniform_min_bytes = 0;

@@ -38,7 +38,7 @@ void RegisterCompare(CLI::App* app, Runner* run) {
   struct Args {
     std::string model, calib, data, methods = "minmax,percentile,omse,easyquant,liu2021",
                                     bits = "8,6,4";
-    std::string format = "markdown";
+    std::string format = "markdown", omega = "paper";
     int limit = 0, batch = 32;
     QuantizeOptions q;
     CommonOptions common;
@@ -53,6 +53,10 @@ void RegisterCompare(CLI::App* app, Runner* run) {
   cmd->add_option("--bits", args->bits,
                   "comma list of bit-widths for weights and activations (default 8,6,4); "
                   "'6mp' is mixed precision at the size of the uniform 6-bit model");
+  cmd->add_option("--omega", args->omega,
+                  "comma list of mixed-precision sensitivities: paper (default), scale-free; "
+                  "each 'Nmp' bit-width gets one row per entry (scale-free rows are labelled "
+                  "'Nmp-sf')");
   cmd->add_option("--limit", args->limit, "evaluate only the first N images")
       ->check(CLI::Range(1, 1 << 30));
   cmd->add_option("--batch", args->batch, "evaluation batch (default 32)")
@@ -72,7 +76,16 @@ void RegisterCompare(CLI::App* app, Runner* run) {
         std::string label;
         QuantizeOptions q;
         bool mixed = false;  // "6mp": mixed precision at the size of the uniform 6-bit model
+        OmegaCriterion omega = OmegaCriterion::kPaper;
       };
+      std::vector<OmegaCriterion> omegas;
+      for (const auto& o : Split(args->omega, ',')) {
+        auto c = ParseOmegaCriterion(o);
+        if (!c.ok()) return ReportError(Status::InvalidInput("--omega: " + c.status().message()));
+        omegas.push_back(c.value());
+      }
+      if (omegas.empty())
+        return ReportError(Status::InvalidInput("--omega: give paper and/or scale-free"));
       std::vector<Config> grid;
       for (const auto& bits_s : Split(args->bits, ',')) {
         int bits = 0;
@@ -115,7 +128,14 @@ void RegisterCompare(CLI::App* app, Runner* run) {
                   "--bits " + bits_s + ": mixed precision does not combine with +sequential"));
             }
           }
-          grid.push_back(cfg);
+          if (!mixed) {
+            grid.push_back(cfg);
+            continue;
+          }
+          for (OmegaCriterion o : omegas) {
+            cfg.omega = o;
+            grid.push_back(cfg);
+          }
         }
       }
       // Uniform configurations first: mixed-precision rows reuse their plans.
@@ -149,6 +169,7 @@ void RegisterCompare(CLI::App* app, Runner* run) {
         MixedPrecisionReport mpr;
         MixedPrecisionOptions mpo;
         mpo.target_bits = cfg.q.wbits;
+        mpo.omega = cfg.omega;
         Result<QuantPlan> plan =
             cfg.mixed ? QuantizeMixedPrecision(model.value(), calib.value(), cfg.q, mpo, &mpr,
                                                &report, &cache)
@@ -160,7 +181,9 @@ void RegisterCompare(CLI::App* app, Runner* run) {
         } else if (!cfg.q.sequential) {
           cache[cfg.q.wbits] = CachedPlan{plan.value(), report};
         }
-        const std::string bits_label = std::to_string(cfg.q.wbits) + (cfg.mixed ? "mp" : "");
+        const std::string bits_label =
+            std::to_string(cfg.q.wbits) +
+            (cfg.mixed ? (cfg.omega == OmegaCriterion::kScaleFree ? "mp-sf" : "mp") : "");
         auto sim = SimulatedModel::Create(model.value(), plan.value());
         if (!sim.ok()) return ReportError(sim.status());
         EvalOptions qo = eo;
@@ -211,8 +234,10 @@ void RegisterCompare(CLI::App* app, Runner* run) {
         std::printf("|---|---|---|---|---|---|---|---|\n");
         for (const auto& r : rows) {
           std::string shown = r.bits == "32" ? "32 (float)" : r.bits + "/" + r.bits;
-          if (r.bits.size() > 2 && r.bits.substr(r.bits.size() - 2) == "mp")
-            shown = r.bits.substr(0, r.bits.size() - 2) + "MP";
+          const size_t mp = r.bits.find("mp");
+          if (mp != std::string::npos)
+            shown = r.bits.substr(0, mp) + "MP" +
+                    (r.bits.size() > mp + 2 ? " (scale-free Ω)" : "");
           std::printf("| %s | %s | %.4f | %.4f | %.4f | %.5f | %.2f | %.1f |\n", r.method.c_str(),
                       shown.c_str(), r.top1,
                       r.top5, r.agreement, r.kl, r.size_mb, r.calib_seconds);

@@ -35,6 +35,7 @@ void RegisterQuantize(CLI::App* app, Runner* run) {
     QuantizeOptions q;
     bool mixed = false;
     MixedPrecisionOptions mp;
+    std::string omega;
     CommonOptions common;
   };
   auto args = std::make_shared<Args>();
@@ -59,6 +60,9 @@ void RegisterQuantize(CLI::App* app, Runner* run) {
                   "mixed precision: candidate bit-widths, e.g. 4,5,6,7,8 (default: target-2 .. "
                   "target+2 within 2-8)")
       ->delimiter(',');
+  cmd->add_option("--omega", args->omega,
+                  "mixed precision: sensitivity Ω, paper (method.md §1.7, default) or scale-free "
+                  "(each module's output divided by its RMS Frobenius norm)");
   AddQuantizeOptions(cmd, &args->q);
   AddCommonOptions(cmd, &args->common, true);
   cmd->callback([args, run] {
@@ -67,6 +71,13 @@ void RegisterQuantize(CLI::App* app, Runner* run) {
       args->q.quiet = args->common.quiet;
       Status valid = args->q.Validate();
       if (!valid.ok()) return ReportError(valid);
+      if (!args->omega.empty()) {
+        if (!args->mixed)
+          return ReportError(Status::InvalidInput("--omega needs --mixed-precision"));
+        auto omega = ParseOmegaCriterion(args->omega);
+        if (!omega.ok()) return ReportError(omega.status());
+        args->mp.omega = omega.value();
+      }
       std::error_code ec;
       auto parent = std::filesystem::path(args->out).parent_path();
       if (!parent.empty() && !std::filesystem::is_directory(parent, ec)) {

@@ -85,6 +85,16 @@ Result<std::vector<int>> SolveKnapsack(const std::vector<KnapsackItem>& items, i
   return picks;
 }
 
+const char* OmegaCriterionName(OmegaCriterion c) {
+  return c == OmegaCriterion::kPaper ? "paper" : "scale-free";
+}
+
+Result<OmegaCriterion> ParseOmegaCriterion(const std::string& name) {
+  if (name == "paper") return OmegaCriterion::kPaper;
+  if (name == "scale-free") return OmegaCriterion::kScaleFree;
+  return Status::InvalidInput("unknown Ω criterion '" + name + "' (expected paper or scale-free)");
+}
+
 Status MixedPrecisionOptions::Validate() const {
   for (int b : candidates) {
     if (b < 2 || b > 8) {
@@ -163,6 +173,12 @@ class ModuleCapture : public Observer {
  private:
   int block_;
 };
+
+double SumOfSquares(const std::vector<float>& a) {
+  double s = 0;
+  for (float v : a) s += static_cast<double>(v) * v;
+  return s;
+}
 
 double SquaredDistance(const std::vector<float>& a, const std::vector<float>& b) {
   double s = 0;
@@ -263,7 +279,7 @@ Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const Calibratio
     float_engine.Embed(calib.images.data() + s * img_floats, nb, x.data() + s * x_floats);
   }
   const size_t nm = modules.size(), nc = cand.size();
-  std::vector<double> nuc(nm, 0.0);
+  std::vector<double> nuc(nm, 0.0), frob2(nm, 0.0);
   std::vector<std::vector<double>> err(nm, std::vector<double>(nc, 0.0));
   ProgressBar bar("mixed precision: Ω table", c.depth, "blocks/s", options.quiet);
   std::vector<float> xf, xq;
@@ -291,6 +307,8 @@ Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const Calibratio
       for (int k = 0; k < nb; ++k) nuc_o[k] = NuclearNorm(ref.out.data() + k * x_floats, t, d);
       for (double v : nuc_p) nuc[ma] += v / (static_cast<double>(n_img) * heads);
       for (double v : nuc_o) nuc[ml] += v / n_img;
+      frob2[ma] += SumOfSquares(ref.p) / (static_cast<double>(n_img) * heads);
+      frob2[ml] += SumOfSquares(ref.out) / n_img;
       for (size_t ci = 0; ci < nc; ++ci) {
         ModuleCapture qa(bi), qm(bi);
         FakeQuantObserver oa(attn_sites[ci], &qa), om(mlp_sites[ci], &qm);
@@ -314,10 +332,15 @@ Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const Calibratio
   std::vector<KnapsackItem> items(nm);
   report->omega.assign(nm, std::vector<double>(nc));
   for (size_t i = 0; i < nm; ++i) {
+    // Scale-free: Y/s and Ŷ/s with s = sqrt(frob2) scale the nuclear norm by 1/s, the squared
+    // error by 1/s².
+    const double norm = mp.omega == OmegaCriterion::kScaleFree && frob2[i] > 0
+                            ? 1.0 / (frob2[i] * std::sqrt(frob2[i]))
+                            : 1.0;
     for (size_t ci = 0; ci < nc; ++ci) {
       items[i].cost.push_back(modules[i].params / g * cand[ci]);
-      items[i].value.push_back(nuc[i] * err[i][ci]);
-      report->omega[i][ci] = nuc[i] * err[i][ci];
+      items[i].value.push_back(nuc[i] * err[i][ci] * norm);
+      report->omega[i][ci] = items[i].value.back();
     }
   }
   const int64_t budget_units = (budget_bits - other_bits - fixed_bits) / g;
@@ -346,7 +369,9 @@ Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const Calibratio
     module_bits_total += modules[i].params * b;
   }
   report->candidates = cand;
+  report->criterion = mp.omega;
   report->nuclear_norm = nuc;
+  report->frobenius2 = frob2;
   report->error = err;
   report->size_bytes = (other_bits + fixed_bits + module_bits_total) / 8;
   report->total_omega = 0;
@@ -361,7 +386,8 @@ Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const Calibratio
     }
   }
   nlohmann::ordered_json opts = nlohmann::ordered_json::parse(out.options_json);
-  opts["mixed_precision"] = {{"candidates", cand},
+  opts["mixed_precision"] = {{"omega", OmegaCriterionName(mp.omega)},
+                             {"candidates", cand},
                              {"target_bits", mp.target_bits},
                              {"target_size_mb", mp.target_size_mb}};
   opts.erase("wbits");
@@ -390,6 +416,7 @@ Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const Calibratio
 
 std::string MixedPrecisionReport::ToJson() const {
   nlohmann::ordered_json j;
+  j["omega_criterion"] = OmegaCriterionName(criterion);
   j["candidates"] = candidates;
   j["budget_bytes"] = budget_bytes;
   j["size_bytes"] = size_bytes;
@@ -402,6 +429,7 @@ std::string MixedPrecisionReport::ToJson() const {
                     {"params", params[i]},
                     {"bits", bits[i]},
                     {"nuclear_norm", nuclear_norm[i]},
+                    {"frobenius2", frobenius2[i]},
                     {"error", error[i]},
                     {"omega", omega[i]}});
   }

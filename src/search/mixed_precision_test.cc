@@ -126,6 +126,51 @@ TEST(MixedPrecision, RespectsTheBudgetAndIsReproducible) {
   EXPECT_NE(r1.ParetoSvg().find("<polyline"), std::string::npos);
 }
 
+TEST(MixedPrecision, ScaleFreeOmegaIsThePaperOmegaOverTheCubedRmsNorm) {
+  ViTModel m = RandomModel(testing::SmallConfig(), 23);
+  CalibrationSet cs = testing::RandomCalibration(m.spec.config, 3);
+  QuantizeOptions q;
+  q.method = "minmax";
+  q.quiet = true;
+  MixedPrecisionOptions paper, free;
+  paper.target_bits = free.target_bits = 4;
+  free.omega = OmegaCriterion::kScaleFree;
+  MixedPrecisionReport rp, rf;
+  QuantizeReport qp, qf;
+  PlanCache cache;
+  ASSERT_TRUE(QuantizeMixedPrecision(m, cs, q, paper, &rp, &qp, &cache).ok());
+  auto pf = QuantizeMixedPrecision(m, cs, q, free, &rf, &qf, &cache);
+  ASSERT_TRUE(pf.ok()) << pf.status().message();
+  EXPECT_EQ(rp.criterion, OmegaCriterion::kPaper);
+  EXPECT_EQ(rf.criterion, OmegaCriterion::kScaleFree);
+  EXPECT_NE(pf->options_json.find("\"omega\":\"scale-free\""), std::string::npos);
+  EXPECT_LE(rf.size_bytes, rf.budget_bytes);
+  for (size_t i = 0; i < rp.modules.size(); ++i) {
+    const double s2 = rf.frobenius2[i];
+    ASSERT_GT(s2, 0.0);
+    EXPECT_DOUBLE_EQ(rf.frobenius2[i], rp.frobenius2[i]);
+    for (size_t c = 0; c < rp.candidates.size(); ++c)
+      EXPECT_NEAR(rf.omega[i][c], rp.omega[i][c] / (s2 * std::sqrt(s2)),
+                  1e-12 * rp.omega[i][c] / (s2 * std::sqrt(s2)) + 1e-300);
+  }
+  // Scaling the model's fc2 outputs (weights and bias) by 10 scales the MLP's paper Ω by 10³
+  // but leaves its scale-free Ω as it was, up to the quantization grids.
+  ViTModel scaled = CloneModel(m);
+  for (auto& b : scaled.weights.blocks) {
+    for (int64_t j = 0; j < b.fc2.weight.size(); ++j) b.fc2.weight.f32()[j] *= 10;
+    for (int64_t j = 0; j < b.fc2.bias.size(); ++j) b.fc2.bias.f32()[j] *= 10;
+  }
+  MixedPrecisionReport rs;
+  QuantizeReport qs;
+  ASSERT_TRUE(QuantizeMixedPrecision(scaled, cs, q, free, &rs, &qs).ok());
+  // Module 1 is blocks.0.mlp, and block 0's output is the first thing scaled.
+  ASSERT_EQ(rs.modules[1], "blocks.0.mlp");
+  EXPECT_NEAR(rs.frobenius2[1] / rf.frobenius2[1], 100.0, 1.0);
+  for (size_t c = 0; c < rs.candidates.size(); ++c)
+    EXPECT_NEAR(rs.omega[1][c] / rf.omega[1][c], 1.0, 0.05) << rs.candidates[c];
+  EXPECT_FALSE(ParseOmegaCriterion("nuclear").ok());
+}
+
 TEST(MixedPrecision, ImpossibleBudgetsAndCandidatesAreRefused) {
   ViTModel m = RandomModel(testing::SmallConfig(), 22);
   CalibrationSet cs = testing::RandomCalibration(m.spec.config, 2);

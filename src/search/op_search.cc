@@ -74,6 +74,42 @@ VITQ_SIMD_CLONES void SimilaritySums(const float* o, const float* q, int64_t n, 
   *s12 = d12;
 }
 
+// The same sums with q = scale · acc + bias[c] computed on the fly from `rows` rows of `nch`
+// integer accumulators (bias may be null): no candidate output is written.
+VITQ_SIMD_CLONES void SimilaritySumsAcc(const int32_t* acc, const float* o, int64_t rows, int nch,
+                                        float scale, const float* bias, double* s1, double* s2,
+                                        double* s12) {
+  double d1 = 0, d2 = 0, d12 = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int32_t* a = acc + r * nch;
+    const float* orow = o + r * nch;
+    float f1 = 0, f2 = 0, f12 = 0;
+    if (bias != nullptr) {
+#pragma omp simd reduction(+ : f1, f2, f12)
+      for (int c = 0; c < nch; ++c) {
+        const float q = static_cast<float>(a[c]) * scale + bias[c];
+        f1 += q;
+        f2 += q * q;
+        f12 += orow[c] * q;
+      }
+    } else {
+#pragma omp simd reduction(+ : f1, f2, f12)
+      for (int c = 0; c < nch; ++c) {
+        const float q = static_cast<float>(a[c]) * scale;
+        f1 += q;
+        f2 += q * q;
+        f12 += orow[c] * q;
+      }
+    }
+    d1 += f1;
+    d2 += f2;
+    d12 += f12;
+  }
+  *s1 = d1;
+  *s2 = d2;
+  *s12 = d12;
+}
+
 void QuantizeParallel(const float* x, int64_t n, float scale, int bits, int8_t* q) {
   const float qmin = static_cast<float>(-(1 << (bits - 1))),
               qmax = static_cast<float>((1 << (bits - 1)) - 1);
@@ -153,10 +189,14 @@ class Searcher {
           a_sorted_[r * w + p] = a[ro.order[p]];
         }
       }
+      for (size_t i = 0; i < group_end_.size(); ++i) rank_pairs_ += w - group_end_[i];
     }
-    // Chunks of images small enough for the candidate outputs to stay in cache.
+    // Chunks of images small enough for a chunk's accumulators and float outputs to stay in the
+    // cores' L2 caches (1 MB each here) while every candidate of a step passes over them.
     chunk_ = static_cast<int>(
         std::max<int64_t>(1, std::min<int64_t>(n_img, (1 << 20) / out_per_image_)));
+    row_block_ = std::max<int64_t>(1, 8192 / op.n);
+    row_blocks_ = (out_per_image_ / op.n + row_block_ - 1) / row_block_;
     out_.resize(static_cast<size_t>(chunk_ * out_per_image_));
     acc_.resize(out_.size());
     qx_.resize(static_cast<size_t>(chunk_ * x_per_image_));
@@ -178,60 +218,33 @@ class Searcher {
   }
 
   // Evaluates candidates chunk by chunk of images, all candidates per chunk, so each chunk's float
-  // outputs are read from memory once per call rather than once per candidate.
+  // outputs are read from memory once per call rather than once per candidate. Similarity only
+  // (the search's hot path) works straight from the integer accumulators; the ranking loss, the
+  // bias error and the SQNR go through the float candidate output.
   std::vector<Evaluation> EvaluateMany(const std::vector<Candidate>& cands,
                                        const std::vector<float>& bias, bool ranking,
                                        bool bias_error, bool sqnr) {
     const int n_img = op_.images;
     const int nc = static_cast<int>(cands.size());
     evaluations_ += nc;
-    // Linear layers: pack each distinct weight interval once.
-    std::vector<int> packed_index(nc, -1);
-    std::vector<dnnl::memory> packed;
-    if (!op_.is_matmul) {
-      std::vector<float> seen;
-      for (int i = 0; i < nc; ++i) {
-        auto it = std::find(seen.begin(), seen.end(), cands[i].dw);
-        if (it != seen.end()) {
-          packed_index[i] = static_cast<int>(it - seen.begin());
-          continue;
-        }
-        QuantizeParallel(op_.weight, static_cast<int64_t>(op_.n) * op_.k, cands[i].dw, opt_.bits_w,
-                         qw_.data());
-        packed.push_back(lin_.Pack(qw_.data()));
-        packed_index[i] = static_cast<int>(seen.size());
-        seen.push_back(cands[i].dw);
-      }
-    }
+    std::vector<int> packed_index = PackWeights(cands);
     std::vector<Evaluation> ev(nc);
     std::vector<std::vector<double>> sims(nc, std::vector<double>(n_img));
     std::vector<double> rank_sum(nc, 0.0);
-    std::vector<int64_t> rank_pairs(nc, 0);
     if (bias_error) {
       for (auto& e : ev) e.bias_error.assign(out_channels_, 0.0);
     }
+    const bool need_output = bias_error || sqnr;
     for (int c0 = 0; c0 < n_img; c0 += chunk_) {
       const int cn = std::min(chunk_, n_img - c0);
       const float* oc = o_.data() + c0 * out_per_image_;
-      float quantized_w_dw = -1.0f;
       for (int ci = 0; ci < nc; ++ci) {
-        const float dx = cands[ci].dx, dw = cands[ci].dw, scale = dx * dw;
-        const int8_t* qx = QuantizedX(dx, c0, cn);
-        if (!op_.is_matmul) {
-          lin_.Run(qx, static_cast<int>(cn * op_.rows), packed[packed_index[ci]], acc_.data());
-        } else {
-          if (dw != quantized_w_dw) {
-            QuantizeParallel(op_.b + c0 * w_per_image_, cn * w_per_image_, dw, opt_.bits_w,
-                             qw_.data());
-            quantized_w_dw = dw;
-          }
-          bmm_.Run(qx, qw_.data(), op_.b_rows_are_k, cn * op_.heads, op_.m, op_.k, op_.n,
-                   acc_.data());
-        }
-        // Ô = scale · accumulator (+ bias per output channel for linear layers).
-        {
+        const float scale = cands[ci].dx * cands[ci].dw;
+        ComputeAccumulators(cands[ci], packed_index[ci], c0, cn);
+        const float* bp = op_.is_matmul ? nullptr : bias.data();
+        if (need_output) {
+          // Ô = scale · accumulator (+ bias per output channel for linear layers).
           const int64_t rows = cn * out_per_image_ / op_.n;
-          const float* bp = op_.is_matmul ? nullptr : bias.data();
           const int64_t block = std::max<int64_t>(1, 4096 / op_.n);
 #pragma omp parallel for schedule(static)
           for (int64_t b = 0; b < (rows + block - 1) / block; ++b) {
@@ -242,17 +255,41 @@ class Searcher {
         }
         double chunk_signal = 0, chunk_noise = 0;
         std::vector<double>& sim_c = sims[ci];
+        if (!need_output) {
+          // Sums over blocks of rows (both threads busy even on a one-image chunk), combined
+          // per image in a fixed order.
+          const int64_t rows_per_image = out_per_image_ / op_.n;
+          const int64_t tasks = static_cast<int64_t>(cn) * row_blocks_;
+          block_sums_.resize(static_cast<size_t>(tasks) * 3);
+#pragma omp parallel for schedule(static)
+          for (int64_t t = 0; t < tasks; ++t) {
+            const int64_t i = t / row_blocks_, r0 = (t % row_blocks_) * row_block_;
+            const int64_t off = i * out_per_image_ + r0 * op_.n;
+            SimilaritySumsAcc(acc_.data() + off, oc + off,
+                              std::min<int64_t>(row_block_, rows_per_image - r0), op_.n, scale, bp,
+                              &block_sums_[3 * t], &block_sums_[3 * t + 1],
+                              &block_sums_[3 * t + 2]);
+          }
+        }
 #pragma omp parallel for reduction(+ : chunk_signal, chunk_noise)
         for (int i = 0; i < cn; ++i) {
           const float* o = oc + i * out_per_image_;
-          const float* q = out_.data() + i * out_per_image_;
           double s1 = 0, s2 = 0, s12 = 0, sig = 0, noise = 0;
-          SimilaritySums(o, q, out_per_image_, &s1, &s2, &s12);
-          if (sqnr) {
-            for (int64_t j = 0; j < out_per_image_; ++j) {
-              double d = static_cast<double>(o[j]) - q[j];
-              sig += static_cast<double>(o[j]) * o[j];
-              noise += d * d;
+          if (need_output) {
+            const float* q = out_.data() + i * out_per_image_;
+            SimilaritySums(o, q, out_per_image_, &s1, &s2, &s12);
+            if (sqnr) {
+              for (int64_t j = 0; j < out_per_image_; ++j) {
+                double d = static_cast<double>(o[j]) - q[j];
+                sig += static_cast<double>(o[j]) * o[j];
+                noise += d * d;
+              }
+            }
+          } else {
+            for (int64_t t = i * row_blocks_; t < (i + 1) * row_blocks_; ++t) {
+              s1 += block_sums_[3 * t];
+              s2 += block_sums_[3 * t + 1];
+              s12 += block_sums_[3 * t + 2];
             }
           }
           const int64_t n = out_per_image_;
@@ -287,33 +324,12 @@ class Searcher {
             for (int c = 0; c < nch; ++c) be[c] += local[c];
           }
         }
-        if (ranking) {
-          const int64_t rows = static_cast<int64_t>(cn) * op_.heads * op_.m;
-          const int64_t row0 = static_cast<int64_t>(c0) * op_.heads * op_.m;
-          const int w = op_.n;
-          double rs_sum = 0;
-          int64_t rs_pairs = 0;
-#pragma omp parallel reduction(+ : rs_sum, rs_pairs)
-          {
-            std::vector<float> scratch(2 * w);
-#pragma omp for schedule(dynamic, 64)
-            for (int64_t r = 0; r < rows; ++r) {
-              const int64_t g = (row0 + r) * w;
-              RankSum rs = RankingRowWindowedFlat(order_.data() + g, group_end_.data() + g,
-                                                  a_sorted_.data() + g, out_.data() + r * w, w,
-                                                  opt_.theta, scratch.data());
-              rs_sum += rs.sum;
-              rs_pairs += rs.pairs;
-            }
-          }
-          rank_sum[ci] += rs_sum;
-          rank_pairs[ci] += rs_pairs;
-        }
+        if (ranking) rank_sum[ci] += RankingChunk(scale, c0, cn);
       }
     }
     for (int ci = 0; ci < nc; ++ci) {
       ev[ci].similarity = std::accumulate(sims[ci].begin(), sims[ci].end(), 0.0) / n_img;
-      ev[ci].ranking = rank_pairs[ci] > 0 ? rank_sum[ci] / rank_pairs[ci] : 0.0;
+      ev[ci].ranking = rank_pairs_ > 0 ? rank_sum[ci] / rank_pairs_ : 0.0;
       if (bias_error) {
         const double rows = static_cast<double>(n_img) * op_.rows;
         for (auto& e : ev[ci].bias_error) e /= rows;
@@ -322,25 +338,118 @@ class Searcher {
     return ev;
   }
 
-  // The quantized first operand of images [c0, c0 + cn). The whole quantized X is cached for one
-  // scale when it fits in 256 MB (the W-step reuses it for every candidate).
-  const int8_t* QuantizedX(float dx, int c0, int cn) {
-    const float* xs = op_.is_matmul ? op_.a : op_.x;
-    const int64_t total = static_cast<int64_t>(op_.images) * x_per_image_;
-    if (total <= (int64_t{256} << 20)) {
-      if (cached_dx_ != dx) {
-        qx_all_.resize(static_cast<size_t>(total));
-        QuantizeParallel(xs, total, dx, opt_.bits_x, qx_all_.data());
-        cached_dx_ = dx;
+  // Linear layers: packs each distinct weight interval of `cands` once; returns each candidate's
+  // index into packed_.
+  std::vector<int> PackWeights(const std::vector<Candidate>& cands) {
+    std::vector<int> index(cands.size(), -1);
+    if (op_.is_matmul) return index;
+    packed_.clear();
+    std::vector<float> seen;
+    for (size_t i = 0; i < cands.size(); ++i) {
+      auto it = std::find(seen.begin(), seen.end(), cands[i].dw);
+      if (it != seen.end()) {
+        index[i] = static_cast<int>(it - seen.begin());
+        continue;
       }
-      return qx_all_.data() + c0 * x_per_image_;
+      QuantizeParallel(op_.weight, static_cast<int64_t>(op_.n) * op_.k, cands[i].dw, opt_.bits_w,
+                       qw_.data());
+      packed_.push_back(lin_.Pack(qw_.data()));
+      index[i] = static_cast<int>(seen.size());
+      seen.push_back(cands[i].dw);
     }
+    return index;
+  }
+
+  // acc_ = the integer accumulators of images [c0, c0 + cn) for candidate c (packed_[packed]
+  // holds its weights for linear layers).
+  void ComputeAccumulators(const Candidate& c, int packed, int c0, int cn) {
+    const int8_t* qx = QuantizedX(c.dx, c0, cn);
+    if (!op_.is_matmul) {
+      lin_.Run(qx, static_cast<int>(cn * op_.rows), packed_[packed], acc_.data());
+      return;
+    }
+    bmm_.Run(qx, QuantizedW(c.dw, c0, cn), op_.b_rows_are_k, cn * op_.heads, op_.m, op_.k,
+             op_.n, acc_.data());
+  }
+
+  // The hinge sum of the ranking loss over the rows of images [c0, c0 + cn) from acc_ (scores
+  // scale · acc). Rows are summed in a fixed order, so the result does not depend on threads.
+  double RankingChunk(float scale, int c0, int cn) {
+    const int64_t rows = static_cast<int64_t>(cn) * op_.heads * op_.m;
+    const int64_t row0 = static_cast<int64_t>(c0) * op_.heads * op_.m;
+    const int w = op_.n;
+    row_sums_.resize(static_cast<size_t>(rows));
+#pragma omp parallel
+    {
+      std::vector<float> scratch(RankingScratchSize(w));
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t g = (row0 + r) * w;
+        row_sums_[r] = RankingRowWindowedAcc(order_.data() + g, group_end_.data() + g,
+                                             a_sorted_.data() + g, acc_.data() + r * w, scale, w,
+                                             opt_.theta, scratch.data())
+                           .sum;
+      }
+    }
+    return std::accumulate(row_sums_.begin(), row_sums_.end(), 0.0);
+  }
+
+  // The ranking loss of candidate c, image chunk by image chunk, stopping as soon as its
+  // objective similarity − γ·loss is certain to fall below `best` (the loss only grows with
+  // more rows). Returns false when stopped early; exact otherwise, equal to EvaluateMany's.
+  bool RankingLossUnless(const Candidate& c, double similarity, double best, double* loss) {
+    ++evaluations_;
+    const float scale = c.dx * c.dw;
+    int packed = 0;
+    if (!op_.is_matmul) packed = PackWeights({c})[0];
+    double sum = 0;
+    for (int c0 = 0; c0 < op_.images; c0 += chunk_) {
+      const int cn = std::min(chunk_, op_.images - c0);
+      ComputeAccumulators(c, packed, c0, cn);
+      sum += RankingChunk(scale, c0, cn);
+      if (similarity - opt_.gamma * (sum / rank_pairs_) < best) return false;
+    }
+    *loss = rank_pairs_ > 0 ? sum / rank_pairs_ : 0.0;
+    return true;
+  }
+
+  // The operand a step holds fixed is quantized once, whole, when it fits in 256 MB: every
+  // candidate and image chunk of the step then reads it. The other operand is quantized per
+  // (candidate, chunk), for the chunk only.
+  void HoldFixed(bool x, float d) {
+    const float* src = x ? (op_.is_matmul ? op_.a : op_.x) : op_.b;
+    const int64_t total = static_cast<int64_t>(op_.images) * (x ? x_per_image_ : w_per_image_);
+    if (total > (int64_t{256} << 20) || (!x && !op_.is_matmul)) return;
+    std::vector<int8_t>& buf = x ? qx_all_ : qw_all_;
+    float& held = x ? held_dx_ : held_dw_;
+    if (held == d) return;
+    buf.resize(static_cast<size_t>(total));
+    QuantizeParallel(src, total, d, x ? opt_.bits_x : opt_.bits_w, buf.data());
+    held = d;
+  }
+
+  // The quantized first operand of images [c0, c0 + cn).
+  const int8_t* QuantizedX(float dx, int c0, int cn) {
+    if (dx == held_dx_) return qx_all_.data() + c0 * x_per_image_;
     if (chunk_dx_ != dx || chunk_c0_ != c0) {
+      const float* xs = op_.is_matmul ? op_.a : op_.x;
       QuantizeParallel(xs + c0 * x_per_image_, cn * x_per_image_, dx, opt_.bits_x, qx_.data());
       chunk_dx_ = dx;
       chunk_c0_ = c0;
     }
     return qx_.data();
+  }
+
+  // The quantized second operand of a matmul for images [c0, c0 + cn).
+  const int8_t* QuantizedW(float dw, int c0, int cn) {
+    if (dw == held_dw_) return qw_all_.data() + c0 * w_per_image_;
+    if (dw != chunk_dw_ || c0 != chunk_w_c0_) {
+      QuantizeParallel(op_.b + c0 * w_per_image_, cn * w_per_image_, dw, opt_.bits_w,
+                       qw_.data());
+      chunk_dw_ = dw;
+      chunk_w_c0_ = c0;
+    }
+    return qw_.data();
   }
 
   bool use_ranking() const { return op_.is_matmul && op_.is_attention_scores && opt_.ranking; }
@@ -358,6 +467,7 @@ class Searcher {
       float d = n == 1 ? d0 : d0 * (opt_.alpha + (opt_.beta - opt_.alpha) * i / (n - 1));
       cand[i] = search_w ? Candidate{dx, d} : Candidate{d, dw};
     }
+    HoldFixed(!search_w, search_w ? dx : dw);
     std::vector<Evaluation> evs = EvaluateMany(cand, bias, false, false, false);
     std::vector<double> sim(n);
     for (int i = 0; i < n; ++i) sim[i] = evs[i].similarity;
@@ -369,21 +479,14 @@ class Searcher {
     std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return sim[a] > sim[b]; });
     double best = -1e300;
     int best_i = order[0];
-    // Batches of the most similar candidates still able to win, until none is.
-    size_t next = 0;
-    while (next < order.size() && sim[order[next]] > best) {
-      std::vector<int> batch;
-      while (next < order.size() && sim[order[next]] > best && batch.size() < 8)
-        batch.push_back(order[next++]);
-      std::vector<Candidate> bc;
-      for (int i : batch) bc.push_back(cand[i]);
-      std::vector<Evaluation> re = EvaluateMany(bc, bias, true, false, false);
-      for (size_t j = 0; j < batch.size(); ++j) {
-        double obj = sim[batch[j]] - opt_.gamma * re[j].ranking;
-        if (obj > best || (obj == best && batch[j] < best_i)) {
-          best = obj;
-          best_i = batch[j];
-        }
+    for (int i : order) {
+      if (sim[i] <= best) break;  // the loss is >= 0: neither this nor any later one can win
+      double loss = 0;
+      if (!RankingLossUnless(cand[i], sim[i], best, &loss)) continue;
+      const double obj = sim[i] - opt_.gamma * loss;
+      if (obj > best || (obj == best && i < best_i)) {
+        best = obj;
+        best_i = i;
       }
     }
     return pick(best_i);
@@ -405,9 +508,13 @@ class Searcher {
   std::vector<uint16_t> order_,
       group_end_;  // per row of Q·Kᵀ: the float-sorted order (ranking loss)
   std::vector<float> a_sorted_;
-  std::vector<int8_t> qx_, qw_, qx_all_;
-  float cached_dx_ = -1.0f, chunk_dx_ = -1.0f;
-  int chunk_c0_ = -1;
+  int64_t rank_pairs_ = 0;  // pairs with distinct float scores over all rows (ranking loss)
+  std::vector<double> row_sums_, block_sums_;
+  int64_t row_block_ = 1, row_blocks_ = 1;  // similarity sums: rows per block, blocks per image
+  std::vector<dnnl::memory> packed_;
+  std::vector<int8_t> qx_, qw_, qx_all_, qw_all_;
+  float held_dx_ = -1.0f, held_dw_ = -1.0f, chunk_dx_ = -1.0f, chunk_dw_ = -1.0f;
+  int chunk_c0_ = -1, chunk_w_c0_ = -1;
   int chunk_ = 1;
   int evaluations_ = 0;
 };
@@ -440,9 +547,21 @@ OpResult SearchOp(const OpTensors& op, const SearchOptions& opt, kernels::DnnlCo
     if (correct) correct_bias();
   } else {
     double prev = s.Objective(e0);
+    // Without bias correction a step's result depends only on the other operand's interval, so
+    // a step whose input did not change since the previous round returns the same interval
+    // without being searched again (typically the second round's X step of Q·Kᵀ and P·V).
+    float w_step_input = -1.0f, w_step_result = 0.0f, x_step_input = -1.0f, x_step_result = 0.0f;
     for (int round = 1; round <= opt.max_rounds; ++round) {
-      dw = s.BestCandidate(true, dx, dw, dw0, bias);
-      dx = s.BestCandidate(false, dx, dw, dx0, bias);
+      if (correct || dx != w_step_input) {
+        w_step_input = dx;
+        w_step_result = s.BestCandidate(true, dx, dw, dw0, bias);
+      }
+      dw = w_step_result;
+      if (correct || dw != x_step_input) {
+        x_step_input = dw;
+        x_step_result = s.BestCandidate(false, dx, dw, dx0, bias);
+      }
+      dx = x_step_result;
       if (correct) correct_bias();
       double obj = s.Objective(s.Evaluate(dx, dw, bias, s.use_ranking(), false, false));
       r.rounds = round;

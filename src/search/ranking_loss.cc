@@ -6,6 +6,8 @@
 #include <cmath>
 #include <numeric>
 
+#include <immintrin.h>
+
 namespace vitq::search {
 
 RankSum RankingRowBruteForce(const float* a, const float* b, int w, float theta) {
@@ -36,28 +38,145 @@ RowOrder SortRow(const float* a, int w) {
   return ro;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) RankSum RankingRowWindowedFlat(
-    const uint16_t* order, const uint16_t* group_end, const float* av, const float* b, int w,
-    float theta, float* bv) {
+namespace {
+
+#define VITQ_RANK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+// The windowed sum once bv (the quantized scores in float order) is in scratch[0, w).
+VITQ_RANK_CLONES RankSum WindowedSorted(const uint16_t* group_end, const float* av, int w,
+                                        float theta, float* scratch) {
+  const float* bv = scratch;
+  float* limit = scratch + w;  // per position p: pairs (p, q) with av[q] < limit[p] have no hinge
+  int32_t* begin = reinterpret_cast<int32_t*>(scratch + 2 * w);  // group_end as int32
   float e = 0.0f;
+#pragma omp simd reduction(max : e)
+  for (int p = 0; p < w; ++p) e = std::max(e, std::fabs(bv[p] - av[p]));
+  const float reach = theta + e;
+  int64_t pairs = 0;
+#pragma omp simd reduction(+ : pairs)
   for (int p = 0; p < w; ++p) {
-    bv[p] = b[order[p]];
-    e = std::max(e, std::fabs(bv[p] - av[p]));
+    limit[p] = bv[p] - reach - 1e-5f * (std::fabs(bv[p]) + reach + 1.0f);
+    begin[p] = group_end[p];
+    pairs += w - group_end[p];
+  }
+  // Pairs (p, p + k), vectorized over p, for k = 1, 2, ... until no position's window reaches
+  // offset k (av falls with k, so a window that ends stays ended). Most windows are a few
+  // positions long, so this is a few vector passes over the row.
+  double sum = 0;
+  for (int k = 1; k < w; ++k) {
+    float acc = 0.0f;
+    int reached = 0;
+#pragma omp simd reduction(+ : acc) reduction(| : reached)
+    for (int p = 0; p < w - k; ++p) {
+      const int in_window = static_cast<int>(av[p + k] >= limit[p]);
+      const int valid = in_window & static_cast<int>(p + k >= begin[p]);
+      const float h = std::max(0.0f, theta - bv[p] + bv[p + k]);
+      acc += valid != 0 ? h : 0.0f;
+      reached |= in_window;
+    }
+    sum += acc;
+    if (reached == 0) break;
   }
   RankSum r;
-  const float reach = theta + 2.0f * e;
-  double total = 0;
-  for (int p = 0; p < w; ++p) {
-    const int start = group_end[p];
-    r.pairs += w - start;
-    const float limit = av[p] - reach - 1e-5f * (std::fabs(av[p]) + reach + 1.0f);
-    const float base = theta - bv[p];
-    float acc = 0.0f;
-    for (int q = start; q < w && av[q] >= limit; ++q) acc += std::max(0.0f, base + bv[q]);
-    total += acc;
-  }
-  r.sum = total;
+  r.sum = sum;
+  r.pairs = pairs;
   return r;
+}
+
+// The same sum with AVX-512: 16 consecutive positions p per vector, each block walking its
+// offsets k until all 16 windows have ended, so a block costs its own longest window rather
+// than the row's, and the lanes are summed once per block.
+__attribute__((target("avx512f"))) inline __m512 Abs(__m512 x) {
+  // Not _mm512_abs_ps: GCC 12 warns spuriously inside it (-Wmaybe-uninitialized).
+  return _mm512_castsi512_ps(
+      _mm512_and_epi32(_mm512_castps_si512(x), _mm512_set1_epi32(0x7fffffff)));
+}
+
+__attribute__((target("avx512f"))) RankSum WindowedSortedAvx512(const uint16_t* group_end,
+                                                                const float* av, int w,
+                                                                float theta, float* scratch) {
+  const float* bv = scratch;
+  __m512 emax = _mm512_setzero_ps();
+  for (int p = 0; p < w; p += 16) {
+    const __mmask16 m = w - p >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (w - p)) - 1);
+    const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, bv + p), _mm512_maskz_loadu_ps(m, av + p));
+    emax = _mm512_maskz_max_ps(0xFFFF, emax, Abs(d));
+  }
+  // Lanes reduced through memory, and maskz forms of max/abs: GCC 12 warns spuriously
+  // (-Wmaybe-uninitialized) inside the intrinsics that start from _mm512_undefined_ps.
+  alignas(64) float lanes_out[16];
+  _mm512_store_ps(lanes_out, emax);
+  float e = 0.0f;
+  for (float v : lanes_out) e = std::max(e, v);
+  const float reach = theta + e;
+  const __m512 vreach = _mm512_set1_ps(reach), vtheta = _mm512_set1_ps(theta),
+               vtol = _mm512_set1_ps(1e-5f), vone = _mm512_set1_ps(1.0f),
+               zero = _mm512_setzero_ps();
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  int64_t pairs = 0;
+  double sum = 0;
+  for (int p0 = 0; p0 < w; p0 += 16) {
+    const int lanes = std::min(16, w - p0);
+    const __mmask16 mp = lanes == 16 ? 0xFFFF : static_cast<__mmask16>((1u << lanes) - 1);
+    const __m512 b_p = _mm512_maskz_loadu_ps(mp, bv + p0);
+    // limit = b - reach - 1e-5 (|b| + reach + 1), as in the portable version.
+    const __m512 limit = _mm512_sub_ps(
+        _mm512_sub_ps(b_p, vreach),
+        _mm512_mul_ps(vtol, _mm512_add_ps(_mm512_add_ps(Abs(b_p), vreach), vone)));
+    alignas(64) int32_t ge[16] = {};
+    for (int l = 0; l < lanes; ++l) {
+      ge[l] = group_end[p0 + l];
+      pairs += w - ge[l];
+    }
+    const __m512i begin = _mm512_load_si512(ge);
+    const __m512 base = _mm512_sub_ps(vtheta, b_p);
+    const __m512i p_idx = _mm512_add_epi32(_mm512_set1_epi32(p0), lane);
+    __m512 acc = zero;
+    for (int k = 1; p0 + k < w; ++k) {
+      const int q0 = p0 + k;
+      const int qn = std::min(16, w - q0);
+      const __mmask16 mq = static_cast<__mmask16>(mp & (qn >= 16 ? 0xFFFF : (1u << qn) - 1));
+      const __m512 a_q = _mm512_maskz_loadu_ps(mq, av + q0);
+      const __mmask16 in_window = _mm512_mask_cmp_ps_mask(mq, a_q, limit, _CMP_GE_OQ);
+      if (in_window == 0) break;
+      const __m512i q_idx = _mm512_add_epi32(p_idx, _mm512_set1_epi32(k));
+      const __mmask16 valid = _mm512_mask_cmpge_epi32_mask(in_window, q_idx, begin);
+      const __m512 h = _mm512_maskz_max_ps(0xFFFF, zero, _mm512_add_ps(base, _mm512_maskz_loadu_ps(mq, bv + q0)));
+      acc = _mm512_mask_add_ps(acc, valid, acc, h);
+    }
+    _mm512_store_ps(lanes_out, acc);
+    float block_sum = 0.0f;
+    for (float v : lanes_out) block_sum += v;
+    sum += block_sum;
+  }
+  RankSum r;
+  r.sum = sum;
+  r.pairs = pairs;
+  return r;
+}
+
+RankSum Windowed(const uint16_t* group_end, const float* av, int w, float theta, float* scratch,
+                 RankingKernel kernel) {
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (kernel == RankingKernel::kBest && avx512)
+    return WindowedSortedAvx512(group_end, av, w, theta, scratch);
+  return WindowedSorted(group_end, av, w, theta, scratch);
+}
+
+}  // namespace
+
+RankSum RankingRowWindowedFlat(const uint16_t* order, const uint16_t* group_end, const float* av,
+                               const float* b, int w, float theta, float* scratch,
+                               RankingKernel kernel) {
+  for (int p = 0; p < w; ++p) scratch[p] = b[order[p]];
+  return Windowed(group_end, av, w, theta, scratch, kernel);
+}
+
+RankSum RankingRowWindowedAcc(const uint16_t* order, const uint16_t* group_end, const float* av,
+                              const int32_t* acc, float scale, int w, float theta,
+                              float* scratch) {
+  for (int p = 0; p < w; ++p) scratch[p] = static_cast<float>(acc[order[p]]) * scale;
+  return Windowed(group_end, av, w, theta, scratch, RankingKernel::kBest);
 }
 
 RankSum RankingRowFenwick(const RowOrder& ro, const float* b, int w, float theta,

@@ -28,14 +28,23 @@ struct RowOrder {
 };
 RowOrder SortRow(const float* a, int w);
 
-// Exact and usually near O(w): with E = max_j |b_j - a_j| over the row, a pair whose float scores
-// differ by more than θ + 2E has b_i - b_j > θ, so its hinge is zero; only the pairs inside that
-// window of the float-sorted row are summed. Flat per-row arrays: `order` and `group_end` of
+// Exact and usually near O(w): with E = max_j |b_j - a_j| over the row, a pair (i, j) with
+// a_j < b_i - θ - E has b_j <= a_j + E < b_i - θ, so its hinge is zero; as a_j falls along the
+// float-sorted row, only the pairs inside that window after i are summed, offset by offset,
+// vectorized over the row. Flat per-row arrays: `order` and `group_end` of
 // SortRow, `a_sorted` the float scores in that order (precomputed once per row, so only b is
-// gathered per candidate); scratch holds w floats.
+// gathered per candidate); scratch holds RankingScratchSize(w) floats.
+// kBest: the AVX-512 kernel where the CPU has it (16 positions per vector, each block of 16
+// walking only its own windows), else the portable one; kPortable forces the latter (tests).
+enum class RankingKernel { kBest, kPortable };
+inline int RankingScratchSize(int w) { return 3 * w; }
 RankSum RankingRowWindowedFlat(const uint16_t* order, const uint16_t* group_end,
                                const float* a_sorted, const float* b, int w, float theta,
-                               float* scratch);
+                               float* scratch, RankingKernel kernel = RankingKernel::kBest);
+// The same with b = scale · acc (a row of integer accumulators), converted while gathered.
+RankSum RankingRowWindowedAcc(const uint16_t* order, const uint16_t* group_end,
+                              const float* a_sorted, const int32_t* acc, float scale, int w,
+                              float theta, float* scratch);
 
 struct FenwickScratch {
   std::vector<float> values, sorted;

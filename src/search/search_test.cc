@@ -20,7 +20,7 @@ TEST(RankingLoss, FastImplementationsMatchBruteForce) {
   std::mt19937 rng(7);
   std::normal_distribution<float> n(0, 2);
   for (int trial = 0; trial < 200; ++trial) {
-    const int w = 1 + trial % 60;
+    const int w = 1 + trial % 60 + (trial % 7 == 0 ? 180 : 0);  // also rows longer than 197
     std::vector<float> a(w), b(w);
     for (int i = 0; i < w; ++i) {
       a[i] = std::round(n(rng) * 4) / 4;  // ties in the float scores
@@ -28,15 +28,26 @@ TEST(RankingLoss, FastImplementationsMatchBruteForce) {
     }
     RankSum ref = RankingRowBruteForce(a.data(), b.data(), w, 0.2f);
     RowOrder ro = SortRow(a.data(), w);
-    std::vector<float> scratch(2 * w);
+    std::vector<float> scratch(RankingScratchSize(w));
     FenwickScratch fs;
     RankSum fw = RankingRowFenwick(ro, b.data(), w, 0.2f, &fs);
     std::vector<float> a_sorted(w);
     for (int p = 0; p < w; ++p) a_sorted[p] = a[ro.order[p]];
-    RankSum wf = RankingRowWindowedFlat(ro.order.data(), ro.group_end.data(), a_sorted.data(),
-                                        b.data(), w, 0.2f, scratch.data());
-    ASSERT_EQ(wf.pairs, ref.pairs);
-    ASSERT_NEAR(wf.sum, ref.sum, 1e-3 * (1 + ref.sum)) << trial;
+    for (RankingKernel kernel : {RankingKernel::kBest, RankingKernel::kPortable}) {
+      RankSum wf = RankingRowWindowedFlat(ro.order.data(), ro.group_end.data(), a_sorted.data(),
+                                          b.data(), w, 0.2f, scratch.data(), kernel);
+      ASSERT_EQ(wf.pairs, ref.pairs);
+      ASSERT_NEAR(wf.sum, ref.sum, 1e-3 * (1 + ref.sum)) << trial;
+    }
+    std::vector<int32_t> acc(w);
+    for (int i = 0; i < w; ++i) acc[i] = static_cast<int32_t>(std::lround(b[i] * 64));
+    std::vector<float> b_acc(w);
+    for (int i = 0; i < w; ++i) b_acc[i] = acc[i] / 64.0f;
+    RankSum ref_acc = RankingRowBruteForce(a.data(), b_acc.data(), w, 0.2f);
+    RankSum wa = RankingRowWindowedAcc(ro.order.data(), ro.group_end.data(), a_sorted.data(),
+                                       acc.data(), 1.0f / 64, w, 0.2f, scratch.data());
+    ASSERT_EQ(wa.pairs, ref_acc.pairs);
+    ASSERT_NEAR(wa.sum, ref_acc.sum, 1e-3 * (1 + ref_acc.sum)) << trial;
     ASSERT_EQ(fw.pairs, ref.pairs);
     ASSERT_NEAR(fw.sum, ref.sum, 1e-3 * (1 + ref.sum)) << trial;
   }
