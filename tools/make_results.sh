@@ -70,6 +70,12 @@ CIFAR=${CIFAR:-1}   # 0: skip the CIFAR-10 section
   else
     echo "Skipped: ../shared/data/cifar10/test is not present on this machine."
   fi
+  # The hand-written reading of the figures (from "## Reading the results" on) is kept; it must
+  # be reread against the new tables after every run.
+  if [ -f docs/results.md ] && grep -q '^## Reading the results' docs/results.md; then
+    echo
+    sed -n '/^## Reading the results/,$p' docs/results.md
+  fi
 } >"$OUT"
 mv "$OUT" docs/results.md
 echo "wrote docs/results.md" >&2

@@ -56,6 +56,12 @@ BITS=8,6,4,8mp,6mp,4mp
   else
     echo "Skipped: ../shared/data/cifar10/test is not present on this machine."
   fi
+  # The hand-written reading of the figures (from "## Reading the results" on) is kept; it must
+  # be reread against the new tables after every run.
+  if [ -f docs/results-mp.md ] && grep -q '^## Reading the results' docs/results-mp.md; then
+    echo
+    sed -n '/^## Reading the results/,$p' docs/results-mp.md
+  fi
 } >"$OUT"
 mv "$OUT" docs/results-mp.md
 echo "wrote docs/results-mp.md" >&2
