@@ -407,7 +407,7 @@ class Searcher {
       const int cn = std::min(chunk_, op_.images - c0);
       ComputeAccumulators(c, packed, c0, cn);
       sum += RankingChunk(scale, c0, cn);
-      if (similarity - opt_.gamma * (sum / rank_pairs_) < best) return false;
+      if (rank_pairs_ > 0 && similarity - opt_.gamma * (sum / rank_pairs_) < best) return false;
     }
     *loss = rank_pairs_ > 0 ? sum / rank_pairs_ : 0.0;
     return true;
