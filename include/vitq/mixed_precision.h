@@ -1,7 +1,8 @@
 // Mixed precision by nuclear norm (search stage; method.md §1.7): one bit-width per module (each
 // block's MSA: qkv, Q·Kᵀ, P·V, proj; and MLP: fc1, fc2), chosen to minimize
-// Σ Ω_i(b_i) = Σ ||Y_i||_* · ||Ŷ_i(b_i) − Y_i||² (or its scale-free form, below) under a model-size budget, exactly, by dynamic
-// programming over the budget. patch_embed and head stay at the highest candidate bit-width.
+// Σ Ω_i(b_i) = Σ ||Y_i||_* · ||Ŷ_i(b_i) − Y_i||² (or its scale-free form, below) under a model-size
+// budget, exactly, by dynamic programming over the budget. patch_embed and head stay at the highest
+// candidate bit-width.
 #pragma once
 
 #include <cstdint>

@@ -1,14 +1,14 @@
 // `vitq compare MODEL --calib DIR --data DIR --methods a,b --bits 8,6,4`: the method x bits grid
 // in one table (markdown, CSV or JSON) (cli).
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <map>
 #include <sstream>
 
 #include "common.h"
-#include "vitq/mixed_precision.h"
 #include "load.h"
+#include "vitq/mixed_precision.h"
 #include "vitq/quantize.h"
 
 namespace vitq::cli {
@@ -170,10 +170,10 @@ void RegisterCompare(CLI::App* app, Runner* run) {
         MixedPrecisionOptions mpo;
         mpo.target_bits = cfg.q.wbits;
         mpo.omega = cfg.omega;
-        Result<QuantPlan> plan =
-            cfg.mixed ? QuantizeMixedPrecision(model.value(), calib.value(), cfg.q, mpo, &mpr,
-                                               &report, &cache)
-                      : QuantizeModel(model.value(), calib.value(), cfg.q, &report);
+        Result<QuantPlan> plan = cfg.mixed
+                                     ? QuantizeMixedPrecision(model.value(), calib.value(), cfg.q,
+                                                              mpo, &mpr, &report, &cache)
+                                     : QuantizeModel(model.value(), calib.value(), cfg.q, &report);
         if (!plan.ok()) return ReportError(plan.status());
         double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (cfg.mixed) {
@@ -194,8 +194,8 @@ void RegisterCompare(CLI::App* app, Runner* run) {
         auto r = EvaluateDataset([s](const float* x, int b, float* y) { s->Forward(x, b, y); },
                                  model->spec, dataset.value(), qo);
         if (!r.ok()) return ReportError(r.status());
-        rows.push_back({cfg.label, bits_label, r->top1, r->top5, r->agreement,
-                        r->kl, ModelSizeBytes(model.value(), plan.value()) / 1e6, secs});
+        rows.push_back({cfg.label, bits_label, r->top1, r->top5, r->agreement, r->kl,
+                        ModelSizeBytes(model.value(), plan.value()) / 1e6, secs});
         if (!args->common.quiet && args->format == "markdown") {
           std::fprintf(stderr, "vitq compare: %s %s top-1 %.4f (%.1f s calibration)\n",
                        cfg.label.c_str(), bits_label.c_str(), r->top1, secs);
@@ -236,11 +236,9 @@ void RegisterCompare(CLI::App* app, Runner* run) {
           std::string shown = r.bits == "32" ? "32 (float)" : r.bits + "/" + r.bits;
           const size_t mp = r.bits.find("mp");
           if (mp != std::string::npos)
-            shown = r.bits.substr(0, mp) + "MP" +
-                    (r.bits.size() > mp + 2 ? " (scale-free Ω)" : "");
+            shown = r.bits.substr(0, mp) + "MP" + (r.bits.size() > mp + 2 ? " (scale-free Ω)" : "");
           std::printf("| %s | %s | %.4f | %.4f | %.4f | %.5f | %.2f | %.1f |\n", r.method.c_str(),
-                      shown.c_str(), r.top1,
-                      r.top5, r.agreement, r.kl, r.size_mb, r.calib_seconds);
+                      shown.c_str(), r.top1, r.top5, r.agreement, r.kl, r.size_mb, r.calib_seconds);
         }
       }
       return 0;

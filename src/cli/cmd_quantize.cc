@@ -94,17 +94,17 @@ void RegisterQuantize(CLI::App* app, Runner* run) {
       report.load_seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       MixedPrecisionReport mpr;
-      if (!args->mixed && (args->mp.target_bits || args->mp.target_size_mb > 0 ||
-                           !args->mp.candidates.empty())) {
+      if (!args->mixed &&
+          (args->mp.target_bits || args->mp.target_size_mb > 0 || !args->mp.candidates.empty())) {
         return ReportError(Status::InvalidInput(
             "--target-bits, --target-size-mb and --candidates need --mixed-precision"));
       }
       if (args->mixed && args->mp.target_bits == 0 && args->mp.target_size_mb <= 0)
         args->mp.target_bits = args->q.wbits;
-      Result<QuantPlan> plan =
-          args->mixed
-              ? QuantizeMixedPrecision(model.value(), calib.value(), args->q, args->mp, &mpr, &report)
-              : QuantizeModel(model.value(), calib.value(), args->q, &report);
+      Result<QuantPlan> plan = args->mixed
+                                   ? QuantizeMixedPrecision(model.value(), calib.value(), args->q,
+                                                            args->mp, &mpr, &report)
+                                   : QuantizeModel(model.value(), calib.value(), args->q, &report);
       if (!plan.ok()) return ReportError(plan.status());
       report.total_seconds += report.load_seconds;
       Status s = SaveQuantizedFile(args->out, model.value(), plan.value());
@@ -141,8 +141,9 @@ void RegisterQuantize(CLI::App* app, Runner* run) {
         char what[96];
         if (args->mixed) {
           std::snprintf(what, sizeof what, "mixed precision (budget %s)",
-                        args->mp.target_bits ? ("W" + std::to_string(args->mp.target_bits)).c_str()
-                                             : (std::to_string(args->mp.target_size_mb) + " MB").c_str());
+                        args->mp.target_bits
+                            ? ("W" + std::to_string(args->mp.target_bits)).c_str()
+                            : (std::to_string(args->mp.target_size_mb) + " MB").c_str());
         } else {
           std::snprintf(what, sizeof what, "W%dA%d", args->q.wbits, args->q.abits);
         }
@@ -156,10 +157,10 @@ void RegisterQuantize(CLI::App* app, Runner* run) {
             report.load_seconds, report.capture_seconds, report.search_seconds,
             report.total_seconds, threads);
         if (args->mixed) {
-          std::printf("  mixed precision: %.3f MB of parameters (budget %.3f MB), sum of omega "
-                      "%.4g, Omega table %.1f s\n  bits per module:",
-                      mpr.size_bytes / 1e6, mpr.budget_bytes / 1e6, mpr.total_omega,
-                      mpr.table_seconds);
+          std::printf(
+              "  mixed precision: %.3f MB of parameters (budget %.3f MB), sum of omega "
+              "%.4g, Omega table %.1f s\n  bits per module:",
+              mpr.size_bytes / 1e6, mpr.budget_bytes / 1e6, mpr.total_omega, mpr.table_seconds);
           for (size_t i = 0; i < mpr.modules.size(); ++i) {
             std::printf("%s %s %d", i % 6 == 0 ? "\n   " : ",", mpr.modules[i].c_str(),
                         mpr.bits[i]);

@@ -7,8 +7,8 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
-#include <numeric>
 #include <nlohmann/json.hpp>
+#include <numeric>
 
 #include "vitq/engine.h"
 #include "vitq/progress.h"
@@ -408,8 +408,8 @@ Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const Calibratio
       for (const auto& o : cache->at(b).report.ops)
         if (o.layer == op.layer) qreport->ops.push_back(o);
     }
-    qreport->total_seconds = qreport->search_seconds + qreport->capture_seconds +
-                             report->table_seconds;
+    qreport->total_seconds =
+        qreport->search_seconds + qreport->capture_seconds + report->table_seconds;
   }
   return out;
 }
@@ -446,7 +446,9 @@ std::string MixedPrecisionReport::ParetoSvg() const {
   const double x0 = pareto.front().first / 1e6, x1 = pareto.back().first / 1e6;
   double y0 = pareto.back().second, y1 = pareto.front().second;
   const double ly0 = std::log10(std::max(y0, 1e-30)), ly1 = std::log10(std::max(y1, 1e-30));
-  auto px = [&](double mb_) { return ml + (x1 > x0 ? (mb_ - x0) / (x1 - x0) : 0.5) * (w - ml - mr); };
+  auto px = [&](double mb_) {
+    return ml + (x1 > x0 ? (mb_ - x0) / (x1 - x0) : 0.5) * (w - ml - mr);
+  };
   auto py = [&](double v) {
     const double lv = std::log10(std::max(v, 1e-30));
     return mt + (ly1 > ly0 ? (ly1 - lv) / (ly1 - ly0) : 0.5) * (h - mt - mb);

@@ -368,8 +368,8 @@ class Searcher {
       lin_.Run(qx, static_cast<int>(cn * op_.rows), packed_[packed], acc_.data());
       return;
     }
-    bmm_.Run(qx, QuantizedW(c.dw, c0, cn), op_.b_rows_are_k, cn * op_.heads, op_.m, op_.k,
-             op_.n, acc_.data());
+    bmm_.Run(qx, QuantizedW(c.dw, c0, cn), op_.b_rows_are_k, cn * op_.heads, op_.m, op_.k, op_.n,
+             acc_.data());
   }
 
   // The hinge sum of the ranking loss over the rows of images [c0, c0 + cn) from acc_ (scores
@@ -385,10 +385,10 @@ class Searcher {
 #pragma omp for schedule(static)
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t g = (row0 + r) * w;
-        row_sums_[r] = RankingRowWindowedAcc(order_.data() + g, group_end_.data() + g,
-                                             a_sorted_.data() + g, acc_.data() + r * w, scale, w,
-                                             opt_.theta, scratch.data())
-                           .sum;
+        row_sums_[r] =
+            RankingRowWindowedAcc(order_.data() + g, group_end_.data() + g, a_sorted_.data() + g,
+                                  acc_.data() + r * w, scale, w, opt_.theta, scratch.data())
+                .sum;
       }
     }
     return std::accumulate(row_sums_.begin(), row_sums_.end(), 0.0);
@@ -444,8 +444,7 @@ class Searcher {
   const int8_t* QuantizedW(float dw, int c0, int cn) {
     if (dw == held_dw_) return qw_all_.data() + c0 * w_per_image_;
     if (dw != chunk_dw_ || c0 != chunk_w_c0_) {
-      QuantizeParallel(op_.b + c0 * w_per_image_, cn * w_per_image_, dw, opt_.bits_w,
-                       qw_.data());
+      QuantizeParallel(op_.b + c0 * w_per_image_, cn * w_per_image_, dw, opt_.bits_w, qw_.data());
       chunk_dw_ = dw;
       chunk_w_c0_ = c0;
     }

@@ -2,11 +2,11 @@
 // Transformer", NeurIPS 2021, eq. 7; the hinge Φ(p) = max(0, θ - p).
 #include "ranking_loss.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
-
-#include <immintrin.h>
 
 namespace vitq::search {
 
@@ -93,13 +93,14 @@ __attribute__((target("avx512f"))) inline __m512 Abs(__m512 x) {
 }
 
 __attribute__((target("avx512f"))) RankSum WindowedSortedAvx512(const uint16_t* group_end,
-                                                                const float* av, int w,
-                                                                float theta, float* scratch) {
+                                                                const float* av, int w, float theta,
+                                                                float* scratch) {
   const float* bv = scratch;
   __m512 emax = _mm512_setzero_ps();
   for (int p = 0; p < w; p += 16) {
     const __mmask16 m = w - p >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (w - p)) - 1);
-    const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, bv + p), _mm512_maskz_loadu_ps(m, av + p));
+    const __m512 d =
+        _mm512_sub_ps(_mm512_maskz_loadu_ps(m, bv + p), _mm512_maskz_loadu_ps(m, av + p));
     emax = _mm512_maskz_max_ps(0xFFFF, emax, Abs(d));
   }
   // Lanes reduced through memory, and maskz forms of max/abs: GCC 12 warns spuriously
@@ -120,9 +121,9 @@ __attribute__((target("avx512f"))) RankSum WindowedSortedAvx512(const uint16_t* 
     const __mmask16 mp = lanes == 16 ? 0xFFFF : static_cast<__mmask16>((1u << lanes) - 1);
     const __m512 b_p = _mm512_maskz_loadu_ps(mp, bv + p0);
     // limit = b - reach - 1e-5 (|b| + reach + 1), as in the portable version.
-    const __m512 limit = _mm512_sub_ps(
-        _mm512_sub_ps(b_p, vreach),
-        _mm512_mul_ps(vtol, _mm512_add_ps(_mm512_add_ps(Abs(b_p), vreach), vone)));
+    const __m512 limit =
+        _mm512_sub_ps(_mm512_sub_ps(b_p, vreach),
+                      _mm512_mul_ps(vtol, _mm512_add_ps(_mm512_add_ps(Abs(b_p), vreach), vone)));
     alignas(64) int32_t ge[16] = {};
     for (int l = 0; l < lanes; ++l) {
       ge[l] = group_end[p0 + l];
@@ -141,7 +142,8 @@ __attribute__((target("avx512f"))) RankSum WindowedSortedAvx512(const uint16_t* 
       if (in_window == 0) break;
       const __m512i q_idx = _mm512_add_epi32(p_idx, _mm512_set1_epi32(k));
       const __mmask16 valid = _mm512_mask_cmpge_epi32_mask(in_window, q_idx, begin);
-      const __m512 h = _mm512_maskz_max_ps(0xFFFF, zero, _mm512_add_ps(base, _mm512_maskz_loadu_ps(mq, bv + q0)));
+      const __m512 h = _mm512_maskz_max_ps(0xFFFF, zero,
+                                           _mm512_add_ps(base, _mm512_maskz_loadu_ps(mq, bv + q0)));
       acc = _mm512_mask_add_ps(acc, valid, acc, h);
     }
     _mm512_store_ps(lanes_out, acc);
@@ -173,8 +175,7 @@ RankSum RankingRowWindowedFlat(const uint16_t* order, const uint16_t* group_end,
 }
 
 RankSum RankingRowWindowedAcc(const uint16_t* order, const uint16_t* group_end, const float* av,
-                              const int32_t* acc, float scale, int w, float theta,
-                              float* scratch) {
+                              const int32_t* acc, float scale, int w, float theta, float* scratch) {
   for (int p = 0; p < w; ++p) scratch[p] = static_cast<float>(acc[order[p]]) * scale;
   return Windowed(group_end, av, w, theta, scratch, RankingKernel::kBest);
 }
