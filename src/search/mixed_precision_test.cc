@@ -77,12 +77,18 @@ TEST(Knapsack, MatchesBruteForceOnRandomInstances) {
   }
 }
 
-TEST(MixedPrecision, RespectsTheBudgetAndIsReproducible) {
-  ViTModel m = RandomModel(testing::SmallConfig(), 21);
-  CalibrationSet cs = testing::RandomCalibration(m.spec.config, 4);
+// The uniform plans under the mixed-precision tests: minmax, fast and deterministic.
+QuantizeOptions QuietMinmax() {
   QuantizeOptions q;
   q.method = "minmax";
   q.quiet = true;
+  return q;
+}
+
+TEST(MixedPrecision, RespectsTheBudgetAndIsReproducible) {
+  ViTModel m = RandomModel(testing::SmallConfig(), 21);
+  CalibrationSet cs = testing::RandomCalibration(m.spec.config, 4);
+  const QuantizeOptions q = QuietMinmax();
   MixedPrecisionOptions mp;
   mp.target_bits = 4;
   MixedPrecisionReport r1, r2;
@@ -129,9 +135,7 @@ TEST(MixedPrecision, RespectsTheBudgetAndIsReproducible) {
 TEST(MixedPrecision, ScaleFreeOmegaIsThePaperOmegaOverTheCubedRmsNorm) {
   ViTModel m = RandomModel(testing::SmallConfig(), 23);
   CalibrationSet cs = testing::RandomCalibration(m.spec.config, 3);
-  QuantizeOptions q;
-  q.method = "minmax";
-  q.quiet = true;
+  const QuantizeOptions q = QuietMinmax();
   MixedPrecisionOptions paper, free;
   paper.target_bits = free.target_bits = 4;
   free.omega = OmegaCriterion::kScaleFree;
@@ -174,9 +178,7 @@ TEST(MixedPrecision, ScaleFreeOmegaIsThePaperOmegaOverTheCubedRmsNorm) {
 TEST(MixedPrecision, ImpossibleBudgetsAndCandidatesAreRefused) {
   ViTModel m = RandomModel(testing::SmallConfig(), 22);
   CalibrationSet cs = testing::RandomCalibration(m.spec.config, 2);
-  QuantizeOptions q;
-  q.method = "minmax";
-  q.quiet = true;
+  const QuantizeOptions q = QuietMinmax();
   MixedPrecisionReport r;
   QuantizeReport qr;
   MixedPrecisionOptions tiny;

@@ -400,12 +400,10 @@ class Searcher {
   bool RankingLossUnless(const Candidate& c, double similarity, double best, double* loss) {
     ++evaluations_;
     const float scale = c.dx * c.dw;
-    int packed = 0;
-    if (!op_.is_matmul) packed = PackWeights({c})[0];
     double sum = 0;
-    for (int c0 = 0; c0 < op_.images; c0 += chunk_) {
+    for (int c0 = 0; c0 < op_.images; c0 += chunk_) {  // Q·Kᵀ only: no packed weights
       const int cn = std::min(chunk_, op_.images - c0);
-      ComputeAccumulators(c, packed, c0, cn);
+      ComputeAccumulators(c, /*packed=*/-1, c0, cn);
       sum += RankingChunk(scale, c0, cn);
       if (rank_pairs_ > 0 && similarity - opt_.gamma * (sum / rank_pairs_) < best) return false;
     }
