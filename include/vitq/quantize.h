@@ -25,6 +25,11 @@ struct QuantizeOptions {
   bool ranking = true;          // liu2021: ranking loss on Q·Kᵀ
   bool bias_correction = true;  // liu2021: bias correction
   int candidates = 100;         // grid points per search step
+  // Coarse-to-fine search grid (an option, method.md §1.5): every ceil(sqrt(candidates))-th grid
+  // point, then every point between the best of those and its coarse neighbours; about
+  // 2·sqrt(candidates) evaluations per step instead of candidates.
+  bool coarse_to_fine = false;
+  int CoarseStep() const;  // 0 for the full grid
   int max_rounds = 20;
   int batch = 25;  // images per forward pass during calibration
   bool quiet = false;

@@ -48,8 +48,8 @@ void RegisterCompare(CLI::App* app, Runner* run) {
   cmd->add_option("--calib", args->calib, "calibration ImageFolder")->required();
   cmd->add_option("--data", args->data, "evaluation ImageFolder")->required();
   cmd->add_option("--methods", args->methods,
-                  "comma list; a method may carry +no-ranking, +no-bias-correction, +sequential "
-                  "(e.g. liu2021+no-ranking)");
+                  "comma list; a method may carry +no-ranking, +no-bias-correction, +sequential, "
+                  "+coarse (coarse-to-fine grid) (e.g. liu2021+no-ranking)");
   cmd->add_option("--bits", args->bits,
                   "comma list of bit-widths for weights and activations (default 8,6,4); "
                   "'6mp' is mixed precision at the size of the uniform 6-bit model");
@@ -112,6 +112,8 @@ void RegisterCompare(CLI::App* app, Runner* run) {
               cfg.q.bias_correction = false;
             else if (parts[i] == "sequential")
               cfg.q.sequential = true;
+            else if (parts[i] == "coarse")
+              cfg.q.coarse_to_fine = true;
             else
               return ReportError(Status::InvalidInput("--methods: unknown variant '+" + parts[i] +
                                                       "' in '" + m + "'"));

@@ -12,6 +12,7 @@ OpResult RunEasyQuant(const OpTensors& op, const MethodContext& mc) {
   o.ranking = false;
   o.bias_correction = false;
   o.candidates = mc.candidates;
+  o.coarse_step = mc.coarse_step;
   o.max_rounds = mc.max_rounds;
   return SearchOp(op, o, mc.ctx);
 }

@@ -14,6 +14,7 @@ OpResult RunLiu2021(const OpTensors& op, const MethodContext& mc) {
   o.ranking = mc.ranking;
   o.bias_correction = mc.bias_correction;
   o.candidates = mc.candidates;
+  o.coarse_step = mc.coarse_step;
   o.max_rounds = mc.max_rounds;
   return SearchOp(op, o, mc.ctx);
 }

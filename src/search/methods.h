@@ -13,6 +13,7 @@ struct MethodContext {
   int bits_w = 8, bits_x = 8;
   bool ranking = true, bias_correction = true;
   int candidates = 100, max_rounds = 20;
+  int coarse_step = 0;  // > 1: coarse-to-fine grid (SearchOptions::coarse_step)
   kernels::DnnlContext* ctx = nullptr;
 };
 

@@ -457,6 +457,7 @@ class Searcher {
   // Best candidate for one operand with the other fixed. With the ranking loss, candidates are
   // visited by decreasing similarity and the loss computed only while a candidate could still
   // win (objective <= similarity since the loss is >= 0): exact, and far fewer loss evaluations.
+  // With opt_.coarse_step > 1 the grid is visited coarse to fine (two stages sharing the best).
   float BestCandidate(bool search_w, float dx, float dw, float d0, const std::vector<float>& bias) {
     const int n = opt_.candidates;
     std::vector<Candidate> cand(n);
@@ -465,28 +466,64 @@ class Searcher {
       cand[i] = search_w ? Candidate{dx, d} : Candidate{d, dw};
     }
     HoldFixed(!search_w, search_w ? dx : dw);
-    std::vector<Evaluation> evs = EvaluateMany(cand, bias, false, false, false);
-    std::vector<double> sim(n);
-    for (int i = 0; i < n; ++i) sim[i] = evs[i].similarity;
-    auto pick = [&](int i) { return search_w ? cand[i].dw : cand[i].dx; };
-    if (!use_ranking())
-      return pick(static_cast<int>(std::max_element(sim.begin(), sim.end()) - sim.begin()));
-    std::vector<int> order(n);
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return sim[a] > sim[b]; });
+    std::vector<char> seen(n, 0);
     double best = -1e300;
-    int best_i = order[0];
-    for (int i : order) {
-      if (sim[i] <= best) break;  // the loss is >= 0: neither this nor any later one can win
-      double loss = 0;
-      if (!RankingLossUnless(cand[i], sim[i], best, &loss)) continue;
-      const double obj = sim[i] - opt_.gamma * loss;
-      if (obj > best || (obj == best && i < best_i)) {
-        best = obj;
-        best_i = i;
+    int best_i = -1;
+    // Evaluates the grid points `idx` not seen yet and updates best / best_i (ties: lowest index).
+    auto stage = [&](const std::vector<int>& idx) {
+      std::vector<int> todo;
+      for (int i : idx) {
+        if (!seen[i]) todo.push_back(i);
+        seen[i] = 1;
       }
+      if (todo.empty()) return;
+      std::vector<Candidate> sub(todo.size());
+      for (size_t k = 0; k < todo.size(); ++k) sub[k] = cand[todo[k]];
+      std::vector<Evaluation> evs = EvaluateMany(sub, bias, false, false, false);
+      if (!use_ranking()) {
+        for (size_t k = 0; k < todo.size(); ++k) {
+          const double s = evs[k].similarity;
+          if (best_i < 0 || s > best || (s == best && todo[k] < best_i)) {
+            best = s;
+            best_i = todo[k];
+          }
+        }
+        return;
+      }
+      std::vector<int> order(todo.size());
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(),
+                       [&](int a, int b) { return evs[a].similarity > evs[b].similarity; });
+      if (best_i < 0) best_i = todo[order[0]];
+      for (int k : order) {
+        const double s = evs[k].similarity;
+        const int i = todo[k];
+        if (s <= best) break;  // the loss is >= 0: neither this nor any later one can win
+        double loss = 0;
+        if (!RankingLossUnless(cand[i], s, best, &loss)) continue;
+        const double obj = s - opt_.gamma * loss;
+        if (obj > best || (obj == best && i < best_i)) {
+          best = obj;
+          best_i = i;
+        }
+      }
+    };
+    const int step = opt_.coarse_step;
+    std::vector<int> idx;
+    if (step <= 1 || n <= 2 * step) {
+      for (int i = 0; i < n; ++i) idx.push_back(i);
+      stage(idx);
+    } else {
+      for (int i = 0; i < n; i += step) idx.push_back(i);
+      if (idx.back() != n - 1) idx.push_back(n - 1);
+      stage(idx);
+      const int c = best_i;
+      idx.clear();
+      for (int i = std::max(0, c - step + 1); i <= std::min(n - 1, c + step - 1); ++i)
+        idx.push_back(i);
+      stage(idx);
     }
-    return pick(best_i);
+    return search_w ? cand[best_i].dw : cand[best_i].dx;
   }
 
   int evaluations() const { return evaluations_; }

@@ -92,6 +92,13 @@ Status QuantizeOptions::Validate() const {
   return Status::Ok();
 }
 
+int QuantizeOptions::CoarseStep() const {
+  if (!coarse_to_fine) return 0;
+  int s = 1;
+  while (s * s < candidates) ++s;
+  return s;
+}
+
 std::string QuantizeReport::ToJson() const {
   nlohmann::ordered_json j;
   j["calib_images"] = calib_images;
@@ -170,7 +177,8 @@ Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& cal
                       {"ranking", opts.ranking},
                       {"bias_correction", opts.bias_correction},
                       {"candidates", opts.candidates},
-                      {"max_rounds", opts.max_rounds}};
+                      {"max_rounds", opts.max_rounds},
+                      {"coarse_to_fine", opts.coarse_to_fine}};
   if (!opts.module_bits.empty()) o["module_bits"] = module_bits;
   plan.options_json = o.dump();
   plan.seed = opts.seed;
@@ -210,6 +218,7 @@ Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& cal
     mc.bias_correction = opts.bias_correction;
     mc.candidates = opts.candidates;
     mc.max_rounds = opts.max_rounds;
+    mc.coarse_step = opts.CoarseStep();
     mc.ctx = &ctx;
     search::OpResult r = method->run(op, mc);
     QuantScheme sw = SymmetricScheme(mc.bits_w), sx = SymmetricScheme(mc.bits_x);

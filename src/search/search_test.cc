@@ -137,6 +137,52 @@ TEST(Search, AlternatingResultIsCoordinatewiseOptimalOnTheGrid) {
   EXPECT_GT(r.similarity_after, r.similarity_before);
 }
 
+TEST(Search, CoarseToFineIsLocallyOptimalWithFewerEvaluations) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0, 1);
+  Linear l = GridProblem(3, 20, 48, 16, 0.01f, 300, 0.01f, 100);
+  for (auto& v : l.x) v = nd(rng) * (nd(rng) > 2.0f ? 6.0f : 1.0f);
+  for (auto& v : l.w) v = nd(rng) * 0.1f;
+  kernels::DnnlContext ctx;
+  SearchOptions o;
+  o.bits_w = o.bits_x = 4;
+  o.bias_correction = false;
+  OpResult full = SearchOp(l.op, o, &ctx);
+  o.coarse_step = 10;
+  OpResult c2f = SearchOp(l.op, o, &ctx);
+  EXPECT_LT(c2f.evaluations, full.evaluations / 2);
+  EXPECT_GE(c2f.similarity_after, full.similarity_after - 1e-3);
+  // The result is a grid point, better than every coarse point and its two neighbours.
+  const float d0x = InitialScale(l.x.data(), l.x.size(), 4),
+              d0w = InitialScale(l.w.data(), l.w.size(), 4);
+  auto grid = [&](float d0, int i) { return d0 * (o.alpha + (o.beta - o.alpha) * i / 99); };
+  int ix = -1, iw = -1;
+  for (int i = 0; i < 100; ++i) {
+    if (grid(d0x, i) == c2f.scale_x) ix = i;
+    if (grid(d0w, i) == c2f.scale_w) iw = i;
+  }
+  ASSERT_GE(ix, 0);
+  ASSERT_GE(iw, 0);
+  MethodContext mc;
+  mc.bits_w = mc.bits_x = 4;
+  mc.ctx = &ctx;
+  const double best = EvaluateFixed(l.op, mc, c2f.scale_w, c2f.scale_x).similarity_after;
+  std::vector<int> visited = {99, ix - 1, ix + 1};
+  for (int i = 0; i < 100; i += 10) visited.push_back(i);
+  for (int i : visited) {
+    if (i < 0 || i >= 100) continue;
+    EXPECT_LE(EvaluateFixed(l.op, mc, c2f.scale_w, grid(d0x, i)).similarity_after, best + 1e-9)
+        << i;
+  }
+  // QuantizeOptions: the coarse step is the rounded-up square root of the grid.
+  QuantizeOptions q;
+  EXPECT_EQ(q.CoarseStep(), 0);
+  q.coarse_to_fine = true;
+  EXPECT_EQ(q.CoarseStep(), 10);
+  q.candidates = 50;
+  EXPECT_EQ(q.CoarseStep(), 8);
+}
+
 TEST(Search, BiasCorrectionRemovesTheMeanOutputError) {
   // Inputs all at 0.7 steps: rounding always goes up, a systematic per-channel output error.
   Linear l = GridProblem(2, 10, 16, 8, 0.01f, 50, 0.01f, 50);
