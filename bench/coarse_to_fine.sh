@@ -2,19 +2,22 @@
 # The coarse-to-fine search grid (`--coarse-to-fine`, method.md §1.5) against the full grid on
 # the reference model: DeiT-Tiny, liu2021, N calibration images (default 100) from
 # data/imagenet-samples/calib, evaluated on data/imagenet-samples/val (400) with the simulated
-# path, at W8A8, W6A6 and 6-bit mixed precision (paper and scale-free Ω), 2 threads. method.md
-# allows the option only if it lands within ±0.1 point of the full grid; the table says whether it
-# does, row by row. Writes bench/results/coarse-to-fine.json and coarse-to-fine.md.
+# path, at W8A8, W6A6 and 6-bit mixed precision (paper and scale-free Ω; its searches cover every
+# bit-width 4-8), 2 threads. method.md allows the option only if it lands within ±0.1 point of the
+# full grid; the first table says whether it does, row by row, the second how many of the 74
+# searched intervals pairs differ per bit-width. Writes bench/results/coarse-to-fine.json and .md.
 # usage: bench/coarse_to_fine.sh [N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-100}
 bash scripts/setup.sh
 bash scripts/build.sh
+rm -rf build/bench-c2f
 mkdir -p bench/results build/bench-c2f
 ./build/vitq compare models/deit-tiny --calib data/imagenet-samples/calib \
   --data data/imagenet-samples/val --methods liu2021,liu2021+coarse --bits 8,6,6mp \
-  --omega paper,scale-free --calib-size "$N" --threads 2 -q --json >build/bench-c2f/out.json
+  --omega paper,scale-free --calib-size "$N" --threads 2 --report-dir build/bench-c2f/reports \
+  -q --json >build/bench-c2f/out.json
 /usr/bin/python3 - "$N" <<'PY'
 import json, sys
 n = int(sys.argv[1])
@@ -35,6 +38,21 @@ for (method, bits), full in rows.items():
                         "size_mb_full": full["size_mb"], "size_mb_coarse": c2f["size_mb"],
                         "calib_seconds_full": full["calib_seconds"],
                         "calib_seconds_coarse": c2f["calib_seconds"]})
+out["intervals"] = []
+for b in range(2, 9):
+    try:
+        full = json.load(open("build/bench-c2f/reports/liu2021-W%d.json" % b))
+        c2f = json.load(open("build/bench-c2f/reports/liu2021+coarse-W%d.json" % b))
+    except FileNotFoundError:
+        continue
+    fo = {o["layer"]: o for o in full["ops"]}
+    differ = [o["layer"] for o in c2f["ops"]
+              if (o["scale_w"], o["scale_x"]) != (fo[o["layer"]]["scale_w"], fo[o["layer"]]["scale_x"])]
+    out["intervals"].append({"bits": b, "ops": len(c2f["ops"]), "differ": differ,
+                             "evaluations_full": sum(o["evaluations"] for o in full["ops"]),
+                             "evaluations_coarse": sum(o["evaluations"] for o in c2f["ops"]),
+                             "search_seconds_full": full["seconds"]["search"],
+                             "search_seconds_coarse": c2f["seconds"]["search"]})
 json.dump(out, open("bench/results/coarse-to-fine.json", "w"), indent=1)
 label = {"8": "W8A8", "6": "W6A6", "6mp": "6MP (paper Ω)", "6mp-sf": "6MP (scale-free Ω)"}
 with open("bench/results/coarse-to-fine.md", "w") as f:
@@ -50,5 +68,13 @@ with open("bench/results/coarse-to-fine.md", "w") as f:
             x["difference_points"], "yes" if x["within_0.1_point"] else "no",
             x["agreement_full"], x["agreement_coarse"], x["kl_full"], x["kl_coarse"],
             x["calib_seconds_full"], x["calib_seconds_coarse"]))
+    f.write("\n| bits | operations | intervals differing from the full grid | candidate evaluations "
+            "full / coarse | search s full / coarse |\n|---|---|---|---|---|\n")
+    for x in out["intervals"]:
+        f.write("| %d | %d | %d%s | %d / %d | %.0f / %.0f |\n" % (
+            x["bits"], x["ops"], len(x["differ"]),
+            (" (" + ", ".join(x["differ"]) + ")") if x["differ"] else "",
+            x["evaluations_full"], x["evaluations_coarse"], x["search_seconds_full"],
+            x["search_seconds_coarse"]))
 print(open("bench/results/coarse-to-fine.md").read())
 PY

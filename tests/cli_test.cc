@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -58,6 +59,42 @@ TEST(Cli, PredictNamesTheClass) {
   EXPECT_EQ(j[0]["predictions"][0]["class"], 8);
   EXPECT_EQ(j[0]["predictions"][0]["name"], "hen");
   EXPECT_EQ(j[0]["predictions"].size(), 3u);
+}
+
+TEST(Cli, PredictBatchesAndStreamsTheSameResults) {
+  // Five images in batches of 2 (the last one short) give the same classes and probabilities as
+  // one image per batch, in argument order, as one valid JSON array.
+  std::vector<std::string> imgs;
+  for (const auto& e : fs::recursive_directory_iterator(RepoPath("data/imagenet-samples/val")))
+    if (e.path().extension() == ".JPEG") imgs.push_back(e.path().string());
+  std::sort(imgs.begin(), imgs.end());
+  imgs.resize(std::min<size_t>(imgs.size(), 5));
+  ASSERT_GE(imgs.size(), 3u);
+  std::string list;
+  for (const auto& i : imgs) list += " " + i;
+  const std::string base = "predict " + RepoPath("models/deit-tiny") + list + " --topk 2 --json";
+  CmdResult a = Vitq(base + " --batch 2", false), b = Vitq(base + " --batch 1", false);
+  ASSERT_EQ(a.code, 0) << a.out;
+  ASSERT_EQ(b.code, 0) << b.out;
+  auto ja = nlohmann::json::parse(a.out), jb = nlohmann::json::parse(b.out);
+  ASSERT_EQ(ja.size(), imgs.size());
+  for (size_t i = 0; i < imgs.size(); ++i) {
+    EXPECT_EQ(ja[i]["image"], imgs[i]);
+    EXPECT_EQ(ja[i]["predictions"][0]["class"], jb[i]["predictions"][0]["class"]);
+    EXPECT_NEAR(ja[i]["predictions"][0]["probability"].get<double>(),
+                jb[i]["predictions"][0]["probability"].get<double>(), 1e-4);
+  }
+  // A bad image after a full batch: exit 3 naming it, and the results so far stay valid JSON.
+  TempDir dir;
+  WriteText(dir.path("bad.png"), "\x89PNG\r\n\x1a\nbroken");
+  CmdResult bad = Vitq("predict " + RepoPath("models/deit-tiny") + " " + imgs[0] + " " + imgs[1] +
+                           " " + dir.path("bad.png") + " --batch 2 --json",
+                       false);
+  EXPECT_EQ(bad.code, 3);
+  EXPECT_EQ(nlohmann::json::parse(bad.out).size(), 2u) << bad.out;
+  ExpectBadInput("predict " + RepoPath("models/deit-tiny") + " " + imgs[0] + " " +
+                     dir.path("bad.png") + " --batch 2",
+                 "bad.png");
 }
 
 TEST(Cli, InitThenBenchAndEvalWithLimit) {

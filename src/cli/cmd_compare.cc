@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <sstream>
 
@@ -10,6 +11,7 @@
 #include "load.h"
 #include "vitq/mixed_precision.h"
 #include "vitq/quantize.h"
+#include "vitq/safetensors.h"
 
 namespace vitq::cli {
 namespace {
@@ -38,7 +40,7 @@ void RegisterCompare(CLI::App* app, Runner* run) {
   struct Args {
     std::string model, calib, data, methods = "minmax,percentile,omse,easyquant,liu2021",
                                     bits = "8,6,4";
-    std::string format = "markdown", omega = "paper";
+    std::string format = "markdown", omega = "paper", report_dir;
     int limit = 0, batch = 32;
     QuantizeOptions q;
     CommonOptions common;
@@ -63,6 +65,9 @@ void RegisterCompare(CLI::App* app, Runner* run) {
       ->check(CLI::Range(1, 4096));
   cmd->add_option("--format", args->format, "markdown (default), csv or json")
       ->check(CLI::IsMember({"markdown", "csv", "json"}));
+  cmd->add_option("--report-dir", args->report_dir,
+                  "write the per-site report of every uniform search (each method, each bit-width "
+                  "searched, mixed-precision candidates included) as DIR/METHOD-W<bits>.json");
   cmd->add_option("--calib-size", args->q.calib_size, "calibration images (default 100)")
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--seed", args->q.seed, "seed of the calibration draw (default 0)");
@@ -140,6 +145,15 @@ void RegisterCompare(CLI::App* app, Runner* run) {
           }
         }
       }
+      if (!args->report_dir.empty()) {  // before the work, so a bad directory fails fast
+        std::error_code ec;
+        std::filesystem::create_directories(args->report_dir, ec);
+        if (!std::filesystem::is_directory(args->report_dir)) {
+          return ReportError(Status::InvalidInput("--report-dir: cannot create directory '" +
+                                                  args->report_dir + "'" +
+                                                  (ec ? ": " + ec.message() : std::string())));
+        }
+      }
       // Uniform configurations first: mixed-precision rows reuse their plans.
       std::stable_partition(grid.begin(), grid.end(), [](const Config& g) { return !g.mixed; });
       std::map<std::string, PlanCache> caches;  // by method label (with variants)
@@ -201,6 +215,16 @@ void RegisterCompare(CLI::App* app, Runner* run) {
         if (!args->common.quiet && args->format == "markdown") {
           std::fprintf(stderr, "vitq compare: %s %s top-1 %.4f (%.1f s calibration)\n",
                        cfg.label.c_str(), bits_label.c_str(), r->top1, secs);
+        }
+      }
+      if (!args->report_dir.empty()) {
+        for (const auto& [label, cache] : caches) {
+          for (const auto& [bits, cp] : cache) {
+            const std::string path =
+                args->report_dir + "/" + label + "-W" + std::to_string(bits) + ".json";
+            Status w = WriteFileAtomic(path, cp.report.ToJson());
+            if (!w.ok()) return ReportError(w);
+          }
         }
       }
       if (args->format == "json") {

@@ -25,8 +25,9 @@ void AddQuantizeOptions(CLI::App* cmd, QuantizeOptions* q) {
       ->check(CLI::Range(1, 10000));
   cmd->add_flag(
       "--coarse-to-fine", q->coarse_to_fine,
-      "search every sqrt(grid)-th interval, then the ones around the best (29 instead of "
-      "100 evaluations per step; checked against the full grid by bench/coarse_to_fine.sh)");
+      "search every sqrt(grid)-th interval, then the ones around the best two (at most 47 "
+      "instead of 100 evaluations per step; checked against the full grid by "
+      "bench/coarse_to_fine.sh)");
   cmd->add_option("--max-rounds", q->max_rounds, "alternating search rounds at most (default 20)")
       ->check(CLI::Range(1, 1000));
 }

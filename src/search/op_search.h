@@ -43,7 +43,8 @@ struct SearchOptions {
   float alpha = 0.5f, beta = 1.2f;
   int candidates = 100;
   // Coarse-to-fine (method.md §1.5 allows it as an option): every coarse_step-th grid point, then
-  // every point within coarse_step - 1 of the best of those. 0 or 1: the full grid.
+  // every point within coarse_step - 1 of the best of those and of the best one farther than
+  // coarse_step from it. 0 or 1: the full grid.
   int coarse_step = 0;
   int max_rounds = 20;
   double tolerance = 1e-6;
