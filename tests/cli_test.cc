@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "test_util.h"
@@ -217,6 +218,23 @@ TEST(CliQuantize, MixedPrecisionWritesReportPlotAndRefusesImpossibleBudgets) {
   ExpectBadInput("compare " + model + " --calib " + calib + " --data " + calib +
                      " --methods minmax --bits 6xp",
                  "is not a bit-width");
+}
+
+TEST(CliQuantize, CompareWritesEveryReportAndTakesTheCoarseVariant) {
+  TempDir dir;
+  std::string model = RepoPath("models/deit-tiny"), calib = RepoPath("data/imagenet-samples/calib");
+  std::string base = "compare " + model + " --calib " + calib + " --data " + calib +
+                     " --calib-size 2 --limit 4 --bits 8 --methods minmax,easyquant+coarse";
+  CmdResult r = Vitq(base + " --report-dir " + dir.path("reports") + " -q --json", false);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["rows"].size(), 3u);  // fp32 + two methods
+  for (const char* f : {"minmax-W8.json", "easyquant+coarse-W8.json"}) {
+    std::ifstream in(dir.path("reports/" + std::string(f)));
+    ASSERT_TRUE(in.good()) << f;
+    EXPECT_EQ(nlohmann::json::parse(in)["ops"].size(), 74u) << f;
+  }
+  WriteText(dir.path("file"), "x");
+  ExpectBadInput(base + " --report-dir " + dir.path("file/sub") + " -q", "--report-dir");
 }
 
 TEST(CliQuantize, QuantizeEvalAndBadOptions) {
