@@ -1,9 +1,9 @@
 // `vitq predict MODEL IMAGE...`: top-k classes with probabilities per image (cli).
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-
-#include <unistd.h>
 
 #include "common.h"
 #include "load.h"

@@ -528,7 +528,8 @@ class Searcher {
       // of DeiT-Tiny's 74 W8A8 intervals differed from the full grid's, with two none did).
       std::vector<int> centers = {best_i};
       std::vector<int> rest = coarse;
-      std::stable_sort(rest.begin(), rest.end(), [&](int a, int b) { return score_[a] > score_[b]; });
+      std::stable_sort(rest.begin(), rest.end(),
+                       [&](int a, int b) { return score_[a] > score_[b]; });
       for (int i : rest) {
         if (std::abs(i - best_i) > step) {
           centers.push_back(i);
@@ -548,7 +549,6 @@ class Searcher {
   int evaluations() const { return evaluations_; }
 
  private:
-  std::vector<double> score_;  // per grid point of the current step: objective or its bound
   const OpTensors& op_;
   const SearchOptions& opt_;
   kernels::DnnlContext* ctx_;
@@ -571,6 +571,7 @@ class Searcher {
   int chunk_c0_ = -1, chunk_w_c0_ = -1;
   int chunk_ = 1;
   int evaluations_ = 0;
+  std::vector<double> score_;  // per grid point of the current step: objective or its bound
 };
 
 }  // namespace
