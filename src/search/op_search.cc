@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <numeric>
 
 #include "../kernels/int8_matmul.h"
@@ -458,7 +459,7 @@ class Searcher {
   // visited by decreasing similarity and the loss computed only while a candidate could still
   // win (objective <= similarity since the loss is >= 0): exact, and far fewer loss evaluations.
   // With opt_.coarse_step > 1 the grid is visited coarse to fine (two stages sharing the best).
-  // score_[i]: candidate i's objective, or its similarity (an upper bound) where the ranking loss
+  // score[i]: candidate i's objective, or its similarity (an upper bound) where the ranking loss
   // was pruned; it ranks the coarse points.
   float BestCandidate(bool search_w, float dx, float dw, float d0, const std::vector<float>& bias) {
     const int n = opt_.candidates;
@@ -469,7 +470,7 @@ class Searcher {
     }
     HoldFixed(!search_w, search_w ? dx : dw);
     std::vector<char> seen(n, 0);
-    score_.assign(n, -1e300);
+    std::vector<double> score(n, -1e300);
     double best = -1e300;
     int best_i = -1;
     // Evaluates the grid points `idx` not seen yet and updates best / best_i (ties: lowest index).
@@ -483,7 +484,7 @@ class Searcher {
       std::vector<Candidate> sub(todo.size());
       for (size_t k = 0; k < todo.size(); ++k) sub[k] = cand[todo[k]];
       std::vector<Evaluation> evs = EvaluateMany(sub, bias, false, false, false);
-      for (size_t k = 0; k < todo.size(); ++k) score_[todo[k]] = evs[k].similarity;
+      for (size_t k = 0; k < todo.size(); ++k) score[todo[k]] = evs[k].similarity;
       if (!use_ranking()) {
         for (size_t k = 0; k < todo.size(); ++k) {
           const double s = evs[k].similarity;
@@ -506,7 +507,7 @@ class Searcher {
         double loss = 0;
         if (!RankingLossUnless(cand[i], s, best, &loss)) continue;
         const double obj = s - opt_.gamma * loss;
-        score_[i] = obj;
+        score[i] = obj;
         if (obj > best || (obj == best && i < best_i)) {
           best = obj;
           best_i = i;
@@ -528,8 +529,7 @@ class Searcher {
       // of DeiT-Tiny's 74 W8A8 intervals differed from the full grid's, with two none did).
       std::vector<int> centers = {best_i};
       std::vector<int> rest = coarse;
-      std::stable_sort(rest.begin(), rest.end(),
-                       [&](int a, int b) { return score_[a] > score_[b]; });
+      std::stable_sort(rest.begin(), rest.end(), [&](int a, int b) { return score[a] > score[b]; });
       for (int i : rest) {
         if (std::abs(i - best_i) > step) {
           centers.push_back(i);
@@ -571,7 +571,6 @@ class Searcher {
   int chunk_c0_ = -1, chunk_w_c0_ = -1;
   int chunk_ = 1;
   int evaluations_ = 0;
-  std::vector<double> score_;  // per grid point of the current step: objective or its bound
 };
 
 }  // namespace
