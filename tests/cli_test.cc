@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "test_util.h"
+#include "vitq/qfile.h"
 
 namespace vitq {
 namespace {
@@ -261,6 +262,49 @@ TEST(CliQuantize, QuantizeEvalAndBadOptions) {
                       false);
   ASSERT_EQ(es.code, 0) << es.out;
   EXPECT_EQ(nlohmann::json::parse(es.out)["engine"], "simulated");
+  // The engine's float simulation gives the integer engine's logits exactly; the fake-quant path
+  // is selectable too, and not together with --simulate.
+  CmdResult ex =
+      Vitq("eval " + dir.path("m.vitq") + " --data " + RepoPath("data/imagenet-samples/val") +
+               " --limit 8 --reference " + dir.path("m.vitq") + " --reference-simulate --json -q",
+           false);
+  ASSERT_EQ(ex.code, 0) << ex.out;
+  auto exj = nlohmann::json::parse(ex.out);
+  EXPECT_EQ(exj["engine"], "int8");
+  EXPECT_EQ(exj["agreement"], 1.0);
+  EXPECT_EQ(exj["kl"], 0.0);
+  CmdResult fq =
+      Vitq("predict " + dir.path("m.vitq") + " " +
+               RepoPath("data/imagenet-samples/val/n01484850/n01484850_great_white_shark.JPEG") +
+               " --fake-quant --json -q",
+           false);
+  ASSERT_EQ(fq.code, 0) << fq.out;
+  CmdResult fqb =
+      Vitq("bench " + dir.path("m.vitq") + " --fake-quant --seconds 0.1 --warmup 0 --json", false);
+  ASSERT_EQ(fqb.code, 0) << fqb.out;
+  EXPECT_EQ(nlohmann::json::parse(fqb.out)["engine"], "fake-quant");
+  CmdResult both = Vitq("eval " + dir.path("m.vitq") + " --data " +
+                        RepoPath("data/imagenet-samples/val") + " --simulate --fake-quant");
+  EXPECT_EQ(both.code, 2) << both.out;
+  EXPECT_NE(both.out.find("excludes"), std::string::npos) << both.out;
+  // A plan the integer engine cannot run (an asymmetric grid): refused by default with the
+  // --simulate hint; --simulate then runs it on the fake-quant path.
+  {
+    auto qf = LoadQuantizedFile(dir.path("m.vitq"));
+    ASSERT_TRUE(qf.ok()) << qf.status().message();
+    QuantPlan plan = qf->plan;
+    plan.sites.at("blocks.1.attn.pv:a").scheme.symmetric = false;
+    plan.sites.at("blocks.1.attn.pv:a").params.zero_point = {0};
+    ASSERT_TRUE(SaveQuantizedFile(dir.path("asym.vitq"), DequantizedModel(*qf), plan).ok());
+    const std::string eval_asym = "eval " + dir.path("asym.vitq") + " --data " +
+                                  RepoPath("data/imagenet-samples/val") + " --limit 2 --json -q";
+    CmdResult refused = Vitq(eval_asym);
+    EXPECT_EQ(refused.code, 3) << refused.out;
+    EXPECT_NE(refused.out.find("--simulate"), std::string::npos) << refused.out;
+    CmdResult fallback = Vitq(eval_asym + " --simulate", false);
+    ASSERT_EQ(fallback.code, 0) << fallback.out;
+    EXPECT_EQ(nlohmann::json::parse(fallback.out)["engine"], "fake-quant");
+  }
   CmdResult b = Vitq("bench " + dir.path("m.vitq") + " --seconds 0.2 --warmup 0 --json", false);
   ASSERT_EQ(b.code, 0) << b.out;
   EXPECT_EQ(nlohmann::json::parse(b.out)["engine"], "int8");

@@ -1,11 +1,16 @@
-// The integer engine against the simulated (fake-quant) path of the same .vitq file, on the
-// bundled models and images. The two paths round the same real numbers through different float
-// operation orders (exact int32 sums + fused epilogue vs float GEMMs over dequantized values), so
-// an activation that lies within float error of a rounding boundary lands on different grid
-// points; in DeiT-Tiny those single-LSB differences multiply from block to block (a handful of
-// values differ at block 0's input, most by block 11). The thresholds below are the
-// measured agreement less a margin (docs/ARCHITECTURE.md, "Integer engine vs simulation").
+// The integer engine against the two simulated paths of the same .vitq file, on the bundled
+// models and images:
+// - its float simulation (IntegerEngine::CreateSimulation, `--simulate`): float GEMMs of the
+//   dequantized operands, same rounding points; its logits must equal the engine's bit for bit;
+// - the quantization methods' fake-quant path (SimulatedModel, `--fake-quant`): the same grids,
+//   but float rounding of its own (float GEMMs over dequantized values, the float engine's GELU),
+//   so an activation within float error of a rounding boundary lands on a neighbouring grid
+//   point; in DeiT-Tiny such single-LSB differences multiply from block to block. Its thresholds
+//   are the measured agreement less a margin (docs/ARCHITECTURE.md, "Integer engine vs
+//   simulation").
 #include <gtest/gtest.h>
+
+#include <cstring>
 
 #include "test_util.h"
 #include "vitq/evaluate.h"
@@ -18,8 +23,9 @@ namespace vitq {
 namespace {
 
 struct Agreement {
-  double top1_identical = 0, sqnr_db = 0;
+  double top1_identical = 0, sqnr_db = 0;  // engine against the fake-quant path
   int64_t images = 0;
+  int64_t logits_differing = -1;  // engine against its float simulation, bit for bit
 };
 
 // Quantizes `model_dir` with minmax on `calib_count` images of `calib_dir`, writes and reloads
@@ -49,7 +55,9 @@ Agreement Compare(const std::string& model_dir, const std::string& calib_dir, in
   EXPECT_TRUE(engine.ok()) << engine.status().message();
   auto sim = SimulatedModel::Create(DequantizedModel(q.value()), q->plan);
   EXPECT_TRUE(sim.ok());
-  if (!engine.ok() || !sim.ok()) return a;
+  auto exact = IntegerEngine::CreateSimulation(q.value());
+  EXPECT_TRUE(exact.ok()) << exact.status().message();
+  if (!engine.ok() || !sim.ok() || !exact.ok()) return a;
   auto data = OpenImageFolder(testing::RepoPath(data_dir));
   EXPECT_TRUE(data.ok());
   EvalOptions eo;
@@ -62,37 +70,49 @@ Agreement Compare(const std::string& model_dir, const std::string& calib_dir, in
   eo.reference_logits = nullptr;
   auto rs = EvaluateDataset([s](const float* x, int b, float* y) { s->Forward(x, b, y); },
                             q->model.spec, data.value(), eo);
-  EXPECT_TRUE(ri.ok() && rs.ok());
+  IntegerEngine* x = exact->get();
+  auto rx = EvaluateDataset([x](const float* in, int b, float* y) { x->Forward(in, b, y); },
+                            q->model.spec, data.value(), eo);
+  EXPECT_TRUE(ri.ok() && rs.ok() && rx.ok());
+  if (!ri.ok() || !rs.ok() || !rx.ok()) return a;
+  a.logits_differing = 0;
+  for (size_t i = 0; i < ri->logits.size(); ++i) {
+    a.logits_differing += std::memcmp(&ri->logits[i], &rx->logits[i], sizeof(float)) != 0;
+  }
   const int nc = q->model.spec.config.num_classes;
   a.images = ri->images;
   int64_t same = 0;
   for (int64_t i = 0; i < ri->images; ++i) {
-    same += TopK(ri->logits.data() + i * nc, nc, 1)[0] == TopK(rs->logits.data() + i * nc, nc, 1)[0];
+    same +=
+        TopK(ri->logits.data() + i * nc, nc, 1)[0] == TopK(rs->logits.data() + i * nc, nc, 1)[0];
   }
   a.top1_identical = static_cast<double>(same) / ri->images;
   a.sqnr_db = Sqnr(rs->logits.data(), ri->logits.data(), static_cast<int64_t>(rs->logits.size()));
   return a;
 }
 
-TEST(IntegerEngine, DeitTinyW8A8MatchesTheSimulation) {
-  Agreement a = Compare("models/deit-tiny", "data/imagenet-samples/calib", 8,
-                        "data/imagenet-samples/val", 8);
+TEST(IntegerEngine, DeitTinyW8A8EqualsItsSimulation) {
+  Agreement a =
+      Compare("models/deit-tiny", "data/imagenet-samples/calib", 8, "data/imagenet-samples/val", 8);
   EXPECT_EQ(a.images, 400);
+  EXPECT_EQ(a.logits_differing, 0);
   EXPECT_GE(a.top1_identical, 0.93);  // measured 0.950
   EXPECT_GE(a.sqnr_db, 16.0);         // measured 19.1 dB
-  std::printf("deit-tiny W8A8: top-1 identical %.4f, SQNR %.1f dB over %lld images\n",
+  std::printf("deit-tiny W8A8 vs fake-quant: top-1 identical %.4f, SQNR %.1f dB over %lld images\n",
               a.top1_identical, a.sqnr_db, static_cast<long long>(a.images));
 }
 
-TEST(IntegerEngine, CifarVitW8A8MatchesTheSimulation) {
+TEST(IntegerEngine, CifarVitW8A8EqualsItsSimulation) {
   // The bundled CIFAR-10 images are the calibration split; the 10,000 test images are checked by
   // bench/int8_accuracy.sh.
   Agreement a = Compare("models/vit-cifar10", "data/cifar10/calib", 16, "data/cifar10/calib", 8);
   EXPECT_EQ(a.images, 500);
+  EXPECT_EQ(a.logits_differing, 0);
   EXPECT_GE(a.top1_identical, 0.99);  // measured 0.994
   EXPECT_GE(a.sqnr_db, 40.0);         // measured 45.5 dB
-  std::printf("vit-cifar10 W8A8: top-1 identical %.4f, SQNR %.1f dB over %lld images\n",
-              a.top1_identical, a.sqnr_db, static_cast<long long>(a.images));
+  std::printf(
+      "vit-cifar10 W8A8 vs fake-quant: top-1 identical %.4f, SQNR %.1f dB over %lld images\n",
+      a.top1_identical, a.sqnr_db, static_cast<long long>(a.images));
 }
 
 }  // namespace

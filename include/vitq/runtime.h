@@ -19,8 +19,9 @@ namespace vitq {
 Status CheckIntegerPlan(const QuantPlan& plan, const ViTConfig& config);
 
 // Applies VITQ_ISA (the highest instruction set the kernels may use: avx512_core_amx,
-// avx512_core_bf16, avx512_core_vnni, avx512_core, avx2_vnni, avx2, sse41; empty or "native" for the best the CPU has). An ISA
-// the CPU lacks is refused with the list of what it has. Call before building any engine.
+// avx512_core_bf16, avx512_core_vnni, avx512_core, avx2_vnni, avx2, sse41; empty or "native" for
+// the best the CPU has). An ISA the CPU lacks is refused with the list of what it has. Call before
+// building any engine.
 Status ConfigureIsa();
 // The ISAs this CPU supports (best first), and the one the kernels use now.
 std::vector<std::string> SupportedIsas();
@@ -30,6 +31,12 @@ class IntegerEngine {
  public:
   // The quantized model must outlive the engine. Weights are packed into oneDNN's layout here.
   static Result<std::unique_ptr<IntegerEngine>> Create(const QuantizedModel& model);
+  // The float simulation of the same engine (`--simulate`): the same data flow, quantization
+  // points, LayerNorm, softmax and GELU, with every int8 GEMM computed as a float GEMM of the
+  // dequantized operands' integers (the scales applied after) and its epilogue by vitq's replica
+  // of the integer kernels' epilogue. Its logits equal the integer engine's bit for bit; it checks
+  // the int8 kernels and runs where no int8 kernel is trusted. Same plan requirements as Create.
+  static Result<std::unique_ptr<IntegerEngine>> CreateSimulation(const QuantizedModel& model);
   ~IntegerEngine();
   IntegerEngine(const IntegerEngine&) = delete;
   IntegerEngine& operator=(const IntegerEngine&) = delete;
@@ -38,6 +45,7 @@ class IntegerEngine {
 
  private:
   struct Impl;
+  static Result<std::unique_ptr<IntegerEngine>> Create(const QuantizedModel& model, bool simulate);
   explicit IntegerEngine(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -14,15 +14,14 @@ void RegisterBench(CLI::App* app, Runner* run) {
     int batch = 1;
     double seconds = 5, warmup = 1;
     int min_reps = 5;
-    bool simulate = false;
+    QuantPathFlags qpath;
     CommonOptions common;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("MODEL", args->model,
                   "model directory, .safetensors file, or quantized .vitq file")
       ->required();
-  cmd->add_flag("--simulate", args->simulate,
-                "for a .vitq file: time the fake-quant simulation instead of the integer engine");
+  AddQuantPathFlags(cmd, &args->qpath, "", "for a .vitq file");
   cmd->add_option("--batch", args->batch, "images per call (default 1)")
       ->check(CLI::Range(1, 4096));
   cmd->add_option("--seconds", args->seconds, "minimum timed seconds (default 5)")
@@ -35,7 +34,7 @@ void RegisterBench(CLI::App* app, Runner* run) {
   cmd->callback([args, run] {
     *run = [args]() -> int {
       int threads = ApplyThreads(args->common.threads);
-      auto model = OpenRunnable(args->model, args->simulate);
+      auto model = OpenRunnable(args->model, args->qpath.path());
       if (!model.ok()) return ReportError(model.status());
       BenchResult r = BenchmarkForward((*model)->forward, (*model)->spec, args->batch, threads,
                                        args->warmup, args->seconds, args->min_reps);

@@ -10,7 +10,7 @@ void RegisterEval(CLI::App* app, Runner* run) {
   auto* cmd = app->add_subcommand("eval", "evaluate top-1/top-5 accuracy on an image folder");
   struct Args {
     std::string model, data, classes, reference;
-    bool simulate = false, reference_simulate = false;
+    QuantPathFlags qpath, reference_qpath;
     EvalOptions eval;
     CommonOptions common;
   };
@@ -27,27 +27,23 @@ void RegisterEval(CLI::App* app, Runner* run) {
       ->check(CLI::Range(1, 4096));
   cmd->add_flag("--skip-bad-images", args->eval.skip_bad_images,
                 "warn about and skip unreadable images instead of failing");
-  cmd->add_flag(
-      "--simulate", args->simulate,
-      "for a .vitq file: run the fake-quant simulation instead of the integer engine");
+  AddQuantPathFlags(cmd, &args->qpath, "", "for a .vitq file");
   cmd->add_option(
       "--reference", args->reference,
       "float model to compare with: adds top-1 agreement and mean KL(float || evaluated)");
-  cmd->add_flag("--reference-simulate", args->reference_simulate,
-                "the --reference is a .vitq file to run on the simulated path (compares the "
-                "integer engine with the simulation of the same plan)");
+  AddQuantPathFlags(cmd, &args->reference_qpath, "reference-", "for a --reference .vitq file");
   AddCommonOptions(cmd, &args->common, true);
   cmd->callback([args, run] {
     *run = [args]() -> int {
       int threads = ApplyThreads(args->common.threads);
       args->eval.quiet = args->common.quiet;
-      auto model = OpenRunnable(args->model, args->simulate);
+      auto model = OpenRunnable(args->model, args->qpath.path());
       if (!model.ok()) return ReportError(model.status());
       auto dataset = OpenImageFolder(args->data, args->classes);
       if (!dataset.ok()) return ReportError(dataset.status());
       std::vector<float> ref_logits;
       if (!args->reference.empty()) {
-        auto ref = OpenRunnable(args->reference, args->reference_simulate);
+        auto ref = OpenRunnable(args->reference, args->reference_qpath.path());
         if (!ref.ok()) return ReportError(ref.status());
         EvalOptions ro = args->eval;
         ro.keep_logits = true;

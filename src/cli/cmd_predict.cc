@@ -17,7 +17,7 @@ void RegisterPredict(CLI::App* app, Runner* run) {
   struct Args {
     std::string model;
     std::vector<std::string> images;
-    bool simulate = false;
+    QuantPathFlags qpath;
     int topk = 5;
     int batch = 32;
     CommonOptions common;
@@ -26,8 +26,7 @@ void RegisterPredict(CLI::App* app, Runner* run) {
   cmd->add_option("MODEL", args->model,
                   "model directory, .safetensors file, or quantized .vitq file")
       ->required();
-  cmd->add_flag("--simulate", args->simulate,
-                "for a .vitq file: run the fake-quant simulation instead of the integer engine");
+  AddQuantPathFlags(cmd, &args->qpath, "", "for a .vitq file");
   cmd->add_option("IMAGE", args->images, "JPEG or PNG files")->required();
   cmd->add_option("--topk", args->topk, "classes to show per image (default 5)")
       ->check(CLI::Range(1, 100000));
@@ -37,7 +36,7 @@ void RegisterPredict(CLI::App* app, Runner* run) {
   cmd->callback([args, run] {
     *run = [args]() -> int {
       ApplyThreads(args->common.threads);
-      auto model = OpenRunnable(args->model, args->simulate);
+      auto model = OpenRunnable(args->model, args->qpath.path());
       if (!model.ok()) return ReportError(model.status());
       const ModelSpec& spec = (*model)->spec;
       const int nc = spec.config.num_classes;

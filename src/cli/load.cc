@@ -3,27 +3,43 @@
 
 namespace vitq::cli {
 
-Result<std::unique_ptr<Runnable>> OpenRunnable(const std::string& path, bool simulate) {
+void AddQuantPathFlags(CLI::App* cmd, QuantPathFlags* flags, const std::string& prefix,
+                       const std::string& what) {
+  auto* sim = cmd->add_flag(
+      "--" + prefix + "simulate", flags->simulate,
+      what +
+          ": run the integer engine's float simulation (same rounding points, float GEMMs; "
+          "bit-identical logits) instead of the integer engine");
+  auto* fq = cmd->add_flag("--" + prefix + "fake-quant", flags->fake_quant,
+                           what +
+                               ": run the quantization methods' fake-quant path (float "
+                               "engine, quantize-dequantize at every site) instead");
+  sim->excludes(fq);
+}
+
+Result<std::unique_ptr<Runnable>> OpenRunnable(const std::string& path, QuantPath qpath) {
   auto r = std::make_unique<Runnable>();
   if (IsQuantizedFile(path)) {
     VITQ_ASSIGN_OR_RETURN(QuantizedModel q, LoadQuantizedFile(path));
     r->quantized = std::make_unique<QuantizedModel>(std::move(q));
     r->spec = r->quantized->model.spec;
     r->size_bytes = r->quantized->StoredBytes();
-    if (simulate) {
+    const bool integer_plan = CheckIntegerPlan(r->quantized->plan, r->spec.config).ok();
+    if (qpath == QuantPath::kFakeQuant || (qpath == QuantPath::kSimulate && !integer_plan)) {
       ViTModel dequantized = DequantizedModel(*r->quantized);
-      VITQ_ASSIGN_OR_RETURN(r->simulated,
-                            SimulatedModel::Create(dequantized, r->quantized->plan));
-      r->engine = "simulated";
+      VITQ_ASSIGN_OR_RETURN(r->simulated, SimulatedModel::Create(dequantized, r->quantized->plan));
+      r->engine = "fake-quant";
       SimulatedModel* sim = r->simulated.get();
       r->forward = [sim](const float* x, int b, float* y) { sim->Forward(x, b, y); };
       return r;
     }
     VITQ_RETURN_IF_ERROR(ConfigureIsa());
-    auto engine = IntegerEngine::Create(*r->quantized);
+    const bool simulate = qpath == QuantPath::kSimulate;
+    auto engine = simulate ? IntegerEngine::CreateSimulation(*r->quantized)
+                           : IntegerEngine::Create(*r->quantized);
     if (!engine.ok()) return engine.status().WithContext("'" + path + "'");
     r->integer = std::move(engine).value();
-    r->engine = "int8";
+    r->engine = simulate ? "simulated" : "int8";
     IntegerEngine* e = r->integer.get();
     r->forward = [e](const float* x, int b, float* y) { e->Forward(x, b, y); };
     return r;

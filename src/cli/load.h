@@ -1,6 +1,7 @@
 // Opens MODEL for inference, whether a float checkpoint or a .vitq file (cli).
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <memory>
 #include <string>
 
@@ -16,7 +17,7 @@ namespace vitq::cli {
 // the simulated (fake-quant) path.
 struct Runnable {
   ModelSpec spec;
-  std::string engine;  // "fp32", "int8" or "simulated"
+  std::string engine;  // "fp32", "int8", "simulated" or "fake-quant"
   int64_t size_bytes = 0;
   ForwardFn forward;
   // Owners of what `forward` uses.
@@ -27,7 +28,30 @@ struct Runnable {
   std::unique_ptr<SimulatedModel> simulated;
 };
 
-// `simulate` selects the fake-quant path for .vitq files (ignored for float checkpoints).
-Result<std::unique_ptr<Runnable>> OpenRunnable(const std::string& path, bool simulate = false);
+// How a .vitq file runs (float checkpoints ignore it):
+//   kInteger    the integer engine (engine "int8");
+//   kSimulate   its float simulation, bit-identical to it (engine "simulated"); plans the integer
+//               engine cannot run (asymmetric, unsigned, per-channel activations) fall back to
+//               the fake-quant path;
+//   kFakeQuant  the fake-quant path the quantization methods evaluate plans with: the float
+//               engine over dequantized weights with activations quantized-dequantized in place
+//               (engine "fake-quant"). Same grids, float rounding of its own: not bit-identical.
+enum class QuantPath { kInteger, kSimulate, kFakeQuant };
+
+// The --simulate / --fake-quant flags of a command (mutually exclusive); `prefix` names them
+// ("--reference-simulate", ...) and `what` says what they apply to in the help.
+struct QuantPathFlags {
+  bool simulate = false, fake_quant = false;
+  QuantPath path() const {
+    return fake_quant ? QuantPath::kFakeQuant
+           : simulate ? QuantPath::kSimulate
+                      : QuantPath::kInteger;
+  }
+};
+void AddQuantPathFlags(CLI::App* cmd, QuantPathFlags* flags, const std::string& prefix,
+                       const std::string& what);
+
+Result<std::unique_ptr<Runnable>> OpenRunnable(const std::string& path,
+                                               QuantPath qpath = QuantPath::kInteger);
 
 }  // namespace vitq::cli

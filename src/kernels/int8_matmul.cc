@@ -76,7 +76,95 @@ void OwnEpilogue(const S8Epilogue& ep, const int32_t* acc, int m, int n, void* d
   }
 }
 
+// f32(acc) + bias, times the scale: oneDNN's order for int8 matmuls (measured bit-exact on 2.6's
+// brgemm kernels); never contracted into an FMA.
+__attribute__((optimize("fp-contract=off"))) inline float ScaleBias(float scale, float bias,
+                                                                    int32_t acc) {
+  return scale * (static_cast<float>(acc) + bias);
+}
+
+// oneDNN's int8 matmul epilogue reproduced (see GemmExec): the GELU post-op is computed by
+// oneDNN's standalone eltwise primitive, which uses the same JIT code.
+void DnnlEpilogueReplica(DnnlOps* ops, const S8Epilogue& ep, const int32_t* acc, int m, int n,
+                         void* dst) {
+  const int64_t total = static_cast<int64_t>(m) * n;
+  std::vector<float> y(static_cast<size_t>(total));
+#pragma omp parallel for schedule(static)
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < n; ++j) {
+      const int64_t idx = static_cast<int64_t>(i) * n + j;
+      const float scale = ep.scale.size() > 1 ? ep.scale[j] : ep.scale[0];
+      y[idx] = ScaleBias(scale, ep.bias.empty() ? 0.0f : ep.bias[j], acc[idx]);
+    }
+  }
+  if (ep.gelu) ops->Gelu(y.data(), total);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < total; ++i) {
+    if (ep.gelu) y[i] *= ep.gelu_scale;
+    if (ep.clip) y[i] = std::fmin(std::fmax(y[i], ep.lo), ep.hi);
+    if (ep.s8_dst) {
+      static_cast<int8_t*>(dst)[i] =
+          static_cast<int8_t>(std::nearbyint(std::fmin(std::fmax(y[i], -128.0f), 127.0f)));
+    } else if (ep.accumulate) {
+      static_cast<float*>(dst)[i] += y[i];
+    } else {
+      static_cast<float*>(dst)[i] = y[i];
+    }
+  }
+}
+
+std::vector<float> ToFloat(const int8_t* v, int64_t n) {
+  std::vector<float> f(static_cast<size_t>(n));
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) f[i] = v[i];
+  return f;
+}
+
 }  // namespace
+
+void ApplyEpilogue(DnnlOps* ops, const S8Epilogue& ep, const int32_t* acc, int m, int n,
+                   void* dst) {
+  if (OwnKernel()) {
+    OwnEpilogue(ep, acc, m, n, dst);
+  } else {
+    DnnlEpilogueReplica(ops, ep, acc, m, n, dst);
+  }
+}
+
+void ExactF32Matmul::Run(const float* a, const float* b, bool b_rows_are_k, int batch, int m, int k,
+                         int n, int32_t* acc) {
+  const int64_t out = static_cast<int64_t>(batch) * m * n;
+  part_.resize(static_cast<size_t>(out));
+  for (int k0 = 0; k0 < k; k0 += kExactChunk) {
+    const int kc = std::min(kExactChunk, k - k0);
+    const int64_t bm_ = batch, m_ = m, k_ = k, n_ = n, kc_ = kc;
+    memory::desc a_md({bm_, m_, kc_}, dt::f32, memory::dims{m_ * k_, k_, 1});
+    memory::desc b_md = b_rows_are_k
+                            ? memory::desc({bm_, kc_, n_}, dt::f32, memory::dims{k_ * n_, n_, 1})
+                            : memory::desc({bm_, kc_, n_}, dt::f32, memory::dims{n_ * k_, 1, k_});
+    memory::desc d_md({bm_, m_, n_}, dt::f32, tag::abc);
+    const std::string key = std::to_string(b_rows_are_k) + ":" + std::to_string(batch) + ":" +
+                            std::to_string(m) + ":" + std::to_string(k) + ":" + std::to_string(kc) +
+                            ":" + std::to_string(n);
+    auto it = prims_.find(key);
+    if (it == prims_.end()) {
+      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, d_md), ctx_->engine());
+      it = prims_.emplace(key, dnnl::matmul(pd)).first;
+    }
+    memory am(a_md, ctx_->engine(), const_cast<float*>(a + k0)),
+        bmem(b_md, ctx_->engine(),
+             const_cast<float*>(b + (b_rows_are_k ? static_cast<int64_t>(k0) * n : k0))),
+        dm(d_md, ctx_->engine(), part_.data());
+    it->second.execute(ctx_->stream(),
+                       {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bmem}, {DNNL_ARG_DST, dm}});
+    ctx_->stream().wait();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < out; ++i) {
+      const auto v = static_cast<int32_t>(part_[i]);
+      acc[i] = k0 == 0 ? v : acc[i] + v;
+    }
+  }
+}
 
 S8Linear::S8Linear(DnnlContext* ctx, int n, int k) : ctx_(ctx), n_(n), k_(k) {
   // The packed layout is chosen by the primitive for a typical M; all M share it.
@@ -131,8 +219,15 @@ dnnl::primitive_attr EpilogueAttr(const S8Epilogue& ep) {
 }
 }  // namespace
 
-S8GemmLayer::S8GemmLayer(DnnlContext* ctx, const int8_t* w, int n, int k, S8Epilogue epilogue)
-    : ctx_(ctx), n_(n), k_(k), ep_(std::move(epilogue)), attr_(EpilogueAttr(ep_)) {
+S8GemmLayer::S8GemmLayer(DnnlContext* ctx, const int8_t* w, int n, int k, S8Epilogue epilogue,
+                         GemmExec exec)
+    : ctx_(ctx), n_(n), k_(k), ep_(std::move(epilogue)), attr_(EpilogueAttr(ep_)), exec_(exec) {
+  if (exec_ == GemmExec::kFloatSimulation) {
+    wf_ = ToFloat(w, static_cast<int64_t>(n_) * k_);
+    exact_ = std::make_unique<ExactF32Matmul>(ctx_);
+    ops_ = std::make_unique<DnnlOps>(ctx_);
+    return;
+  }
   if (OwnKernel()) {
     plain_.assign(w, w + static_cast<size_t>(n_) * k_);
     return;
@@ -157,21 +252,28 @@ dnnl::matmul& S8GemmLayer::Prim(int m) {
   if (it == prims_.end()) {
     memory::desc src_md({m, k_}, dt::s8, tag::ab), b_md({1, n_}, dt::f32, tag::ab),
         dst_md({m, n_}, ep_.s8_dst ? dt::s8 : dt::f32, tag::ab);
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, packed_desc_, b_md, dst_md),
-                                    attr_, ctx_->engine());
-    it = prims_.emplace(m, std::make_pair(dnnl::matmul(pd), std::string(pd.impl_info_str())))
-             .first;
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, packed_desc_, b_md, dst_md), attr_,
+                                    ctx_->engine());
+    it = prims_.emplace(m, std::make_pair(dnnl::matmul(pd), std::string(pd.impl_info_str()))).first;
   }
   return it->second.first;
 }
 
 std::string S8GemmLayer::Impl(int m) {
+  if (exec_ == GemmExec::kFloatSimulation) return "vitq:f32_simulation";
   if (OwnKernel()) return "vitq:exact_int16";
   Prim(m);
   return prims_.at(m).second;
 }
 
 void S8GemmLayer::Run(const int8_t* x, int m, void* dst) {
+  if (exec_ == GemmExec::kFloatSimulation) {
+    const std::vector<float> xf = ToFloat(x, static_cast<int64_t>(m) * k_);
+    std::vector<int32_t> acc(static_cast<size_t>(m) * n_);
+    exact_->Run(xf.data(), wf_.data(), /*b_rows_are_k=*/false, 1, m, k_, n_, acc.data());
+    ApplyEpilogue(ops_.get(), ep_, acc.data(), m, n_, dst);
+    return;
+  }
   if (OwnKernel()) {
     std::vector<int32_t> acc(static_cast<size_t>(m) * n_);
     OwnGemm(x, plain_.data(), m, n_, k_, acc.data());
@@ -190,8 +292,8 @@ void S8GemmLayer::Run(const int8_t* x, int m, void* dst) {
 
 namespace {
 // Batched exact GEMMs for the own-kernel path; b as [B, N, K] or [B, K, N] (b_rows_are_k).
-void OwnBatched(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m, int k,
-                int n, int32_t* dst) {
+void OwnBatched(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m, int k, int n,
+                int32_t* dst) {
   std::vector<int8_t> bt;
   for (int i = 0; i < batch; ++i) {
     const int8_t* bi = b + static_cast<int64_t>(i) * k * n;
@@ -201,13 +303,38 @@ void OwnBatched(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, 
         for (int c = 0; c < n; ++c) bt[static_cast<size_t>(c) * k + r] = bi[r * n + c];
       bi = bt.data();
     }
-    OwnGemm(a + static_cast<int64_t>(i) * m * k, bi, m, n, k, dst + static_cast<int64_t>(i) * m * n);
+    OwnGemm(a + static_cast<int64_t>(i) * m * k, bi, m, n, k,
+            dst + static_cast<int64_t>(i) * m * n);
   }
 }
 }  // namespace
 
+S8BatchedMatmul::S8BatchedMatmul(DnnlContext* ctx, GemmExec exec) : ctx_(ctx), exec_(exec) {
+  if (exec_ == GemmExec::kFloatSimulation) {
+    exact_ = std::make_unique<ExactF32Matmul>(ctx_);
+    ops_ = std::make_unique<DnnlOps>(ctx_);
+  }
+}
+
+void S8BatchedMatmul::Simulate(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch,
+                               int m, int k, int n, const S8Epilogue* ep, void* dst) {
+  const std::vector<float> af = ToFloat(a, static_cast<int64_t>(batch) * m * k);
+  const std::vector<float> bf = ToFloat(b, static_cast<int64_t>(batch) * k * n);
+  if (ep == nullptr) {
+    exact_->Run(af.data(), bf.data(), b_rows_are_k, batch, m, k, n, static_cast<int32_t*>(dst));
+    return;
+  }
+  std::vector<int32_t> acc(static_cast<size_t>(batch) * m * n);
+  exact_->Run(af.data(), bf.data(), b_rows_are_k, batch, m, k, n, acc.data());
+  ApplyEpilogue(ops_.get(), *ep, acc.data(), batch * m, n, dst);
+}
+
 void S8BatchedMatmul::Run(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m,
                           int k, int n, int32_t* dst) {
+  if (exec_ == GemmExec::kFloatSimulation) {
+    Simulate(a, b, b_rows_are_k, batch, m, k, n, nullptr, dst);
+    return;
+  }
   if (OwnKernel()) {
     OwnBatched(a, b, b_rows_are_k, batch, m, k, n, dst);
     return;
@@ -217,6 +344,10 @@ void S8BatchedMatmul::Run(const int8_t* a, const int8_t* b, bool b_rows_are_k, i
 
 void S8BatchedMatmul::Run(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m,
                           int k, int n, const S8Epilogue& ep, void* dst) {
+  if (exec_ == GemmExec::kFloatSimulation) {
+    Simulate(a, b, b_rows_are_k, batch, m, k, n, &ep, dst);
+    return;
+  }
   if (OwnKernel()) {
     std::vector<int32_t> acc(static_cast<size_t>(batch) * m * n);
     OwnBatched(a, b, b_rows_are_k, batch, m, k, n, acc.data());
@@ -226,8 +357,8 @@ void S8BatchedMatmul::Run(const int8_t* a, const int8_t* b, bool b_rows_are_k, i
   Execute(a, b, b_rows_are_k, batch, m, k, n, &ep, dst);
 }
 
-void S8BatchedMatmul::Execute(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch,
-                              int m, int k, int n, const S8Epilogue* ep, void* dst) {
+void S8BatchedMatmul::Execute(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m,
+                              int k, int n, const S8Epilogue* ep, void* dst) {
   const dt dst_type = ep == nullptr ? dt::s32 : ep->s8_dst ? dt::s8 : dt::f32;
   memory::desc a_md({batch, m, k}, dt::s8, tag::abc);
   memory::desc b_md({batch, k, n}, dt::s8, b_rows_are_k ? tag::abc : tag::acb);

@@ -1,13 +1,16 @@
 // int8 matmuls (s8 x s8 -> s32, exact), used by the scale search to evaluate candidate quantized
 // outputs and by the integer engine (kernels stage). oneDNN's kernels run where the CPU has VNNI;
 // below that (avx512_core, avx2, sse41) oneDNN's u8 x s8 pair products saturate at int16 for
-// full-range int8 operands, so vitq's own exact kernel (int16 products, int32 sums) runs instead. Scales and biases are applied by the
-// caller while it reads the accumulators: oneDNN 2.6 falls back to its reference kernel when
-// runtime output scales are attached, so the primitives carry no attributes.
+// full-range int8 operands, so vitq's own exact kernel (int16 products, int32 sums) runs instead.
+// Scales and biases are applied by the caller while it reads the accumulators: oneDNN 2.6 falls
+// back to its reference kernel when runtime output scales are attached, so the primitives carry no
+// attributes.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -49,10 +52,44 @@ struct S8Epilogue {
   bool accumulate = false;
 };
 
+// How S8GemmLayer and S8BatchedMatmul compute:
+//   kInteger          the int8 kernels (oneDNN's on VNNI CPUs, vitq's exact int16 one below);
+//   kFloatSimulation  the float simulation of those kernels (the integer engine's --simulate
+//                     path): the int8 operands converted to float, multiplied by oneDNN's f32
+//                     matmul, then the same epilogue as the integer path applied by vitq's own
+//                     replica of it. The float products are taken over K in chunks of at most
+//                     kExactChunk so every partial sum is an integer of magnitude <= 2^24, hence
+//                     exact; the epilogue replica is oneDNN's formula (f32(acc) + bias, times the
+//                     scale, then oneDNN's standalone GELU, times gelu_scale, clip, round half to
+//                     even) or, without VNNI, the scalar reference the own kernel uses. The
+//                     results equal the integer path's bit for bit (tested).
+enum class GemmExec { kInteger, kFloatSimulation };
+constexpr int kExactChunk = 1024;  // 1024 · 128 · 128 = 2^24
+
+// Exact int32 products of integer-valued float matrices on oneDNN's f32 matmul:
+// acc[B, M, N] = a[B, M, K] · b, with b as [B, K, N] (b_rows_are_k) or [B, N, K]. Every value of
+// a and b must be an integer of magnitude <= 128.
+class ExactF32Matmul {
+ public:
+  explicit ExactF32Matmul(DnnlContext* ctx) : ctx_(ctx) {}
+  void Run(const float* a, const float* b, bool b_rows_are_k, int batch, int m, int k, int n,
+           int32_t* acc);
+
+ private:
+  DnnlContext* ctx_;
+  std::map<std::string, dnnl::matmul> prims_;
+  std::vector<float> part_;
+};
+
+// Applies `ep` to int32 accumulators acc[M, N] exactly as the integer kernels' epilogue does on
+// this CPU (see GemmExec). dst is float* or int8_t* (ep.s8_dst).
+void ApplyEpilogue(DnnlOps* ops, const S8Epilogue& ep, const int32_t* acc, int m, int n, void* dst);
+
 // A linear layer with int8 weights packed once: dst[M, N] = epilogue(x[M, K] · w[N, K]^T).
 class S8GemmLayer {
  public:
-  S8GemmLayer(DnnlContext* ctx, const int8_t* w, int n, int k, S8Epilogue epilogue);
+  S8GemmLayer(DnnlContext* ctx, const int8_t* w, int n, int k, S8Epilogue epilogue,
+              GemmExec exec = GemmExec::kInteger);
   int n() const { return n_; }
   int k() const { return k_; }
   // dst is float* (f32 epilogues) or int8_t* (s8_dst).
@@ -70,13 +107,17 @@ class S8GemmLayer {
   dnnl::memory packed_, bias_;
   std::map<int, std::pair<dnnl::matmul, std::string>> prims_;
   std::vector<int8_t> plain_;  // [N, K] for the own exact kernel (CPUs without VNNI)
+  GemmExec exec_;
+  std::vector<float> wf_;  // kFloatSimulation: the weights' integers as float [N, K]
+  std::unique_ptr<ExactF32Matmul> exact_;
+  std::unique_ptr<DnnlOps> ops_;
 };
 
 // Batched: dst[B, M, N] = a[B, M, K] · b[B, K, N] in int32, with b given either as [B, K, N]
 // (b_rows_are_k) or as [B, N, K] (its transpose, e.g. K for Q·Kᵀ).
 class S8BatchedMatmul {
  public:
-  explicit S8BatchedMatmul(DnnlContext* ctx) : ctx_(ctx) {}
+  explicit S8BatchedMatmul(DnnlContext* ctx, GemmExec exec = GemmExec::kInteger);
   void Run(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m, int k, int n,
            int32_t* dst);
   // The same with a common-scale epilogue (ep.scale has one value, no bias, GELU or accumulate):
@@ -88,8 +129,14 @@ class S8BatchedMatmul {
   // The oneDNN path of both: s32 output (ep == nullptr) or the epilogue's.
   void Execute(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m, int k, int n,
                const S8Epilogue* ep, void* dst);
+  // kFloatSimulation: exact float products of a and b, then ApplyEpilogue.
+  void Simulate(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m, int k, int n,
+                const S8Epilogue* ep, void* dst);
   DnnlContext* ctx_;
+  GemmExec exec_;
   std::map<std::string, dnnl::matmul> prims_;
+  std::unique_ptr<ExactF32Matmul> exact_;
+  std::unique_ptr<DnnlOps> ops_;
 };
 
 // Scalar references for the tests: acc[M, N] = x[M, K] · w[N, K]^T, and the epilogue applied to

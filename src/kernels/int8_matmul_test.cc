@@ -6,7 +6,9 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <random>
+#include <set>
 #include <vector>
 
 #include "isa.h"
@@ -114,7 +116,8 @@ TEST_F(Int8Kernels, EpiloguesMatchTheReference) {
     layer.Run(x.data(), m, y.data());
     int exact = 0;
     for (int i = 0; i < m * n; ++i) {
-      float ref = std::nearbyint(std::fmin(std::fmax(ReferenceEpilogue(ep, i % n, acc[i]), -128.f), 127.f));
+      float ref =
+          std::nearbyint(std::fmin(std::fmax(ReferenceEpilogue(ep, i % n, acc[i]), -128.f), 127.f));
       ASSERT_LE(std::fabs(y[i] - ref), 1.0f) << i;
       exact += y[i] == ref;
       if (ep.clip) {
@@ -131,8 +134,9 @@ TEST_F(Int8Kernels, BatchedMatmulsMatchTheReference) {
   auto b = RandomS8(static_cast<size_t>(batch) * n * k, 22);  // [B, N, K] (K of Q·Kᵀ)
   std::vector<int32_t> ref(static_cast<size_t>(batch) * m * n);
   for (int i = 0; i < batch; ++i) {
-    ReferenceS8Gemm(a.data() + static_cast<size_t>(i) * m * k, b.data() + static_cast<size_t>(i) * n * k,
-                    m, n, k, ref.data() + static_cast<size_t>(i) * m * n);
+    ReferenceS8Gemm(a.data() + static_cast<size_t>(i) * m * k,
+                    b.data() + static_cast<size_t>(i) * n * k, m, n, k,
+                    ref.data() + static_cast<size_t>(i) * m * n);
   }
   S8BatchedMatmul bmm(&ctx);
   std::vector<int32_t> got(ref.size());
@@ -150,6 +154,106 @@ TEST_F(Int8Kernels, BatchedMatmulsMatchTheReference) {
         bt[(static_cast<size_t>(i) * k + c) * n + r] = b[(static_cast<size_t>(i) * n + r) * k + c];
   bmm.Run(a.data(), bt.data(), true, batch, m, k, n, got.data());
   EXPECT_EQ(got, ref);
+}
+
+TEST_F(Int8Kernels, ExactFloatProductsAreExactBeyond2To24) {
+  // K = 3072 (DeiT-B's fc2) with every product 127 · 127 (odd): sums up to 49,548,288 > 2^24,
+  // which one f32 GEMM would round; the K chunks keep every partial sum exact.
+  const int m = 3, n = 5, k = 3072;
+  std::vector<int8_t> x(static_cast<size_t>(m) * k, -127), w(static_cast<size_t>(n) * k, -127);
+  auto rx = RandomS8(static_cast<size_t>(k), 31);
+  for (int l = 0; l < k; ++l) x[static_cast<size_t>(k) + l] = rx[l];  // row 1 random
+  x[2 * static_cast<size_t>(k) + 7] = 127;
+  std::vector<int32_t> ref(static_cast<size_t>(m) * n), got(ref.size());
+  ReferenceS8Gemm(x.data(), w.data(), m, n, k, ref.data());
+  ASSERT_EQ(ref[0], 3072 * 127 * 127);
+  std::vector<float> xf(x.begin(), x.end()), wf(w.begin(), w.end());
+  ExactF32Matmul exact(&ctx);
+  exact.Run(xf.data(), wf.data(), /*b_rows_are_k=*/false, 1, m, k, n, got.data());
+  EXPECT_EQ(got, ref);
+}
+
+// The float simulation of every epilogue the engine uses equals the integer path bit for bit.
+TEST_F(Int8Kernels, FloatSimulationIsBitIdenticalToTheIntegerPath) {
+  const int m = 67, n = 96;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(0.5f, 2.0f);
+  for (int k : {80, 1536}) {
+    auto x = RandomS8(static_cast<size_t>(m) * k, 41 + k);
+    auto w = RandomS8(static_cast<size_t>(n) * k, 42 + k);
+    S8Epilogue base;
+    base.scale.resize(n);
+    base.bias.resize(n);
+    for (int i = 0; i < n; ++i) {
+      base.scale[i] = 2e-5f * u(rng);
+      base.bias[i] = 5000.0f * (u(rng) - 1.25f);
+    }
+    std::vector<S8Epilogue> eps;
+    eps.push_back(base);  // f32: qkv, patch embedding, head
+    eps.push_back(base);
+    eps.back().accumulate = true;             // f32 +=: proj, fc2
+    for (float gelu_scale : {23.0f, 3.7f}) {  // s8 GELU requantization: fc1 at 8 and 4 bits
+      S8Epilogue g = base;
+      for (auto& s : g.scale) s *= 10.0f;
+      g.gelu = true;
+      g.gelu_scale = gelu_scale;
+      g.s8_dst = true;
+      if (gelu_scale < 4) {
+        g.clip = true;
+        g.lo = -8.0f;
+        g.hi = 7.0f;
+      }
+      eps.push_back(g);
+    }
+    for (size_t e = 0; e < eps.size(); ++e) {
+      S8GemmLayer integer(&ctx, w.data(), n, k, eps[e]);
+      S8GemmLayer simulated(&ctx, w.data(), n, k, eps[e], GemmExec::kFloatSimulation);
+      EXPECT_EQ(simulated.Impl(m), "vitq:f32_simulation");
+      const size_t bytes = static_cast<size_t>(m) * n * (eps[e].s8_dst ? 1 : 4);
+      std::vector<uint8_t> a(bytes), b(bytes);
+      if (eps[e].accumulate) {  // the same starting values in both
+        for (size_t i = 0; i < bytes / 4; ++i) {
+          reinterpret_cast<float*>(a.data())[i] = reinterpret_cast<float*>(b.data())[i] =
+              u(rng) - 1.0f;
+        }
+      }
+      integer.Run(x.data(), m, a.data());
+      simulated.Run(x.data(), m, b.data());
+      EXPECT_EQ(a, b) << "K " << k << ", epilogue " << e << " on " << integer.Impl(m);
+      if (eps[e].s8_dst) {  // not a degenerate output
+        std::set<uint8_t> values(a.begin(), a.end());
+        EXPECT_GT(values.size(), 8u) << e;
+      }
+    }
+  }
+  // The attention matmuls: Q·Kᵀ to f32 scores, P·V requantized to s8 (8 and 4 bits), raw s32.
+  const int batch = 6, t = 197, hd = 64;
+  auto q = RandomS8(static_cast<size_t>(batch) * t * hd, 51);
+  auto kk = RandomS8(static_cast<size_t>(batch) * t * hd, 52);
+  auto p = RandomS8(static_cast<size_t>(batch) * t * t, 53, 0, 127);
+  S8BatchedMatmul integer(&ctx), simulated(&ctx, GemmExec::kFloatSimulation);
+  S8Epilogue qk;
+  qk.scale = {3.1e-4f};
+  std::vector<float> sa(static_cast<size_t>(batch) * t * t), sb(sa.size());
+  integer.Run(q.data(), kk.data(), false, batch, t, hd, t, qk, sa.data());
+  simulated.Run(q.data(), kk.data(), false, batch, t, hd, t, qk, sb.data());
+  EXPECT_EQ(0, std::memcmp(sa.data(), sb.data(), sa.size() * sizeof(float)));
+  for (bool narrow : {false, true}) {
+    S8Epilogue pv;
+    pv.scale = {narrow ? 3e-5f : 2.3e-4f};
+    pv.s8_dst = true;
+    pv.clip = narrow;
+    pv.lo = -8.0f;
+    pv.hi = 7.0f;
+    std::vector<int8_t> oa(static_cast<size_t>(batch) * t * hd), ob(oa.size());
+    integer.Run(p.data(), kk.data(), true, batch, t, t, hd, pv, oa.data());
+    simulated.Run(p.data(), kk.data(), true, batch, t, t, hd, pv, ob.data());
+    EXPECT_EQ(oa, ob) << (narrow ? "4-bit" : "8-bit") << " P·V";
+  }
+  std::vector<int32_t> ra(static_cast<size_t>(batch) * t * t), rb(ra.size());
+  integer.Run(q.data(), kk.data(), false, batch, t, hd, t, ra.data());
+  simulated.Run(q.data(), kk.data(), false, batch, t, hd, t, rb.data());
+  EXPECT_EQ(ra, rb);
 }
 
 TEST(Isa, UnknownOrMissingIsaIsRefusedWithTheList) {

@@ -150,6 +150,12 @@ TEST(QuantizedFile, MixedBitWidthsRunOnTheIntegerEngine) {
   (*engine)->Forward(x.data(), batch, li.data());
   (*sim)->Forward(x.data(), batch, ls.data());
   EXPECT_GT(Sqnr(ls.data(), li.data(), batch * 10), 30.0);
+  // The float simulation of the engine reproduces it bit for bit at every bit-width.
+  auto exact = IntegerEngine::CreateSimulation(*q);
+  ASSERT_TRUE(exact.ok()) << exact.status().message();
+  std::vector<float> le(li.size());
+  (*exact)->Forward(x.data(), batch, le.data());
+  EXPECT_EQ(0, std::memcmp(le.data(), li.data(), li.size() * sizeof(float)));
 }
 
 // Rewrites a safetensors file through `edit` (tensors by name, metadata).

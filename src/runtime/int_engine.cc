@@ -27,8 +27,8 @@ Status CheckIntegerPlan(const QuantPlan& plan, const ViTConfig& config) {
   for (const std::string& name : QuantSiteNames(config)) {
     const SitePlan* sp = plan.Find(name);
     if (sp == nullptr) {
-      return Status::InvalidInput("the integer engine needs every site quantized; the plan has no '" +
-                                  name + "'" + hint);
+      return Status::InvalidInput(
+          "the integer engine needs every site quantized; the plan has no '" + name + "'" + hint);
     }
     const QuantScheme& s = sp->scheme;
     const bool weight = name.size() > 2 && name.compare(name.size() - 2, 2, ":w") == 0;
@@ -38,10 +38,10 @@ Status CheckIntegerPlan(const QuantPlan& plan, const ViTConfig& config) {
                                   (s.is_signed ? "signed" : "unsigned") + hint);
     }
     if (s.granularity == Granularity::kPerChannel && (!weight || s.axis != 0)) {
-      return Status::InvalidInput("the integer engine takes per-channel scales only on weight "
-                                  "output channels; site '" +
-                                  name + "' is per channel on axis " + std::to_string(s.axis) +
-                                  hint);
+      return Status::InvalidInput(
+          "the integer engine takes per-channel scales only on weight "
+          "output channels; site '" +
+          name + "' is per channel on axis " + std::to_string(s.axis) + hint);
     }
   }
   return Status::Ok();
@@ -64,8 +64,9 @@ struct IntegerEngine::Impl {
   const QuantizedModel& qm;
   const ViTConfig& c;
   kernels::DnnlContext ctx;
+  kernels::GemmExec exec;
   kernels::DnnlOps ops{&ctx};
-  kernels::S8BatchedMatmul bmm{&ctx};
+  kernels::S8BatchedMatmul bmm{&ctx, exec};
 
   struct Linear {
     std::unique_ptr<kernels::S8GemmLayer> gemm;
@@ -109,11 +110,12 @@ struct IntegerEngine::Impl {
       ep.lo = static_cast<float>(out->qmin);
       ep.hi = static_cast<float>(out->qmax);
     }
-    l.gemm = std::make_unique<kernels::S8GemmLayer>(&ctx, ql.q.data<int8_t>(), n, k, std::move(ep));
+    l.gemm = std::make_unique<kernels::S8GemmLayer>(&ctx, ql.q.data<int8_t>(), n, k, std::move(ep),
+                                                    exec);
     return l;
   }
 
-  explicit Impl(const QuantizedModel& q) : qm(q), c(q.model.spec.config) {
+  Impl(const QuantizedModel& q, kernels::GemmExec e) : qm(q), c(q.model.spec.config), exec(e) {
     const ViTWeights& w = q.model.weights;
     const QuantPlan& plan = q.plan;
     patch = MakeLinear("patch_embed.proj", w.patch_embed.bias, nullptr, false, false);
@@ -266,13 +268,24 @@ struct IntegerEngine::Impl {
 };
 
 Result<std::unique_ptr<IntegerEngine>> IntegerEngine::Create(const QuantizedModel& model) {
+  return Create(model, false);
+}
+
+Result<std::unique_ptr<IntegerEngine>> IntegerEngine::CreateSimulation(
+    const QuantizedModel& model) {
+  return Create(model, true);
+}
+
+Result<std::unique_ptr<IntegerEngine>> IntegerEngine::Create(const QuantizedModel& model,
+                                                             bool simulate) {
   VITQ_RETURN_IF_ERROR(CheckIntegerPlan(model.plan, model.model.spec.config));
   for (const auto& [layer, shape] : LinearShapes(model.model.spec.config)) {
     if (!model.linear.count(layer)) {
       return Status::InvalidInput("the integer engine needs integer weights for '" + layer + "'");
     }
   }
-  return std::unique_ptr<IntegerEngine>(new IntegerEngine(std::make_unique<Impl>(model)));
+  return std::unique_ptr<IntegerEngine>(new IntegerEngine(std::make_unique<Impl>(
+      model, simulate ? kernels::GemmExec::kFloatSimulation : kernels::GemmExec::kInteger)));
 }
 
 IntegerEngine::IntegerEngine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
