@@ -24,6 +24,19 @@ std::vector<int8_t> RandomS8(size_t n, uint32_t seed, int lo = -128, int hi = 12
   return v;
 }
 
+// Per-channel scales scale · U(0.5, 2) and biases bias · (U(0.5, 2) - 1.25) for n outputs.
+S8Epilogue RandomEpilogue(int n, float scale, float bias, std::mt19937* rng) {
+  std::uniform_real_distribution<float> u(0.5f, 2.0f);
+  S8Epilogue ep;
+  ep.scale.resize(n);
+  ep.bias.resize(n);
+  for (int i = 0; i < n; ++i) {
+    ep.scale[i] = scale * u(*rng);
+    ep.bias[i] = bias * (u(*rng) - 1.25f);
+  }
+  return ep;
+}
+
 class Int8Kernels : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -74,14 +87,7 @@ TEST_F(Int8Kernels, EpiloguesMatchTheReference) {
   std::vector<int32_t> acc(static_cast<size_t>(m) * n);
   ReferenceS8Gemm(x.data(), w.data(), m, n, k, acc.data());
   std::mt19937 rng(3);
-  std::uniform_real_distribution<float> u(0.5f, 2.0f);
-  S8Epilogue base;
-  base.scale.resize(n);
-  base.bias.resize(n);
-  for (int i = 0; i < n; ++i) {
-    base.scale[i] = 1e-3f * u(rng);
-    base.bias[i] = 500.0f * (u(rng) - 1.25f);
-  }
+  const S8Epilogue base = RandomEpilogue(n, 1e-3f, 500.0f, &rng);
   // f32 with per-channel scales and bias; then accumulating into dst.
   {
     S8GemmLayer layer(&ctx, w.data(), n, k, base);
@@ -181,13 +187,7 @@ TEST_F(Int8Kernels, FloatSimulationIsBitIdenticalToTheIntegerPath) {
   for (int k : {80, 1536}) {
     auto x = RandomS8(static_cast<size_t>(m) * k, 41 + k);
     auto w = RandomS8(static_cast<size_t>(n) * k, 42 + k);
-    S8Epilogue base;
-    base.scale.resize(n);
-    base.bias.resize(n);
-    for (int i = 0; i < n; ++i) {
-      base.scale[i] = 2e-5f * u(rng);
-      base.bias[i] = 5000.0f * (u(rng) - 1.25f);
-    }
+    const S8Epilogue base = RandomEpilogue(n, 2e-5f, 5000.0f, &rng);
     std::vector<S8Epilogue> eps;
     eps.push_back(base);  // f32: qkv, patch embedding, head
     eps.push_back(base);
