@@ -123,17 +123,36 @@ void DnnlOps::BatchedMatmul(const float* a, const float* b, bool b_rows_are_k, i
   ctx_->stream().wait();
 }
 
+namespace {
+dnnl::softmax_v2_forward::primitive_desc SoftmaxS8Desc(dnnl::engine& engine, int rows, int cols,
+                                                       float out_scale) {
+  memory::desc src_md({rows, cols}, dt::f32, tag::ab), dst_md({rows, cols}, dt::s8, tag::ab);
+  dnnl::primitive_attr attr;
+  attr.set_output_scales(0, {out_scale});
+  return dnnl::softmax_v2_forward::primitive_desc(
+      dnnl::softmax_v2_forward::desc(dnnl::prop_kind::forward_inference,
+                                     dnnl::algorithm::softmax_accurate, src_md, dst_md, 1),
+      attr, engine);
+}
+}  // namespace
+
+bool DnnlOps::SoftmaxQuantizeIsJit(int rows, int cols, float out_scale) {
+  const std::string key =
+      std::to_string(rows) + ":" + std::to_string(cols) + ":" + ExactFloatKey(out_scale);
+  auto it = softmax_jit_.find(key);
+  if (it == softmax_jit_.end()) {
+    const std::string impl = SoftmaxS8Desc(ctx_->engine(), rows, cols, out_scale).impl_info_str();
+    it = softmax_jit_.emplace(key, impl.rfind("ref", 0) != 0).first;
+  }
+  return it->second;
+}
+
 void DnnlOps::SoftmaxQuantize(const float* x, int rows, int cols, float out_scale, int8_t* dst) {
   memory::desc src_md({rows, cols}, dt::f32, tag::ab), dst_md({rows, cols}, dt::s8, tag::ab);
   std::string key = "softmax_s8:" + std::to_string(rows) + ":" + std::to_string(cols) + ":" +
                     ExactFloatKey(out_scale);
   auto& prim = Get(key, [&] {
-    dnnl::primitive_attr attr;
-    attr.set_output_scales(0, {out_scale});
-    return dnnl::softmax_v2_forward(dnnl::softmax_v2_forward::primitive_desc(
-        dnnl::softmax_v2_forward::desc(dnnl::prop_kind::forward_inference,
-                                       dnnl::algorithm::softmax_accurate, src_md, dst_md, 1),
-        attr, ctx_->engine()));
+    return dnnl::softmax_v2_forward(SoftmaxS8Desc(ctx_->engine(), rows, cols, out_scale));
   });
   memory s(src_md, ctx_->engine(), const_cast<float*>(x)), d(dst_md, ctx_->engine(), dst);
   prim.execute(ctx_->stream(), {{DNNL_ARG_SRC, s}, {DNNL_ARG_DST, d}});

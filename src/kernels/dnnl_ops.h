@@ -67,6 +67,9 @@ class DnnlOps {
   // dst (int8) = saturate_s8(round_half_even(softmax(x) * out_scale)) over the last axis of
   // [rows, cols] in one oneDNN softmax_v2 pass (the integer engine's P at 8 bits).
   void SoftmaxQuantize(const float* x, int rows, int cols, float out_scale, int8_t* dst);
+  // Whether oneDNN runs that softmax with a JIT kernel on this ISA (2.6 has none for an s8
+  // destination below AVX-512; its reference kernel took half the engine's time there).
+  bool SoftmaxQuantizeIsJit(int rows, int cols, float out_scale);
   // In place softmax over the last axis of [rows, cols].
   void Softmax(float* x, int rows, int cols);
   // dst[M, D] = LayerNorm(src[M, D]) * gamma + beta
@@ -82,6 +85,7 @@ class DnnlOps {
  private:
   DnnlContext* ctx_;
   std::map<std::string, dnnl::primitive> prims_;
+  std::map<std::string, bool> softmax_jit_;
   dnnl::primitive& Get(const std::string& key, const std::function<dnnl::primitive()>& make);
 };
 

@@ -1,6 +1,8 @@
 // oneDNN int8 matmul wrappers (kernels stage).
 #include "int8_matmul.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -24,9 +26,9 @@ bool OwnKernel() {
   return own;
 }
 
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) void DotRows4(
-    const int8_t* x0, const int8_t* x1, const int8_t* x2, const int8_t* x3, const int8_t* w, int k,
-    int32_t* out) {
+// The portable exact kernel (below AVX2): four rows against one weight row at a time.
+void DotRows4(const int8_t* x0, const int8_t* x1, const int8_t* x2, const int8_t* x3,
+              const int8_t* w, int k, int32_t* out) {
   int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
   for (int l = 0; l < k; ++l) {
     const int16_t wl = w[l];
@@ -41,8 +43,7 @@ __attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) void DotRows
   out[3] = s3;
 }
 
-// acc[M, N] = x[M, K] · w[N, K]^T exactly, rows in blocks of 4, in parallel.
-void OwnGemm(const int8_t* x, const int8_t* w, int m, int n, int k, int32_t* acc) {
+void PortableGemm(const int8_t* x, const int8_t* w, int m, int n, int k, int32_t* acc) {
   const int blocks = (m + 3) / 4;
 #pragma omp parallel for schedule(static)
   for (int b = 0; b < blocks; ++b) {
@@ -57,62 +58,245 @@ void OwnGemm(const int8_t* x, const int8_t* w, int m, int n, int k, int32_t* acc
   }
 }
 
-// Writes the epilogue of acc[M, N] into dst (f32, f32 +=, or s8) as oneDNN would.
-void OwnEpilogue(const S8Epilogue& ep, const int32_t* acc, int m, int n, void* dst) {
+// The AVX2 exact kernel: vpmaddwd on int8 widened to int16 (two products of at most 2^14 summed
+// per int32 lane, no saturation), register-blocked 6 rows x 16 columns so no horizontal sums
+// are needed. Weights are repacked per call into panels of 16 columns, K in pairs:
+// panel[k2][c][2] = (w[c][2·k2], w[c][2·k2+1]) as int8 (zero-padded), widened in the loop; each
+// row of x becomes int32 words holding an int16 pair, broadcast to all lanes.
+constexpr int kMr = 6, kNr = 16;
+
+template <int MR>
+__attribute__((target("avx2"))) void Avx2MicroKernel(const int32_t* xp, int64_t x_stride, int k2,
+                                                     const int8_t* panel, int32_t* out,
+                                                     int64_t out_stride, int cols) {
+  __m256i acc[MR][2];
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+  for (int p = 0; p < k2; ++p) {
+    const __m128i raw0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(panel + p * 32));
+    const __m128i raw1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(panel + p * 32 + 16));
+    const __m256i w0 = _mm256_cvtepi8_epi16(raw0), w1 = _mm256_cvtepi8_epi16(raw1);
+    for (int r = 0; r < MR; ++r) {
+      const __m256i xb = _mm256_set1_epi32(xp[r * x_stride + p]);
+      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(xb, w0));
+      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(xb, w1));
+    }
+  }
+  alignas(32) int32_t tmp[kNr];
+  for (int r = 0; r < MR; ++r) {
+    if (cols == kNr) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * out_stride), acc[r][0]);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * out_stride + 8), acc[r][1]);
+    } else {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), acc[r][0]);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(tmp + 8), acc[r][1]);
+      std::memcpy(out + r * out_stride, tmp, static_cast<size_t>(cols) * sizeof(int32_t));
+    }
+  }
+}
+
+// W(c, l) of weights given as [N, K] or, k_major, as [K, N].
+inline int8_t WeightAt(const int8_t* w, bool k_major, int n, int k, int c, int l) {
+  return k_major ? w[static_cast<int64_t>(l) * n + c] : w[static_cast<int64_t>(c) * k + l];
+}
+
+bool UseAvx2() {
+  static const bool avx2 = IsaHasAvx2(EffectiveIsa());
+  return avx2;
+}
+
+// Bytes of one weight matrix prepared for the own kernel.
+size_t PreparedBytes(int n, int k) {
+  if (!UseAvx2()) return static_cast<size_t>(n) * k;
+  return static_cast<size_t>((n + kNr - 1) / kNr) * ((k + 1) / 2) * 32;
+}
+
+// One panel (16 columns from pn · 16) of weights prepared for the AVX2 kernel.
+void PackPanel(const int8_t* w, bool k_major, int n, int k, int pn, int8_t* panel) {
+  const int k2 = (k + 1) / 2;
+  for (int p = 0; p < k2; ++p) {
+    for (int c = 0; c < kNr; ++c) {
+      // Columns 0-7 in the first 16 bytes of each K pair, 8-15 in the second.
+      int8_t* d = panel + p * 32 + (c < 8 ? 0 : 16) + 2 * (c % 8);
+      const int col = pn * kNr + c;
+      d[0] = col < n ? WeightAt(w, k_major, n, k, col, 2 * p) : 0;
+      d[1] = col < n && 2 * p + 1 < k ? WeightAt(w, k_major, n, k, col, 2 * p + 1) : 0;
+    }
+  }
+}
+
+// `batch` weight matrices (each [N, K], or [K, N] when k_major) prepared for the own kernel into
+// out (batch · PreparedBytes(n, k)): AVX2 panels, or plain [N, K] copies for the portable kernel.
+void PrepareOwn(const int8_t* w, bool k_major, int batch, int n, int k, int8_t* out) {
+  const size_t bytes = PreparedBytes(n, k);
+  if (!UseAvx2()) {
 #pragma omp parallel for schedule(static)
-  for (int i = 0; i < m; ++i) {
-    for (int j = 0; j < n; ++j) {
-      const int64_t idx = static_cast<int64_t>(i) * n + j;
-      const float y = ReferenceEpilogue(ep, j, acc[idx]);
-      if (ep.s8_dst) {
-        static_cast<int8_t*>(dst)[idx] =
-            static_cast<int8_t>(std::nearbyint(std::min(std::max(y, -128.0f), 127.0f)));
-      } else if (ep.accumulate) {
-        static_cast<float*>(dst)[idx] += y;
-      } else {
-        static_cast<float*>(dst)[idx] = y;
+    for (int b = 0; b < batch; ++b) {
+      const int8_t* wb = w + static_cast<int64_t>(b) * n * k;
+      for (int c = 0; c < n; ++c)
+        for (int l = 0; l < k; ++l)
+          out[b * bytes + static_cast<size_t>(c) * k + l] = WeightAt(wb, k_major, n, k, c, l);
+    }
+    return;
+  }
+  const int panels = (n + kNr - 1) / kNr;
+  const size_t panel_bytes = static_cast<size_t>((k + 1) / 2) * 32;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < batch; ++b) {
+    for (int pn = 0; pn < panels; ++pn) {
+      PackPanel(w + static_cast<int64_t>(b) * n * k, k_major, n, k, pn,
+                out + b * bytes + pn * panel_bytes);
+    }
+  }
+}
+
+// acc[B, M, N] = x[B, M, K] · w_b^T on the AVX2 kernel, the w_b prepared by PrepareOwn.
+__attribute__((target("avx2"))) void Avx2Gemm(const int8_t* x, const int8_t* prepared, int batch,
+                                              int m, int n, int k, int32_t* acc) {
+  const int k2 = (k + 1) / 2;
+  const int panels = (n + kNr - 1) / kNr;
+  const int rows = batch * m;
+  thread_local std::vector<int32_t> xp;  // x as int16 pairs, kept between calls
+  xp.resize(static_cast<size_t>(rows) * k2);
+  int32_t* xpp = xp.data();
+#pragma omp parallel for schedule(static)
+  for (int i = 0; i < rows; ++i) {
+    const int8_t* xr = x + static_cast<int64_t>(i) * k;
+    int32_t* d = xpp + static_cast<int64_t>(i) * k2;
+    for (int p = 0; p < k / 2; ++p) {
+      d[p] = static_cast<int32_t>(
+          static_cast<uint16_t>(int16_t{xr[2 * p]}) |
+          (static_cast<uint32_t>(static_cast<uint16_t>(int16_t{xr[2 * p + 1]})) << 16));
+    }
+    if (k % 2) d[k2 - 1] = static_cast<int32_t>(static_cast<uint16_t>(int16_t{xr[k - 1]}));
+  }
+  const size_t bytes = PreparedBytes(n, k);
+  const int row_blocks = (m + kMr - 1) / kMr;
+#pragma omp parallel for collapse(3) schedule(static)
+  for (int b = 0; b < batch; ++b) {
+    for (int rb = 0; rb < row_blocks; ++rb) {
+      for (int pn = 0; pn < panels; ++pn) {
+        const int i0 = rb * kMr, mr = std::min(kMr, m - i0);
+        const int cols = std::min(kNr, n - pn * kNr);
+        const int32_t* xr = xpp + (static_cast<int64_t>(b) * m + i0) * k2;
+        const int8_t* panel = prepared + b * bytes + static_cast<size_t>(pn) * k2 * 32;
+        int32_t* out = acc + (static_cast<int64_t>(b) * m + i0) * n + pn * kNr;
+        switch (mr) {
+          case 6:
+            Avx2MicroKernel<6>(xr, k2, k2, panel, out, n, cols);
+            break;
+          case 5:
+            Avx2MicroKernel<5>(xr, k2, k2, panel, out, n, cols);
+            break;
+          case 4:
+            Avx2MicroKernel<4>(xr, k2, k2, panel, out, n, cols);
+            break;
+          case 3:
+            Avx2MicroKernel<3>(xr, k2, k2, panel, out, n, cols);
+            break;
+          case 2:
+            Avx2MicroKernel<2>(xr, k2, k2, panel, out, n, cols);
+            break;
+          default:
+            Avx2MicroKernel<1>(xr, k2, k2, panel, out, n, cols);
+            break;
+        }
       }
     }
   }
 }
 
-// f32(acc) + bias, times the scale: oneDNN's order for int8 matmuls (measured bit-exact on 2.6's
-// brgemm kernels); never contracted into an FMA.
-__attribute__((optimize("fp-contract=off"))) inline float ScaleBias(float scale, float bias,
-                                                                    int32_t acc) {
-  return scale * (static_cast<float>(acc) + bias);
+// acc[B, M, N] = x[B, M, K] · w_b^T exactly, the w_b prepared by PrepareOwn: the AVX2 kernel
+// where the effective ISA has AVX2, else the portable one.
+void OwnGemm(const int8_t* x, const int8_t* prepared, int batch, int m, int n, int k,
+             int32_t* acc) {
+  if (UseAvx2()) {
+    Avx2Gemm(x, prepared, batch, m, n, k, acc);
+    return;
+  }
+  for (int b = 0; b < batch; ++b) {
+    PortableGemm(x + static_cast<int64_t>(b) * m * k, prepared + b * PreparedBytes(n, k), m, n, k,
+                 acc + static_cast<int64_t>(b) * m * n);
+  }
 }
 
-// oneDNN's int8 matmul epilogue reproduced (see GemmExec): the GELU post-op is computed by
-// oneDNN's standalone eltwise primitive, which uses the same JIT code.
-void DnnlEpilogueReplica(DnnlOps* ops, const S8Epilogue& ep, const int32_t* acc, int m, int n,
-                         void* dst) {
+// One row of the epilogue's first step, y = scale · (f32(acc) + bias): oneDNN's order for int8
+// matmuls (measured bit-exact on 2.6's brgemm kernels), never contracted into an FMA; scale and
+// bias per channel (n values) or one scale (scale_n == 1) and no bias (bias == nullptr).
+__attribute__((target_clones("avx512f", "avx2", "default"), optimize("fp-contract=off"))) void
+ScaleBiasRow(const int32_t* acc, int n, const float* scale, int scale_n, const float* bias,
+             float* y) {
+  if (scale_n == 1 && bias == nullptr) {
+    const float s = scale[0];
+#pragma omp simd
+    for (int j = 0; j < n; ++j) y[j] = s * static_cast<float>(acc[j]);
+  } else if (scale_n == 1) {
+    const float s = scale[0];
+#pragma omp simd
+    for (int j = 0; j < n; ++j) y[j] = s * (static_cast<float>(acc[j]) + bias[j]);
+  } else if (bias == nullptr) {
+#pragma omp simd
+    for (int j = 0; j < n; ++j) y[j] = scale[j] * static_cast<float>(acc[j]);
+  } else {
+#pragma omp simd
+    for (int j = 0; j < n; ++j) y[j] = scale[j] * (static_cast<float>(acc[j]) + bias[j]);
+  }
+}
+
+// The rest on a run of values: times gelu_scale (when GELU), clip, then the destination:
+// s8 (saturate, round half to even), f32 +=, or f32.
+__attribute__((target_clones("avx512f", "avx2", "default"), optimize("fp-contract=off"))) void
+FinishRun(float* y, int64_t n, const S8Epilogue& ep, void* dst) {
+  if (ep.gelu) {
+    const float g = ep.gelu_scale;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] *= g;
+  }
+  if (ep.clip) {
+    const float lo = ep.lo, hi = ep.hi;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = y[i] < lo ? lo : (y[i] > hi ? hi : y[i]);
+  }
+  if (ep.s8_dst) {
+    auto* q = static_cast<int8_t*>(dst);
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+      float v = y[i] < -128.0f ? -128.0f : (y[i] > 127.0f ? 127.0f : y[i]);
+      q[i] = static_cast<int8_t>(static_cast<int>(__builtin_nearbyintf(v)));
+    }
+  } else if (ep.accumulate) {
+    auto* f = static_cast<float*>(dst);
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) f[i] += y[i];
+  } else {
+    std::memcpy(dst, y, static_cast<size_t>(n) * sizeof(float));
+  }
+}
+
+}  // namespace
+
+void ApplyEpilogue(DnnlOps* ops, const S8Epilogue& ep, const int32_t* acc, int m, int n,
+                   void* dst) {
   const int64_t total = static_cast<int64_t>(m) * n;
-  std::vector<float> y(static_cast<size_t>(total));
+  thread_local std::vector<float> scratch;  // kept between calls (no page faults per GEMM)
+  scratch.resize(static_cast<size_t>(total));
+  float* y = scratch.data();  // not the thread_local itself inside the parallel loops below
+  const int scale_n = static_cast<int>(ep.scale.size());
+  const float* bias = ep.bias.empty() ? nullptr : ep.bias.data();
 #pragma omp parallel for schedule(static)
   for (int i = 0; i < m; ++i) {
-    for (int j = 0; j < n; ++j) {
-      const int64_t idx = static_cast<int64_t>(i) * n + j;
-      const float scale = ep.scale.size() > 1 ? ep.scale[j] : ep.scale[0];
-      y[idx] = ScaleBias(scale, ep.bias.empty() ? 0.0f : ep.bias[j], acc[idx]);
-    }
+    const int64_t off = static_cast<int64_t>(i) * n;
+    ScaleBiasRow(acc + off, n, ep.scale.data(), scale_n, bias, y + off);
   }
-  if (ep.gelu) ops->Gelu(y.data(), total);
+  if (ep.gelu) ops->Gelu(y, total);
+  const size_t out_bytes = ep.s8_dst ? 1 : sizeof(float);
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < total; ++i) {
-    if (ep.gelu) y[i] *= ep.gelu_scale;
-    if (ep.clip) y[i] = std::fmin(std::fmax(y[i], ep.lo), ep.hi);
-    if (ep.s8_dst) {
-      static_cast<int8_t*>(dst)[i] =
-          static_cast<int8_t>(std::nearbyint(std::fmin(std::fmax(y[i], -128.0f), 127.0f)));
-    } else if (ep.accumulate) {
-      static_cast<float*>(dst)[i] += y[i];
-    } else {
-      static_cast<float*>(dst)[i] = y[i];
-    }
+  for (int i = 0; i < m; ++i) {
+    const int64_t off = static_cast<int64_t>(i) * n;
+    FinishRun(y + off, n, ep, static_cast<char*>(dst) + off * out_bytes);
   }
 }
 
+namespace {
 std::vector<float> ToFloat(const int8_t* v, int64_t n) {
   std::vector<float> f(static_cast<size_t>(n));
 #pragma omp parallel for schedule(static)
@@ -121,15 +305,6 @@ std::vector<float> ToFloat(const int8_t* v, int64_t n) {
 }
 
 }  // namespace
-
-void ApplyEpilogue(DnnlOps* ops, const S8Epilogue& ep, const int32_t* acc, int m, int n,
-                   void* dst) {
-  if (OwnKernel()) {
-    OwnEpilogue(ep, acc, m, n, dst);
-  } else {
-    DnnlEpilogueReplica(ops, ep, acc, m, n, dst);
-  }
-}
 
 void ExactF32Matmul::Run(const float* a, const float* b, bool b_rows_are_k, int batch, int m, int k,
                          int n, int32_t* acc) {
@@ -175,10 +350,10 @@ S8Linear::S8Linear(DnnlContext* ctx, int n, int k) : ctx_(ctx), n_(n), k_(k) {
 }
 
 dnnl::memory S8Linear::Pack(const int8_t* w) {
-  if (OwnKernel()) {  // a plain [N, K] copy
-    memory plain({{n_, k_}, dt::s8, tag::ab}, ctx_->engine());
-    std::memcpy(plain.get_data_handle(), w, static_cast<size_t>(n_) * k_);
-    return plain;
+  if (OwnKernel()) {  // the own kernel's layout, as bytes
+    memory bytes({{static_cast<int64_t>(PreparedBytes(n_, k_))}, dt::s8, tag::a}, ctx_->engine());
+    PrepareOwn(w, false, 1, n_, k_, static_cast<int8_t*>(bytes.get_data_handle()));
+    return bytes;
   }
   memory packed(packed_desc_, ctx_->engine());
   memory plain({{k_, n_}, dt::s8, tag::ba}, ctx_->engine(), const_cast<int8_t*>(w));
@@ -189,7 +364,7 @@ dnnl::memory S8Linear::Pack(const int8_t* w) {
 
 void S8Linear::Run(const int8_t* x, int m, const dnnl::memory& packed, int32_t* dst) {
   if (OwnKernel()) {
-    OwnGemm(x, static_cast<const int8_t*>(packed.get_data_handle()), m, n_, k_, dst);
+    OwnGemm(x, static_cast<const int8_t*>(packed.get_data_handle()), 1, m, n_, k_, dst);
     return;
   }
   auto it = prims_.find(m);
@@ -229,7 +404,9 @@ S8GemmLayer::S8GemmLayer(DnnlContext* ctx, const int8_t* w, int n, int k, S8Epil
     return;
   }
   if (OwnKernel()) {
-    plain_.assign(w, w + static_cast<size_t>(n_) * k_);
+    own_.resize(PreparedBytes(n_, k_));
+    PrepareOwn(w, false, 1, n_, k_, own_.data());
+    ops_ = std::make_unique<DnnlOps>(ctx_);
     return;
   }
   // The packed layout is chosen for a typical M (a batch of 197-token images); every M shares it.
@@ -269,15 +446,15 @@ std::string S8GemmLayer::Impl(int m) {
 void S8GemmLayer::Run(const int8_t* x, int m, void* dst) {
   if (exec_ == GemmExec::kFloatSimulation) {
     const std::vector<float> xf = ToFloat(x, static_cast<int64_t>(m) * k_);
-    std::vector<int32_t> acc(static_cast<size_t>(m) * n_);
-    exact_->Run(xf.data(), wf_.data(), /*b_rows_are_k=*/false, 1, m, k_, n_, acc.data());
-    ApplyEpilogue(ops_.get(), ep_, acc.data(), m, n_, dst);
+    acc_.resize(static_cast<size_t>(m) * n_);
+    exact_->Run(xf.data(), wf_.data(), /*b_rows_are_k=*/false, 1, m, k_, n_, acc_.data());
+    ApplyEpilogue(ops_.get(), ep_, acc_.data(), m, n_, dst);
     return;
   }
   if (OwnKernel()) {
-    std::vector<int32_t> acc(static_cast<size_t>(m) * n_);
-    OwnGemm(x, plain_.data(), m, n_, k_, acc.data());
-    OwnEpilogue(ep_, acc.data(), m, n_, dst);
+    acc_.resize(static_cast<size_t>(m) * n_);
+    OwnGemm(x, own_.data(), 1, m, n_, k_, acc_.data());
+    ApplyEpilogue(ops_.get(), ep_, acc_.data(), m, n_, dst);
     return;
   }
   dnnl::matmul& prim = Prim(m);
@@ -294,26 +471,16 @@ namespace {
 // Batched exact GEMMs for the own-kernel path; b as [B, N, K] or [B, K, N] (b_rows_are_k).
 void OwnBatched(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m, int k, int n,
                 int32_t* dst) {
-  std::vector<int8_t> bt;
-  for (int i = 0; i < batch; ++i) {
-    const int8_t* bi = b + static_cast<int64_t>(i) * k * n;
-    if (b_rows_are_k) {
-      bt.resize(static_cast<size_t>(k) * n);
-      for (int r = 0; r < k; ++r)
-        for (int c = 0; c < n; ++c) bt[static_cast<size_t>(c) * k + r] = bi[r * n + c];
-      bi = bt.data();
-    }
-    OwnGemm(a + static_cast<int64_t>(i) * m * k, bi, m, n, k,
-            dst + static_cast<int64_t>(i) * m * n);
-  }
+  thread_local std::vector<int8_t> prepared;  // kept between calls
+  prepared.resize(static_cast<size_t>(batch) * PreparedBytes(n, k));
+  PrepareOwn(b, b_rows_are_k, batch, n, k, prepared.data());
+  OwnGemm(a, prepared.data(), batch, m, n, k, dst);
 }
 }  // namespace
 
 S8BatchedMatmul::S8BatchedMatmul(DnnlContext* ctx, GemmExec exec) : ctx_(ctx), exec_(exec) {
-  if (exec_ == GemmExec::kFloatSimulation) {
-    exact_ = std::make_unique<ExactF32Matmul>(ctx_);
-    ops_ = std::make_unique<DnnlOps>(ctx_);
-  }
+  if (exec_ == GemmExec::kFloatSimulation) exact_ = std::make_unique<ExactF32Matmul>(ctx_);
+  if (exec_ == GemmExec::kFloatSimulation || OwnKernel()) ops_ = std::make_unique<DnnlOps>(ctx_);
 }
 
 void S8BatchedMatmul::Simulate(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch,
@@ -324,9 +491,9 @@ void S8BatchedMatmul::Simulate(const int8_t* a, const int8_t* b, bool b_rows_are
     exact_->Run(af.data(), bf.data(), b_rows_are_k, batch, m, k, n, static_cast<int32_t*>(dst));
     return;
   }
-  std::vector<int32_t> acc(static_cast<size_t>(batch) * m * n);
-  exact_->Run(af.data(), bf.data(), b_rows_are_k, batch, m, k, n, acc.data());
-  ApplyEpilogue(ops_.get(), *ep, acc.data(), batch * m, n, dst);
+  acc_.resize(static_cast<size_t>(batch) * m * n);
+  exact_->Run(af.data(), bf.data(), b_rows_are_k, batch, m, k, n, acc_.data());
+  ApplyEpilogue(ops_.get(), *ep, acc_.data(), batch * m, n, dst);
 }
 
 void S8BatchedMatmul::Run(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m,
@@ -349,9 +516,9 @@ void S8BatchedMatmul::Run(const int8_t* a, const int8_t* b, bool b_rows_are_k, i
     return;
   }
   if (OwnKernel()) {
-    std::vector<int32_t> acc(static_cast<size_t>(batch) * m * n);
-    OwnBatched(a, b, b_rows_are_k, batch, m, k, n, acc.data());
-    OwnEpilogue(ep, acc.data(), batch * m, n, dst);
+    acc_.resize(static_cast<size_t>(batch) * m * n);
+    OwnBatched(a, b, b_rows_are_k, batch, m, k, n, acc_.data());
+    ApplyEpilogue(ops_.get(), ep, acc_.data(), batch * m, n, dst);
     return;
   }
   Execute(a, b, b_rows_are_k, batch, m, k, n, &ep, dst);

@@ -56,13 +56,11 @@ struct S8Epilogue {
 //   kInteger          the int8 kernels (oneDNN's on VNNI CPUs, vitq's exact int16 one below);
 //   kFloatSimulation  the float simulation of those kernels (the integer engine's --simulate
 //                     path): the int8 operands converted to float, multiplied by oneDNN's f32
-//                     matmul, then the same epilogue as the integer path applied by vitq's own
-//                     replica of it. The float products are taken over K in chunks of at most
-//                     kExactChunk so every partial sum is an integer of magnitude <= 2^24, hence
-//                     exact; the epilogue replica is oneDNN's formula (f32(acc) + bias, times the
-//                     scale, then oneDNN's standalone GELU, times gelu_scale, clip, round half to
-//                     even) or, without VNNI, the scalar reference the own kernel uses. The
-//                     results equal the integer path's bit for bit (tested).
+//                     matmul, then ApplyEpilogue, vitq's replica of oneDNN's fused epilogue
+//                     (which vitq's own kernel uses as its epilogue too). The float products are
+//                     taken over K in chunks of at most kExactChunk so every partial sum is an
+//                     integer of magnitude <= 2^24, hence exact. The results equal the integer
+//                     path's bit for bit (tested).
 enum class GemmExec { kInteger, kFloatSimulation };
 constexpr int kExactChunk = 1024;  // 1024 · 128 · 128 = 2^24
 
@@ -81,8 +79,12 @@ class ExactF32Matmul {
   std::vector<float> part_;
 };
 
-// Applies `ep` to int32 accumulators acc[M, N] exactly as the integer kernels' epilogue does on
-// this CPU (see GemmExec). dst is float* or int8_t* (ep.s8_dst).
+// Applies `ep` to int32 accumulators acc[M, N] exactly as oneDNN's fused int8 matmul epilogue
+// does (measured bit-exact on oneDNN 2.6's brgemm kernels): f32(acc) + bias, times the scale (no
+// FMA contraction); GELU by oneDNN's standalone eltwise primitive (the same JIT code as the
+// post-op), times gelu_scale; clip; then saturate and round half to even (s8), store or add (f32).
+// The epilogue of vitq's own kernel (CPUs without VNNI) and of the float simulation. dst is float*
+// or int8_t* (ep.s8_dst).
 void ApplyEpilogue(DnnlOps* ops, const S8Epilogue& ep, const int32_t* acc, int m, int n, void* dst);
 
 // A linear layer with int8 weights packed once: dst[M, N] = epilogue(x[M, K] · w[N, K]^T).
@@ -106,7 +108,8 @@ class S8GemmLayer {
   dnnl::memory::desc packed_desc_;
   dnnl::memory packed_, bias_;
   std::map<int, std::pair<dnnl::matmul, std::string>> prims_;
-  std::vector<int8_t> plain_;  // [N, K] for the own exact kernel (CPUs without VNNI)
+  std::vector<int8_t> own_;   // the weights in the own exact kernel's layout (CPUs without VNNI)
+  std::vector<int32_t> acc_;  // accumulators of the own kernel and the simulation, kept
   GemmExec exec_;
   std::vector<float> wf_;  // kFloatSimulation: the weights' integers as float [N, K]
   std::unique_ptr<ExactF32Matmul> exact_;
@@ -137,6 +140,7 @@ class S8BatchedMatmul {
   std::map<std::string, dnnl::matmul> prims_;
   std::unique_ptr<ExactF32Matmul> exact_;
   std::unique_ptr<DnnlOps> ops_;
+  std::vector<int32_t> acc_;  // accumulators of the own kernel and the simulation, kept
 };
 
 // Scalar references for the tests: acc[M, N] = x[M, K] · w[N, K]^T, and the epilogue applied to

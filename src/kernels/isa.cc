@@ -119,6 +119,8 @@ bool IsaHasVnni(const std::string& isa) {
   return e != nullptr && e->vnni;
 }
 
+bool IsaHasAvx2(const std::string& isa) { return Find(isa) != nullptr && isa != "sse41"; }
+
 std::string EffectiveIsa() {
   const dnnl::cpu_isa effective = dnnl::get_effective_cpu_isa();
   for (const auto& e : kIsas)

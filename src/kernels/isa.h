@@ -22,5 +22,7 @@ Status ConfigureIsaFromEnv();
 std::string EffectiveIsa();
 // Whether an ISA (a KnownIsas() name) has int8 dot products without int16 saturation (VNNI).
 bool IsaHasVnni(const std::string& isa);
+// Whether an ISA includes AVX2 (every KnownIsas() name but sse41).
+bool IsaHasAvx2(const std::string& isa);
 
 }  // namespace vitq::kernels

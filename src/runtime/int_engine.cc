@@ -213,7 +213,8 @@ struct IntegerEngine::Impl {
     }
     const int bh = b * nh;
     bmm.Run(q, k, /*b_rows_are_k=*/false, bh, t, hd, t, bo.qk_ep, scores.f32());
-    if (bo.p.narrow()) {  // sub-8-bit P: softmax, then quantize with the grid's clamp
+    // Sub-8-bit P, or no JIT kernel for the fused s8 softmax: softmax, then quantize.
+    if (bo.p.narrow() || !ops.SoftmaxQuantizeIsJit(bh * t, t, 1.0f / bo.p.scale)) {
       ops.Softmax(scores.f32(), bh * t, t);
       kernels::QuantizeS8(scores.f32(), static_cast<int64_t>(bh) * t * t, bo.p.scale, bo.p.qmin,
                           bo.p.qmax, p8.data<int8_t>());
