@@ -319,10 +319,28 @@ TEST(CliQuantize, QuantizeEvalAndBadOptions) {
                        fs::file_size(RepoPath("models/deit-tiny/model.safetensors"));
   EXPECT_GT(ratio, 0.25);
   EXPECT_LT(ratio, 0.28);
-  // An ISA the CPU lacks (or vitq does not know) is refused with the list of what it has.
+  // An ISA the CPU lacks (or vitq does not know) is refused with the list of what it has, by
+  // every command.
   CmdResult isa = Vitq("bench " + dir.path("m.vitq") + " --seconds 0.1", true, "VITQ_ISA=avx9");
   EXPECT_EQ(isa.code, 3) << isa.out;
   EXPECT_NE(isa.out.find("this CPU has"), std::string::npos) << isa.out;
+  CmdResult isa_float = Vitq("info " + model, true, "VITQ_ISA=avx9");
+  EXPECT_EQ(isa_float.code, 3) << isa_float.out;
+  // Below VNNI (vitq's own AVX2 and portable kernels, the f32 softmax) the engine still equals
+  // its float simulation on the same ISA.
+  for (const std::string isa_name : {"avx2", "sse41"}) {
+    const std::string env = "VITQ_ISA=" + isa_name;
+    if (Vitq("info " + model, true, env).code != 0) continue;  // this CPU lacks it
+    CmdResult low =
+        Vitq("eval " + dir.path("m.vitq") + " --data " + RepoPath("data/imagenet-samples/val") +
+                 " --limit 4 --reference " + dir.path("m.vitq") + " --reference-simulate --json -q",
+             false, env);
+    ASSERT_EQ(low.code, 0) << isa_name << ": " << low.out;
+    auto lj = nlohmann::json::parse(low.out);
+    EXPECT_EQ(lj["agreement"], 1.0) << isa_name;
+    EXPECT_EQ(lj["kl"], 0.0) << isa_name;
+    EXPECT_EQ(lj["logits_sqnr_db"], 200.0) << isa_name;
+  }
   // Bad input: exit 3, nothing written.
   std::string out = " --out " + dir.path("bad.vitq") + " -q";
   ExpectBadInput("quantize " + model + " --calib " + calib + " --method magic" + out,

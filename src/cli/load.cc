@@ -33,7 +33,6 @@ Result<std::unique_ptr<Runnable>> OpenRunnable(const std::string& path, QuantPat
       r->forward = [sim](const float* x, int b, float* y) { sim->Forward(x, b, y); };
       return r;
     }
-    VITQ_RETURN_IF_ERROR(ConfigureIsa());
     const bool simulate = qpath == QuantPath::kSimulate;
     auto engine = simulate ? IntegerEngine::CreateSimulation(*r->quantized)
                            : IntegerEngine::Create(*r->quantized);

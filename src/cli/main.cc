@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "common.h"
+#include "vitq/runtime.h"
 
 namespace vitq::cli {
 
@@ -59,6 +60,8 @@ int main(int argc, char** argv) {
     app.exit(e);
     return 2;
   }
+  // VITQ_ISA caps the kernels of every command (the engines, the search's int8 matmuls).
+  if (vitq::Status isa = vitq::ConfigureIsa(); !isa.ok()) return ReportError(isa);
   try {
     return run();
   } catch (const std::bad_alloc&) {
