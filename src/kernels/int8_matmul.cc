@@ -149,6 +149,16 @@ void PrepareOwn(const int8_t* w, bool k_major, int batch, int n, int k, int8_t* 
   }
 }
 
+// The micro-kernel for a block of 1-6 rows, by row count.
+using MicroKernel = void (*)(const int32_t*, int64_t, int, const int8_t*, int32_t*, int64_t, int);
+constexpr MicroKernel kMicroKernels[kMr + 1] = {nullptr,
+                                                &Avx2MicroKernel<1>,
+                                                &Avx2MicroKernel<2>,
+                                                &Avx2MicroKernel<3>,
+                                                &Avx2MicroKernel<4>,
+                                                &Avx2MicroKernel<5>,
+                                                &Avx2MicroKernel<6>};
+
 // acc[B, M, N] = x[B, M, K] · w_b^T on the AVX2 kernel, the w_b prepared by PrepareOwn.
 __attribute__((target("avx2"))) void Avx2Gemm(const int8_t* x, const int8_t* prepared, int batch,
                                               int m, int n, int k, int32_t* acc) {
@@ -180,26 +190,7 @@ __attribute__((target("avx2"))) void Avx2Gemm(const int8_t* x, const int8_t* pre
         const int32_t* xr = xpp + (static_cast<int64_t>(b) * m + i0) * k2;
         const int8_t* panel = prepared + b * bytes + static_cast<size_t>(pn) * k2 * 32;
         int32_t* out = acc + (static_cast<int64_t>(b) * m + i0) * n + pn * kNr;
-        switch (mr) {
-          case 6:
-            Avx2MicroKernel<6>(xr, k2, k2, panel, out, n, cols);
-            break;
-          case 5:
-            Avx2MicroKernel<5>(xr, k2, k2, panel, out, n, cols);
-            break;
-          case 4:
-            Avx2MicroKernel<4>(xr, k2, k2, panel, out, n, cols);
-            break;
-          case 3:
-            Avx2MicroKernel<3>(xr, k2, k2, panel, out, n, cols);
-            break;
-          case 2:
-            Avx2MicroKernel<2>(xr, k2, k2, panel, out, n, cols);
-            break;
-          default:
-            Avx2MicroKernel<1>(xr, k2, k2, panel, out, n, cols);
-            break;
-        }
+        kMicroKernels[mr](xr, k2, k2, panel, out, n, cols);
       }
     }
   }
