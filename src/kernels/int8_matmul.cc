@@ -60,7 +60,8 @@ void PortableGemm(const int8_t* x, const int8_t* w, int m, int n, int k, int32_t
 
 // The AVX2 exact kernel: vpmaddwd on int8 widened to int16 (two products of at most 2^14 summed
 // per int32 lane, no saturation), register-blocked 6 rows x 16 columns so no horizontal sums
-// are needed. Weights are repacked per call into panels of 16 columns, K in pairs:
+// are needed. Weights are packed (once per layer; per call for the attention operands) into
+// panels of 16 columns, K in pairs:
 // panel[k2][c][2] = (w[c][2·k2], w[c][2·k2+1]) as int8 (zero-padded), widened in the loop; each
 // row of x becomes int32 words holding an int16 pair, broadcast to all lanes.
 constexpr int kMr = 6, kNr = 16;
@@ -288,11 +289,12 @@ void ApplyEpilogue(DnnlOps* ops, const S8Epilogue& ep, const int32_t* acc, int m
 }
 
 namespace {
-std::vector<float> ToFloat(const int8_t* v, int64_t n) {
-  std::vector<float> f(static_cast<size_t>(n));
+// out = v as float, reusing out's storage between calls.
+void ToFloat(const int8_t* v, int64_t n, std::vector<float>* out) {
+  out->resize(static_cast<size_t>(n));
+  float* f = out->data();
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) f[i] = v[i];
-  return f;
 }
 
 }  // namespace
@@ -389,7 +391,7 @@ S8GemmLayer::S8GemmLayer(DnnlContext* ctx, const int8_t* w, int n, int k, S8Epil
                          GemmExec exec)
     : ctx_(ctx), n_(n), k_(k), ep_(std::move(epilogue)), attr_(EpilogueAttr(ep_)), exec_(exec) {
   if (exec_ == GemmExec::kFloatSimulation) {
-    wf_ = ToFloat(w, static_cast<int64_t>(n_) * k_);
+    ToFloat(w, static_cast<int64_t>(n_) * k_, &wf_);
     exact_ = std::make_unique<ExactF32Matmul>(ctx_);
     ops_ = std::make_unique<DnnlOps>(ctx_);
     return;
@@ -436,9 +438,9 @@ std::string S8GemmLayer::Impl(int m) {
 
 void S8GemmLayer::Run(const int8_t* x, int m, void* dst) {
   if (exec_ == GemmExec::kFloatSimulation) {
-    const std::vector<float> xf = ToFloat(x, static_cast<int64_t>(m) * k_);
+    ToFloat(x, static_cast<int64_t>(m) * k_, &af_);
     acc_.resize(static_cast<size_t>(m) * n_);
-    exact_->Run(xf.data(), wf_.data(), /*b_rows_are_k=*/false, 1, m, k_, n_, acc_.data());
+    exact_->Run(af_.data(), wf_.data(), /*b_rows_are_k=*/false, 1, m, k_, n_, acc_.data());
     ApplyEpilogue(ops_.get(), ep_, acc_.data(), m, n_, dst);
     return;
   }
@@ -476,14 +478,14 @@ S8BatchedMatmul::S8BatchedMatmul(DnnlContext* ctx, GemmExec exec) : ctx_(ctx), e
 
 void S8BatchedMatmul::Simulate(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch,
                                int m, int k, int n, const S8Epilogue* ep, void* dst) {
-  const std::vector<float> af = ToFloat(a, static_cast<int64_t>(batch) * m * k);
-  const std::vector<float> bf = ToFloat(b, static_cast<int64_t>(batch) * k * n);
+  ToFloat(a, static_cast<int64_t>(batch) * m * k, &af_);
+  ToFloat(b, static_cast<int64_t>(batch) * k * n, &bf_);
   if (ep == nullptr) {
-    exact_->Run(af.data(), bf.data(), b_rows_are_k, batch, m, k, n, static_cast<int32_t*>(dst));
+    exact_->Run(af_.data(), bf_.data(), b_rows_are_k, batch, m, k, n, static_cast<int32_t*>(dst));
     return;
   }
   acc_.resize(static_cast<size_t>(batch) * m * n);
-  exact_->Run(af.data(), bf.data(), b_rows_are_k, batch, m, k, n, acc_.data());
+  exact_->Run(af_.data(), bf_.data(), b_rows_are_k, batch, m, k, n, acc_.data());
   ApplyEpilogue(ops_.get(), *ep, acc_.data(), batch * m, n, dst);
 }
 

@@ -112,6 +112,7 @@ class S8GemmLayer {
   std::vector<int32_t> acc_;  // accumulators of the own kernel and the simulation, kept
   GemmExec exec_;
   std::vector<float> wf_;  // kFloatSimulation: the weights' integers as float [N, K]
+  std::vector<float> af_;  // kFloatSimulation: the input's integers as float, kept
   std::unique_ptr<ExactF32Matmul> exact_;
   std::unique_ptr<DnnlOps> ops_;
 };
@@ -140,7 +141,8 @@ class S8BatchedMatmul {
   std::map<std::string, dnnl::matmul> prims_;
   std::unique_ptr<ExactF32Matmul> exact_;
   std::unique_ptr<DnnlOps> ops_;
-  std::vector<int32_t> acc_;  // accumulators of the own kernel and the simulation, kept
+  std::vector<int32_t> acc_;    // accumulators of the own kernel and the simulation, kept
+  std::vector<float> af_, bf_;  // kFloatSimulation: the operands' integers as float, kept
 };
 
 // Scalar references for the tests: acc[M, N] = x[M, K] · w[N, K]^T, and the epilogue applied to

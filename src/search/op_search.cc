@@ -528,14 +528,11 @@ class Searcher {
       // (another basin: flat, two-peaked objectives such as P·V's V interval; with one centre 3
       // of DeiT-Tiny's 74 W8A8 intervals differed from the full grid's, with two none did).
       std::vector<int> centers = {best_i};
-      std::vector<int> rest = coarse;
-      std::stable_sort(rest.begin(), rest.end(), [&](int a, int b) { return score[a] > score[b]; });
-      for (int i : rest) {
-        if (std::abs(i - best_i) > step) {
-          centers.push_back(i);
-          break;
-        }
+      int second = -1;  // the first of equals, in coarse order
+      for (int i : coarse) {
+        if (std::abs(i - best_i) > step && (second < 0 || score[i] > score[second])) second = i;
       }
+      if (second >= 0) centers.push_back(second);
       idx.clear();
       for (int c : centers) {
         for (int i = std::max(0, c - step + 1); i <= std::min(n - 1, c + step - 1); ++i)
