@@ -19,7 +19,7 @@ struct SitePlan {
 };
 
 struct QuantPlan {
-  static constexpr int kVersion = 1;
+  static constexpr int kVersion = 2;  // 2: quantizer kinds (log_sqrt2); 1 still read
   // Provenance.
   std::string method;        // "liu2021", "minmax", ...
   std::string options_json;  // the method's options as a JSON object (text)
@@ -33,6 +33,12 @@ struct QuantPlan {
   std::map<std::string, SitePlan> sites;
   // Corrected biases by layer name (bias correction); layers not listed keep their bias.
   std::map<std::string, std::vector<float>> biases;
+  // Float tensors the method replaced, by timm name ("blocks.0.norm1.weight",
+  // "blocks.0.attn.qkv.weight"): LayerNorm parameters and weights after the reparameterization,
+  // weights already on their integer grid after error-compensated rounding (so that rounding
+  // them to the grid returns the method's integers). Applied wherever the plan meets the model
+  // (ApplyPlanTensors); a .vitq file stores the result, so the JSON form does not carry them.
+  std::map<std::string, std::vector<float>> tensors;
   // Free-form per-site report figures (Pearson before/after, SQNR, ...), kept in the JSON.
   std::string report_json;
 

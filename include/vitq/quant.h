@@ -13,6 +13,11 @@ namespace vitq {
 
 enum class Granularity : uint8_t { kPerTensor, kPerChannel };
 
+// kUniform: the grid below. kLogSqrt2 (attention probabilities P only, method.md §4.2, RepQ-ViT's
+// log-√2): code q = round(-2 log2(x / scale)), x̂ = scale · 2^(-q/2) for 0 <= q <= LogMaxCode(bits),
+// x̂ = 0 beyond (and for x <= 0); one of the 2^bits codes is the zero.
+enum class QuantKind : uint8_t { kUniform, kLogSqrt2 };
+
 // A uniform quantizer: q = clamp(round_half_even(x / scale) + zero_point, qmin, qmax),
 // x̂ = (q - zero_point) * scale. Symmetric schemes have zero_point 0.
 struct QuantScheme {
@@ -21,13 +26,14 @@ struct QuantScheme {
   bool is_signed = true;  // signed: [-2^(b-1), 2^(b-1)-1]; unsigned: [0, 2^b-1]
   Granularity granularity = Granularity::kPerTensor;
   int axis = 0;  // channel axis for kPerChannel (0 = output channel of a weight)
+  QuantKind kind = QuantKind::kUniform;
 
   int qmin() const { return is_signed ? -(1 << (bits - 1)) : 0; }
   int qmax() const { return is_signed ? (1 << (bits - 1)) - 1 : (1 << bits) - 1; }
   Status Validate(const std::string& what) const;
   bool operator==(const QuantScheme& o) const {
     return bits == o.bits && symmetric == o.symmetric && is_signed == o.is_signed &&
-           granularity == o.granularity && axis == o.axis;
+           granularity == o.granularity && axis == o.axis && kind == o.kind;
   }
 };
 
@@ -46,6 +52,24 @@ inline int32_t QuantizeValue(float x, float scale, int32_t zero_point, int qmin,
   r = r > static_cast<float>(qmax) ? static_cast<float>(qmax) : r;
   return static_cast<int32_t>(r);
 }
+
+// log-√2 (QuantKind::kLogSqrt2): the largest non-zero code at `bits`: 2^bits - 2, capped at 27
+// (x̂ >= scale · 2^-13.5; the integer engine holds the levels in s8 planes of 7 octaves).
+inline int LogMaxCode(int bits) { return (1 << bits) - 2 < 27 ? (1 << bits) - 2 : 27; }
+// The code of x (>= 0), or -1 for the zero level.
+inline int LogSqrt2Code(float x, float scale, int max_code) {
+  if (!(x > 0.0f)) return -1;
+  const float q = __builtin_nearbyintf(-2.0f * __builtin_log2f(x / scale));
+  if (q > static_cast<float>(max_code)) return -1;
+  return q < 0.0f ? 0 : static_cast<int>(q);
+}
+// scale · 2^(-q/2): 2^-(q/2) exactly for even q, times float(1/√2) for odd q.
+inline float LogSqrt2Value(int code, float scale) {
+  if (code < 0) return 0.0f;
+  const float octave = __builtin_ldexpf(1.0f, -(code >> 1));
+  return scale * ((code & 1) ? octave * 0.70710678118654752f : octave);
+}
+void FakeQuantizeLogSqrt2(const float* x, int64_t n, float scale, int bits, float* out);
 
 // Quantizes n contiguous values with one scale/zero point to int8 (bits <= 8).
 void QuantizeToInt8(const float* x, int64_t n, float scale, int32_t zero_point, int qmin, int qmax,

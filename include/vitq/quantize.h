@@ -13,7 +13,8 @@
 
 namespace vitq {
 
-// The methods (method.md §1-2): minmax, percentile, omse, easyquant, liu2021.
+// The methods: minmax, percentile, omse, easyquant, liu2021 (method.md §1-2), and vitq, this
+// project's low-bit method (docs/METHOD.md).
 const std::vector<std::string>& MethodNames();
 
 struct QuantizeOptions {
@@ -31,6 +32,15 @@ struct QuantizeOptions {
   bool coarse_to_fine = false;
   int CoarseStep() const;  // 0 for the full grid
   int max_rounds = 20;
+  // vitq method components (each switchable for ablation; ignored by the other methods, and the
+  // CLI refuses them there).
+  bool per_channel_weights = true;  // one scale per output channel, searched per channel
+  bool ln_reparam = true;           // per-channel LayerNorm outputs folded into one interval
+  bool gptq = true;                 // error-compensated weight rounding (else round to nearest)
+  bool asymmetric = true;           // zero-point / unsigned activation grids below 8 bits
+  // Grid of the attention probabilities P: "auto" (log-sqrt2 below 8 bits, uniform at 8, where
+  // the fused softmax keeps W8A8 fast), "uniform" or "log-sqrt2".
+  std::string attn_quantizer = "auto";
   int batch = 25;  // images per forward pass during calibration
   bool quiet = false;
   // Per-module bit-widths (mixed precision): module name ("blocks.3.attn", "blocks.3.mlp") ->

@@ -31,7 +31,10 @@ Status ValidatePlan(const QuantPlan& plan, const ViTModel& model);
 
 // A deep copy of a model.
 ViTModel CloneModel(const ViTModel& model);
-// A copy of `model` with the plan's weights fake-quantized and its corrected biases applied.
+// A copy of `model` with the plan's replaced float tensors (QuantPlan::tensors) in place; errors
+// name a tensor the model lacks or one whose size differs.
+Result<ViTModel> ApplyPlanTensors(const ViTModel& model, const QuantPlan& plan);
+// A copy of `model` with the plan's tensors replaced, its weights fake-quantized and its corrected biases applied.
 Result<ViTModel> ApplyPlanToWeights(const ViTModel& model, const QuantPlan& plan);
 
 // Size of the model's parameters under the plan: each linear weight at its site's bit-width

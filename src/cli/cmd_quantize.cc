@@ -30,6 +30,40 @@ void AddQuantizeOptions(CLI::App* cmd, QuantizeOptions* q) {
       "bench/coarse_to_fine.sh)");
   cmd->add_option("--max-rounds", q->max_rounds, "alternating search rounds at most (default 20)")
       ->check(CLI::Range(1, 1000));
+  cmd->add_flag("!--no-per-channel", q->per_channel_weights,
+                "vitq: one weight scale per tensor instead of per output channel (ablation)");
+  cmd->add_flag("!--no-reparam", q->ln_reparam,
+                "vitq: no LayerNorm reparameterization (ablation)");
+  cmd->add_flag("!--no-gptq", q->gptq, "vitq: round weights to nearest instead of GPTQ (ablation)");
+  cmd->add_option("--attn-quantizer", q->attn_quantizer,
+                  "vitq: grid of the attention probabilities: auto (log-sqrt2 below 8 bits), "
+                  "uniform, log-sqrt2");
+  cmd->add_flag("!--no-asym", q->asymmetric,
+                "vitq: symmetric signed activation grids at every bit-width (ablation)");
+}
+
+Status CheckMethodFlags(const CLI::App& cmd, const QuantizeOptions& q) {
+  const bool vitq = q.method == "vitq";
+  for (const char* flag : {"--no-per-channel", "--no-reparam", "--no-gptq", "--no-asym", "--attn-quantizer"}) {
+    if (!vitq && cmd.count(flag) > 0) {
+      return Status::Usage(std::string(flag) + " applies to --method vitq only, not '" + q.method +
+                           "'");
+    }
+  }
+  if (vitq && cmd.get_option_no_throw("--mixed-precision") != nullptr &&
+      cmd.count("--mixed-precision") > 0) {
+    return Status::Usage(
+        "--mixed-precision runs with the per-operation methods (liu2021 and the baselines); "
+        "--method vitq does not support it yet");
+  }
+  for (const char* flag : {"--no-ranking", "--no-bias-correction", "--sequential", "--grid",
+                           "--coarse-to-fine", "--max-rounds"}) {
+    if (vitq && cmd.count(flag) > 0) {
+      return Status::Usage(std::string(flag) + " configures the interval search of liu2021 and " +
+                           "the baselines; --method vitq does not use it");
+    }
+  }
+  return Status::Ok();
 }
 
 void RegisterQuantize(CLI::App* app, Runner* run) {
@@ -48,7 +82,7 @@ void RegisterQuantize(CLI::App* app, Runner* run) {
   cmd->add_option("--calib", args->calib, "calibration ImageFolder (e.g. training images)")
       ->required();
   cmd->add_option("--method", args->q.method,
-                  "minmax, percentile, omse, easyquant, liu2021 (default liu2021)");
+                  "vitq, liu2021, minmax, percentile, omse, easyquant (default liu2021)");
   cmd->add_option("--wbits", args->q.wbits, "weight bits (default 8)");
   cmd->add_option("--abits", args->q.abits, "activation bits (default 8)");
   cmd->add_option("--out", args->out, "output .vitq file (written atomically)")->required();
@@ -70,8 +104,10 @@ void RegisterQuantize(CLI::App* app, Runner* run) {
                   "(each module's output divided by its RMS Frobenius norm)");
   AddQuantizeOptions(cmd, &args->q);
   AddCommonOptions(cmd, &args->common, true);
-  cmd->callback([args, run] {
-    *run = [args]() -> int {
+  cmd->callback([args, run, cmd] {
+    Status flags = CheckMethodFlags(*cmd, args->q);
+    *run = [args, flags]() -> int {
+      if (!flags.ok()) return ReportError(flags);
       int threads = ApplyThreads(args->common.threads);
       args->q.quiet = args->common.quiet;
       Status valid = args->q.Validate();

@@ -1,6 +1,7 @@
 // Fake-quant simulation of a QuantPlan (graph stage).
 #include "vitq/simulate.h"
 
+#include <cmath>
 #include <map>
 
 namespace vitq {
@@ -68,6 +69,12 @@ Status ValidatePlan(const QuantPlan& plan, const ViTConfig& config) {
   auto names = QuantSiteNames(config);
   std::set<std::string> known(names.begin(), names.end());
   for (const auto& [name, sp] : plan.sites) {
+    if (sp.scheme.kind == QuantKind::kLogSqrt2 &&
+        (name.size() < 10 || name.compare(name.size() - 10, 10, ".attn.pv:a") != 0)) {
+      return Status::InvalidInput("plan site '" + name +
+                                  "' has a log-sqrt2 grid, which only the attention "
+                                  "probabilities (blocks.i.attn.pv:a) may have");
+    }
     if (!known.count(name)) {
       return Status::InvalidInput("plan site '" + name + "' does not exist in model " +
                                   config.architecture + " (" + std::to_string(config.depth) +
@@ -122,9 +129,35 @@ ViTModel CloneModel(const ViTModel& model) {
   return q;
 }
 
+Result<ViTModel> ApplyPlanTensors(const ViTModel& model, const QuantPlan& plan) {
+  ViTModel q = CloneModel(model);
+  if (plan.tensors.empty()) return q;
+  std::map<std::string, Tensor*> by_name;
+  for (const auto& [name, t] : TimmStateDict(q)) by_name[name] = const_cast<Tensor*>(t);
+  for (const auto& [name, values] : plan.tensors) {
+    auto it = by_name.find(name);
+    if (it == by_name.end() || it->second->empty()) {
+      return Status::InvalidInput("plan replaces tensor '" + name + "', which model " +
+                                  model.spec.config.architecture + " does not have");
+    }
+    if (static_cast<int64_t>(values.size()) != it->second->size()) {
+      return Status::InvalidInput("plan replaces tensor '" + name + "' with " +
+                                  std::to_string(values.size()) + " values, the model's has " +
+                                  std::to_string(it->second->size()));
+    }
+    for (float v : values) {
+      if (!std::isfinite(v)) {
+        return Status::InvalidInput("plan replaces tensor '" + name + "' with a non-finite value");
+      }
+    }
+    std::copy(values.begin(), values.end(), it->second->f32());
+  }
+  return q;
+}
+
 Result<ViTModel> ApplyPlanToWeights(const ViTModel& model, const QuantPlan& plan) {
   VITQ_RETURN_IF_ERROR(ValidatePlan(plan, model));
-  ViTModel q = CloneModel(model);
+  VITQ_ASSIGN_OR_RETURN(ViTModel q, ApplyPlanTensors(model, plan));
   for (auto& [layer, lw] : MutableLinearLayers(&q)) {
     if (const SitePlan* sp = plan.Find(layer + ":w")) {
       VITQ_RETURN_IF_ERROR(

@@ -85,6 +85,12 @@ int64_t QuantizedModel::StoredBytes() const {
 
 Status SaveQuantizedFile(const std::string& path, const ViTModel& model, const QuantPlan& plan) {
   VITQ_RETURN_IF_ERROR(ValidatePlan(plan, model));
+  if (!plan.tensors.empty()) {  // the method's replaced tensors become the stored model
+    VITQ_ASSIGN_OR_RETURN(ViTModel replaced, ApplyPlanTensors(model, plan));
+    QuantPlan rest = plan;
+    rest.tensors.clear();
+    return SaveQuantizedFile(path, replaced, rest);
+  }
   // Integer weights, scales and corrected biases of the quantized layers.
   std::set<std::string> replaced;
   std::vector<std::pair<std::string, Tensor>> extra;

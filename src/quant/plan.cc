@@ -9,7 +9,10 @@ using nlohmann::ordered_json;
 std::string PlanToJson(const QuantPlan& plan) {
   ordered_json j;
   j["format"] = "vitq.plan";
-  j["version"] = QuantPlan::kVersion;
+  bool log_sites = false;
+  for (const auto& [name, s] : plan.sites) log_sites |= s.scheme.kind != QuantKind::kUniform;
+  // Version 1 has no quantizer kinds; plans without log sites keep it (same bytes as before).
+  j["version"] = log_sites ? QuantPlan::kVersion : 1;
   j["method"] = plan.method;
   j["options"] =
       plan.options_json.empty() ? ordered_json::object() : ordered_json::parse(plan.options_json);
@@ -29,6 +32,7 @@ std::string PlanToJson(const QuantPlan& plan) {
                    {"axis", s.scheme.axis},
                    {"scale", s.params.scale},
                    {"zero_point", s.params.zero_point}};
+    if (s.scheme.kind == QuantKind::kLogSqrt2) sites[name]["kind"] = "log_sqrt2";
   }
   j["sites"] = sites;
   j["biases"] = plan.biases;
@@ -51,7 +55,7 @@ Result<QuantPlan> PlanFromJson(const std::string& text, const std::string& sourc
     if (!j.is_object() || j.value("format", "") != "vitq.plan")
       return bad("not a vitq plan (format != vitq.plan)");
     int version = j.at("version").get<int>();
-    if (version != QuantPlan::kVersion) {
+    if (version != 1 && version != QuantPlan::kVersion) {
       return bad("unsupported version " + std::to_string(version) + " (this vitq reads version " +
                  std::to_string(QuantPlan::kVersion) + ")");
     }
@@ -76,6 +80,14 @@ Result<QuantPlan> PlanFromJson(const std::string& text, const std::string& sourc
       sp.scheme.granularity =
           g == "per_tensor" ? Granularity::kPerTensor : Granularity::kPerChannel;
       sp.scheme.axis = s.value("axis", 0);
+      if (s.contains("kind")) {
+        const std::string kind = s.at("kind").get<std::string>();
+        if (kind != "uniform" && kind != "log_sqrt2") {
+          return bad("site '" + it.key() + "': quantizer kind '" + kind +
+                     "' (expected uniform or log_sqrt2)");
+        }
+        sp.scheme.kind = kind == "log_sqrt2" ? QuantKind::kLogSqrt2 : QuantKind::kUniform;
+      }
       sp.params.scale = s.at("scale").get<std::vector<float>>();
       sp.params.zero_point = s.at("zero_point").get<std::vector<int32_t>>();
       if (sp.params.scale.empty()) return bad("site '" + it.key() + "' has no scale");

@@ -19,6 +19,11 @@ Status QuantScheme::Validate(const std::string& what) const {
   if (symmetric && !is_signed) {
     // Allowed: unsigned symmetric means zero point 0 with [0, 2^b-1] (non-negative tensors).
   }
+  if (kind == QuantKind::kLogSqrt2 &&
+      (is_signed || !symmetric || granularity != Granularity::kPerTensor)) {
+    return Status::InvalidInput(what + ": a log-sqrt2 grid must be unsigned, without zero point, "
+                                       "per tensor");
+  }
   return Status::Ok();
 }
 
@@ -35,6 +40,12 @@ void FakeQuantize(const float* x, int64_t n, float scale, int32_t zero_point, in
     out[i] =
         static_cast<float>(QuantizeValue(x[i], scale, zero_point, qmin, qmax) - zero_point) * scale;
   }
+}
+
+void FakeQuantizeLogSqrt2(const float* x, int64_t n, float scale, int bits, float* out) {
+  const int max_code = LogMaxCode(bits);
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) out[i] = LogSqrt2Value(LogSqrt2Code(x[i], scale, max_code), scale);
 }
 
 Status ValidateQParams(const QuantScheme& scheme, const QParams& params,
@@ -75,6 +86,10 @@ Status FakeQuantizeTensor(float* data, const std::vector<int64_t>& shape, const 
   VITQ_RETURN_IF_ERROR(ValidateQParams(scheme, params, shape, "fake quantization"));
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
+  if (scheme.kind == QuantKind::kLogSqrt2) {
+    FakeQuantizeLogSqrt2(data, n, params.scale[0], scheme.bits, data);
+    return Status::Ok();
+  }
   if (scheme.granularity == Granularity::kPerTensor) {
     FakeQuantize(data, n, params.scale[0], params.zero_point[0], scheme.qmin(), scheme.qmax(),
                  data);

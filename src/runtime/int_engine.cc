@@ -32,9 +32,9 @@ Status CheckIntegerPlan(const QuantPlan& plan, const ViTConfig& config) {
     }
     const QuantScheme& s = sp->scheme;
     const bool weight = name.size() > 2 && name.compare(name.size() - 2, 2, ":w") == 0;
-    if (!s.symmetric || !s.is_signed) {
-      return Status::InvalidInput("the integer engine runs symmetric signed grids; site '" + name +
-                                  "' is " + (s.symmetric ? "" : "asymmetric ") +
+    if (weight && (!s.symmetric || !s.is_signed)) {
+      return Status::InvalidInput("the integer engine runs symmetric signed weight grids; site '" +
+                                  name + "' is " + (s.symmetric ? "" : "asymmetric ") +
                                   (s.is_signed ? "signed" : "unsigned") + hint);
     }
     if (s.granularity == Granularity::kPerChannel && (!weight || s.axis != 0)) {
@@ -43,20 +43,34 @@ Status CheckIntegerPlan(const QuantPlan& plan, const ViTConfig& config) {
           "output channels; site '" +
           name + "' is per channel on axis " + std::to_string(s.axis) + hint);
     }
+    // An activation grid q in [qmin, qmax] with zero point z is stored as q - z, a signed range
+    // [qmin - z, qmax - z] with zero point 0 (the same values); it must fit int8.
+    if (s.kind == QuantKind::kLogSqrt2) continue;  // held in s8 planes (LogPv), checked there
+    if (!weight) {
+      const int lo = s.qmin() - sp->params.zero_point[0], hi = s.qmax() - sp->params.zero_point[0];
+      if (lo < -128 || hi > 127) {
+        return Status::InvalidInput("the integer engine stores activations as int8; site '" +
+                                    name + "' spans [" + std::to_string(lo) + ", " +
+                                    std::to_string(hi) + "] around its zero point" + hint);
+      }
+    }
   }
   return Status::Ok();
 }
 
 namespace {
+constexpr int kLogPlanes = 4;  // LogMaxCode <= 27: octaves 0..13, two groups of 7, two parities
 struct Grid {
   float scale = 1.0f;
   int qmin = -128, qmax = 127;
   bool narrow() const { return qmin > -128 || qmax < 127; }
 };
 
+// An activation site's grid as the engine stores it: q - zero_point (see CheckIntegerPlan).
 Grid GridOf(const QuantPlan& plan, const std::string& site) {
   const SitePlan* sp = plan.Find(site);
-  return {sp->params.scale[0], sp->scheme.qmin(), sp->scheme.qmax()};
+  const int z = sp->params.zero_point[0];
+  return {sp->params.scale[0], sp->scheme.qmin() - z, sp->scheme.qmax() - z};
 }
 }  // namespace
 
@@ -75,6 +89,8 @@ struct IntegerEngine::Impl {
   struct BlockOps {
     Linear qkv, proj, fc1, fc2;
     Grid q, k, v, p;
+    bool p_log = false;  // P on a log-√2 grid (LogPv)
+    int p_max_code = 0;
     kernels::S8Epilogue qk_ep, pv_ep;
   };
   Linear patch, head, head_dist;
@@ -83,6 +99,7 @@ struct IntegerEngine::Impl {
   int capacity = 0;
   Tensor patches, tokens, x, qkv, scores, cls, h0, h1, head_out, head_dist_out;
   Tensor in8, q8, k8, v8, p8, o8, attn8, hidden8;
+  Tensor log_planes, log_acc, log_sum;  // LogPv: s8 planes of P, their int32 products, the sum
 
   // The GEMM of `layer` reading its input on grid `in`; the epilogue writes f32 (out == nullptr)
   // or s8 on grid `out`, with GELU first when `gelu`, and adds into dst when `accumulate`.
@@ -134,6 +151,10 @@ struct IntegerEngine::Impl {
       b.q = GridOf(plan, p + "attn.qk:a");
       b.k = GridOf(plan, p + "attn.qk:b");
       b.p = GridOf(plan, p + "attn.pv:a");
+      if (const SitePlan* ps = plan.Find(p + "attn.pv:a"); ps->scheme.kind == QuantKind::kLogSqrt2) {
+        b.p_log = true;
+        b.p_max_code = LogMaxCode(ps->scheme.bits);
+      }
       b.v = GridOf(plan, p + "attn.pv:b");
       b.qk_ep.scale = {b.q.scale * b.k.scale * attn_scale};
       const Grid proj_in = b.proj.in;
@@ -170,6 +191,13 @@ struct IntegerEngine::Impl {
     o8 = Tensor(DType::kI8, {b, t, d});
     attn8 = Tensor(DType::kI8, {b, t, d});
     hidden8 = Tensor(DType::kI8, {b, t, c.mlp_hidden});
+    bool any_log = false;
+    for (const BlockOps& bo : blocks) any_log |= bo.p_log;
+    if (any_log) {
+      log_planes = Tensor(DType::kI8, {kLogPlanes, b, h, t, t});
+      log_acc = Tensor(DType::kI32, {b, h, t, c.head_dim()});
+      log_sum = Tensor::F32({b, h, t, c.head_dim()});
+    }
     capacity = batch;
   }
 
@@ -214,7 +242,9 @@ struct IntegerEngine::Impl {
     const int bh = b * nh;
     bmm.Run(q, k, /*b_rows_are_k=*/false, bh, t, hd, t, bo.qk_ep, scores.f32());
     // Sub-8-bit P, or no JIT kernel for the fused s8 softmax: softmax, then quantize.
-    if (bo.p.narrow() || !ops.SoftmaxQuantizeIsJit(bh * t, t, 1.0f / bo.p.scale)) {
+    if (bo.p_log) {
+      // LogPv below
+    } else if (bo.p.narrow() || !ops.SoftmaxQuantizeIsJit(bh * t, t, 1.0f / bo.p.scale)) {
       ops.Softmax(scores.f32(), bh * t, t);
       kernels::QuantizeS8(scores.f32(), static_cast<int64_t>(bh) * t * t, bo.p.scale, bo.p.qmin,
                           bo.p.qmax, p8.data<int8_t>());
@@ -222,7 +252,12 @@ struct IntegerEngine::Impl {
       ops.SoftmaxQuantize(scores.f32(), bh * t, t, 1.0f / bo.p.scale, p8.data<int8_t>());
     }
     int8_t* o = o8.data<int8_t>();
-    bmm.Run(p8.data<int8_t>(), v, /*b_rows_are_k=*/true, bh, t, t, hd, bo.pv_ep, o);
+    if (bo.p_log) {
+      ops.Softmax(scores.f32(), bh * t, t);
+      LogPv(bo, bh, t, hd, v, o);
+    } else {
+      bmm.Run(p8.data<int8_t>(), v, /*b_rows_are_k=*/true, bh, t, t, hd, bo.pv_ep, o);
+    }
     // Merge heads: [B, H, T, hd] -> [B, T, H*hd].
     int8_t* a = attn8.data<int8_t>();
 #pragma omp parallel for collapse(2)
@@ -239,6 +274,48 @@ struct IntegerEngine::Impl {
                           bo.fc1.in.scale, bo.fc1.in.qmin, bo.fc1.in.qmax, xq);
     bo.fc1.gemm->Run(xq, m, hidden8.data<int8_t>());
     bo.fc2.gemm->Run(hidden8.data<int8_t>(), m, xp);
+  }
+
+  // P·V with P on a log-√2 grid, in integers: the code q of each probability lands in one of
+  // kLogPlanes s8 planes, plane 2g + (q & 1) holding 2^(6 - (⌊q/2⌋ - 7g)) ∈ {1, ..., 64} for the
+  // octaves 7g .. 7g + 6, so that P̂ = Σ_plane plane_scale · plane with plane_scale =
+  // Δp · 2^-(7g+6) · (1 or 1/√2 by parity). Each plane times V is an exact s8 GEMM (int32); the
+  // sums are combined in float in plane order and requantized to proj's input grid.
+  void LogPv(const BlockOps& bo, int bh, int t, int hd, const int8_t* v, int8_t* o) {
+    const int64_t plane_size = static_cast<int64_t>(bh) * t * t;
+    int8_t* planes = log_planes.data<int8_t>();
+    const float* pf = scores.f32();
+    const int max_code = bo.p_max_code;
+    const float sp = bo.p.scale;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < plane_size; ++i) {
+      for (int pl = 0; pl < kLogPlanes; ++pl) planes[pl * plane_size + i] = 0;
+      const int code = LogSqrt2Code(pf[i], sp, max_code);
+      if (code < 0) continue;
+      const int octave = code >> 1, g = octave / 7;
+      planes[(2 * g + (code & 1)) * plane_size + i] = static_cast<int8_t>(1 << (6 - (octave - 7 * g)));
+    }
+    const int64_t out_size = static_cast<int64_t>(bh) * t * hd;
+    float* sum = log_sum.f32();
+    std::fill(sum, sum + out_size, 0.0f);
+    const int planes_used = 2 * ((max_code >> 1) / 7 + 1);
+    for (int pl = 0; pl < planes_used; ++pl) {
+      const int g = pl / 2;
+      const float plane_scale = sp * std::ldexp(1.0f, -(7 * g + 6)) * ((pl & 1) ? 0.70710678118654752f : 1.0f);
+      int32_t* acc = log_acc.data<int32_t>();
+      bmm.Run(planes + pl * plane_size, v, /*b_rows_are_k=*/true, bh, t, t, hd, acc);
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < out_size; ++i) sum[i] += plane_scale * static_cast<float>(acc[i]);
+    }
+    const Grid& out = bo.proj.in;
+    const float k = bo.v.scale / out.scale;
+    const float lo = static_cast<float>(out.qmin), hi = static_cast<float>(out.qmax);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < out_size; ++i) {
+      float r = __builtin_nearbyintf(sum[i] * k);
+      r = r < lo ? lo : (r > hi ? hi : r);
+      o[i] = static_cast<int8_t>(r);
+    }
   }
 
   void Head(int b, float* logits) {

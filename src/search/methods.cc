@@ -1,6 +1,8 @@
 // The method registry and helpers shared by the methods (search stage).
 #include "methods.h"
 
+#include "pipeline.h"
+
 namespace vitq::search {
 
 const std::vector<MethodInfo>& Methods() {
@@ -13,6 +15,10 @@ const std::vector<MethodInfo>& Methods() {
        "alternating search maximizing cosine similarity (Wu et al. 2020)"},
       {"liu2021", RunLiu2021,
        "Pearson + ranking loss search with bias correction (Liu et al., NeurIPS 2021)"},
+      {"vitq", nullptr,
+       "per-channel weights with GPTQ rounding, LayerNorm reparameterization, zero-point and "
+       "unsigned activation grids (docs/METHOD.md)",
+       QuantizeVitq},
   };
   return kMethods;
 }

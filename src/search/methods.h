@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "op_search.h"
+#include "vitq/quantize.h"
 
 namespace vitq::search {
 
@@ -18,11 +19,17 @@ struct MethodContext {
 };
 
 using MethodFn = OpResult (*)(const OpTensors& op, const MethodContext& mc);
+// A method that owns the whole model pass (it may transform the model, e.g. fold LayerNorm
+// into the next layer, and round weights itself) instead of deciding one operation at a time.
+using PipelineFn = Result<QuantPlan> (*)(const ViTModel& model, const CalibrationSet& calib,
+                                         const QuantizeOptions& opts, QuantizeReport* report);
 
+// Exactly one of `run` (per operation, inside QuantizeModel's capture loop) and `pipeline`.
 struct MethodInfo {
   const char* name;
   MethodFn run;
   const char* description;
+  PipelineFn pipeline = nullptr;
 };
 
 const std::vector<MethodInfo>& Methods();

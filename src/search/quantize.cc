@@ -9,48 +9,17 @@
 #include <nlohmann/json.hpp>
 
 #include "methods.h"
+#include "pipeline.h"
 #include "vitq/engine.h"
 #include "vitq/progress.h"
 #include "vitq/simulate.h"
 
 namespace vitq {
-namespace {
-using Clock = std::chrono::steady_clock;
-double Since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
+using search::CaptureObserver;
+using search::Clock;
+using search::Since;
 
-// Copies the wanted sites of each forward batch into [images, ...] buffers.
-class CaptureObserver : public Observer {
- public:
-  explicit CaptureObserver(Observer* next = nullptr) : next_(next) {}
-  void Add(const std::string& site, std::vector<float>* dest) { dest_[site] = dest; }
-  void SetBatch(int first_image, int images) {
-    first_ = first_image;
-    count_ = images;
-  }
-  bool Wants(const Site& s) const override {
-    return dest_.count(s.Name()) > 0 || (next_ != nullptr && next_->Wants(s));
-  }
-  void Observe(const Site& s, TensorView t) override {
-    if (next_ != nullptr && next_->Wants(s)) next_->Observe(s, t);  // fake-quantize first
-    auto it = dest_.find(s.Name());
-    if (it == dest_.end()) return;
-    const int64_t per_image = t.size() / count_;
-    std::vector<float>* d = it->second;
-    if (d->size() < static_cast<size_t>(per_image) * total_)
-      d->resize(static_cast<size_t>(per_image) * total_);
-    std::memcpy(d->data() + static_cast<int64_t>(first_) * per_image, t.data,
-                t.size() * sizeof(float));
-  }
-  void SetTotal(int total) { total_ = total; }
-
- private:
-  Observer* next_;
-  std::map<std::string, std::vector<float>*> dest_;
-  int first_ = 0, count_ = 1, total_ = 1;
-};
-
+namespace search {
 std::string ModuleOf(const std::string& layer) {
   if (layer.rfind("blocks.", 0) == 0) {
     size_t dot = layer.find('.', 7);
@@ -60,7 +29,37 @@ std::string ModuleOf(const std::string& layer) {
   return layer == "patch_embed.proj" ? "patch_embed" : layer;  // head, head_dist
 }
 
-}  // namespace
+QuantPlan NewPlan(const ViTModel& model, const CalibrationSet& calib, const QuantizeOptions& opts) {
+  QuantPlan plan;
+  plan.method = opts.method;
+  nlohmann::json o = {{"wbits", opts.wbits}, {"abits", opts.abits}};
+  if (FindMethod(opts.method)->pipeline == nullptr) {
+    o.update({{"sequential", opts.sequential},
+              {"ranking", opts.ranking},
+              {"bias_correction", opts.bias_correction},
+              {"candidates", opts.candidates},
+              {"max_rounds", opts.max_rounds},
+              {"coarse_to_fine", opts.coarse_to_fine}});
+  } else {
+    o.update({{"per_channel_weights", opts.per_channel_weights},
+              {"ln_reparam", opts.ln_reparam},
+              {"gptq", opts.gptq},
+              {"asymmetric", opts.asymmetric},
+              {"attn_quantizer", opts.attn_quantizer}});
+  }
+  if (!opts.module_bits.empty()) {
+    o["module_bits"] = std::map<std::string, int>(opts.module_bits.begin(), opts.module_bits.end());
+  }
+  plan.options_json = o.dump();
+  plan.seed = opts.seed;
+  plan.calib_dir = calib.dir;
+  plan.calib_size = static_cast<int>(calib.items.size());
+  plan.calib_hash = calib.hash;
+  plan.tool_version = VITQ_VERSION_STRING;
+  plan.architecture = model.spec.config.architecture;
+  return plan;
+}
+}  // namespace search
 
 const std::vector<std::string>& MethodNames() {
   static const std::vector<std::string> names = [] {
@@ -87,6 +86,10 @@ Status QuantizeOptions::Validate() const {
                                   " outside 2-8");
   }
   if (calib_size < 1) return Status::InvalidInput("calibration size must be at least 1");
+  if (attn_quantizer != "auto" && attn_quantizer != "uniform" && attn_quantizer != "log-sqrt2") {
+    return Status::Usage("--attn-quantizer '" + attn_quantizer +
+                         "': expected auto, uniform or log-sqrt2");
+  }
   if (candidates < 1 || max_rounds < 1)
     return Status::InvalidInput("candidates and rounds must be positive");
   return Status::Ok();
@@ -160,8 +163,9 @@ Result<CalibrationSet> LoadCalibrationSet(const ModelSpec& spec, const std::stri
 Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& calib,
                                 const QuantizeOptions& opts, QuantizeReport* report) {
   VITQ_RETURN_IF_ERROR(opts.Validate());
-  const auto t_start = Clock::now();
   const search::MethodInfo* method = search::FindMethod(opts.method);
+  if (method->pipeline != nullptr) return method->pipeline(model, calib, opts, report);
+  const auto t_start = Clock::now();
   const ViTConfig& c = model.spec.config;
   const int n_img = static_cast<int>(calib.items.size());
   const int t = c.num_tokens(), d = c.embed_dim;
@@ -169,24 +173,7 @@ Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& cal
   const int batch = std::max(1, std::min(opts.batch, n_img));
   std::map<std::string, int> module_bits(opts.module_bits.begin(), opts.module_bits.end());
 
-  QuantPlan plan;
-  plan.method = opts.method;
-  nlohmann::json o = {{"wbits", opts.wbits},
-                      {"abits", opts.abits},
-                      {"sequential", opts.sequential},
-                      {"ranking", opts.ranking},
-                      {"bias_correction", opts.bias_correction},
-                      {"candidates", opts.candidates},
-                      {"max_rounds", opts.max_rounds},
-                      {"coarse_to_fine", opts.coarse_to_fine}};
-  if (!opts.module_bits.empty()) o["module_bits"] = module_bits;
-  plan.options_json = o.dump();
-  plan.seed = opts.seed;
-  plan.calib_dir = calib.dir;
-  plan.calib_size = n_img;
-  plan.calib_hash = calib.hash;
-  plan.tool_version = VITQ_VERSION_STRING;
-  plan.architecture = c.architecture;
+  QuantPlan plan = search::NewPlan(model, calib, opts);
   report->calib_images = n_img;
   report->calib_hash = calib.hash;
 
@@ -204,7 +191,7 @@ Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& cal
   ProgressBar bar("quantize " + opts.method, total_ops, "ops/s", opts.quiet);
 
   auto bits_for = [&](const std::string& layer, bool weight_side) {
-    auto it = module_bits.find(ModuleOf(layer));
+    auto it = module_bits.find(search::ModuleOf(layer));
     if (it != module_bits.end()) return it->second;
     return weight_side ? opts.wbits : opts.abits;
   };

@@ -1,0 +1,280 @@
+// vitq: this project's low-bit method (docs/METHOD.md). One float pass over the calibration
+// images, block by block; per block: LayerNorm reparameterization of the LN outputs that feed
+// qkv and fc1, activation grids by error search (zero point / unsigned below 8 bits), per-channel
+// weight scales and GPTQ rounding from each layer's input Hessian. The plan carries the folded
+// LayerNorm parameters and the rounded weights (QuantPlan::tensors), so every path that applies
+// the plan (the .vitq writer, the fake-quant simulation) sees the same model.
+#include <dnnl.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+
+#include "lowbit.h"
+#include "methods.h"
+#include "pipeline.h"
+#include "vitq/progress.h"
+#include "vitq/quant.h"
+#include "vitq/simulate.h"
+
+namespace vitq::search {
+namespace {
+
+std::vector<float> ToVector(const Tensor& t) { return {t.f32(), t.f32() + t.size()}; }
+
+// Pearson correlation and SQNR of a layer's output with quantized input and weights against the
+// float one, on at most 2048 evenly strided rows of its input.
+void OutputFigures(const float* x, int64_t rows, int k, const float* w, const float* wq, int n,
+                   const SitePlan& in, double* pearson, double* sqnr) {
+  const int64_t stride = std::max<int64_t>(1, rows / 2048);
+  std::vector<float> xs, xq;
+  for (int64_t r = 0; r < rows; r += stride) xs.insert(xs.end(), x + r * k, x + (r + 1) * k);
+  xq = xs;
+  FakeQuantize(xq.data(), static_cast<int64_t>(xq.size()), in.params.scale[0],
+               in.params.zero_point[0], in.scheme.qmin(), in.scheme.qmax(), xq.data());
+  const int m = static_cast<int>(xs.size() / k);
+  std::vector<float> y(static_cast<size_t>(m) * n), yq(y.size());
+  dnnl_sgemm('N', 'T', m, n, k, 1.0f, xs.data(), k, w, k, 0.0f, y.data(), n);
+  dnnl_sgemm('N', 'T', m, n, k, 1.0f, xq.data(), k, wq, k, 0.0f, yq.data(), n);
+  *pearson = Pearson(y.data(), yq.data(), static_cast<int64_t>(y.size()));
+  *sqnr = Sqnr(y.data(), yq.data(), static_cast<int64_t>(y.size()));
+}
+
+class VitqPipeline {
+ public:
+  VitqPipeline(const ViTModel& model, const CalibrationSet& calib, const QuantizeOptions& opts,
+               QuantizeReport* report)
+      : model_(model),
+        calib_(calib),
+        opts_(opts),
+        report_(report),
+        c_(model.spec.config),
+        n_img_(static_cast<int>(calib.items.size())),
+        folded_(CloneModel(model)),
+        plan_(NewPlan(model, calib, opts)),
+        module_bits_(opts.module_bits.begin(), opts.module_bits.end()) {}
+
+  Result<QuantPlan> Run() {
+    const auto t_start = Clock::now();
+    report_->calib_images = n_img_;
+    report_->calib_hash = calib_.hash;
+    Engine engine(model_);  // the float model; the folded one computes the same function
+    const int t = c_.num_tokens(), d = c_.embed_dim;
+    const size_t per_image = static_cast<size_t>(c_.in_chans) * c_.img_size * c_.img_size;
+    const int batch = std::max(1, std::min(opts_.batch, n_img_));
+    ProgressBar bar("quantize vitq", c_.depth + 2, "stages/s", opts_.quiet);
+    auto for_batches = [&](CaptureObserver* cap, const std::function<void(int, int)>& stage) {
+      auto t0 = Clock::now();
+      cap->SetTotal(n_img_);
+      for (int b = 0; b < n_img_; b += batch) {
+        const int nb = std::min(batch, n_img_ - b);
+        cap->SetBatch(b, nb);
+        stage(b, nb);
+      }
+      report_->capture_seconds += Since(t0);
+    };
+    std::vector<float> x(static_cast<size_t>(n_img_) * t * d);
+    {  // patch embedding
+      std::vector<float> patches;
+      CaptureObserver cap;
+      cap.Add("patch_embed.proj:in", &patches);
+      for_batches(&cap, [&](int b, int nb) {
+        engine.Embed(calib_.images.data() + per_image * b, nb,
+                     x.data() + static_cast<size_t>(b) * t * d, &cap);
+      });
+      VITQ_RETURN_IF_ERROR(
+          Linear("patch_embed.proj", &folded_.weights.patch_embed, patches, c_.num_patches()));
+      bar.Add(1);
+    }
+    const char* kSites[] = {"attn.qkv:in", "attn.qk:a",    "attn.qk:b",  "attn.pv:a",
+                            "attn.pv:b",   "attn.proj:in", "mlp.fc1:in", "mlp.fc2:in"};
+    for (int li = 0; li < c_.depth; ++li) {
+      const std::string p = "blocks." + std::to_string(li) + ".";
+      std::map<std::string, std::vector<float>> buf;
+      CaptureObserver cap;
+      for (const char* s : kSites) cap.Add(p + s, &buf[s]);
+      for_batches(&cap, [&](int b, int nb) {
+        engine.Block(li, x.data() + static_cast<size_t>(b) * t * d, nb, &cap);
+      });
+      BlockWeights& bw = folded_.weights.blocks[li];
+      const int64_t rows = static_cast<int64_t>(n_img_) * t;
+      if (opts_.ln_reparam) {
+        Fold(p + "norm1", &bw.norm1_weight, &bw.norm1_bias, {&bw.qkv}, {p + "attn.qkv"},
+             c_.qkv_bias, &buf["attn.qkv:in"], rows);
+        Fold(p + "norm2", &bw.norm2_weight, &bw.norm2_bias, {&bw.fc1}, {p + "mlp.fc1"}, true,
+             &buf["mlp.fc1:in"], rows);
+      }
+      VITQ_RETURN_IF_ERROR(Linear(p + "attn.qkv", &bw.qkv, buf["attn.qkv:in"], t));
+      Operands(p + "attn.qk", buf["attn.qk:a"], buf["attn.qk:b"]);
+      Operands(p + "attn.pv", buf["attn.pv:a"], buf["attn.pv:b"]);
+      VITQ_RETURN_IF_ERROR(Linear(p + "attn.proj", &bw.proj, buf["attn.proj:in"], t));
+      VITQ_RETURN_IF_ERROR(Linear(p + "mlp.fc1", &bw.fc1, buf["mlp.fc1:in"], t));
+      VITQ_RETURN_IF_ERROR(Linear(p + "mlp.fc2", &bw.fc2, buf["mlp.fc2:in"], t));
+      bar.Add(1);
+    }
+    {  // final LayerNorm and head(s)
+      std::vector<float> h0, h1, logits(static_cast<size_t>(batch) * c_.num_classes);
+      CaptureObserver cap;
+      cap.Add("head:in", &h0);
+      if (c_.head_dist) cap.Add("head_dist:in", &h1);
+      for_batches(&cap, [&](int b, int nb) {
+        engine.Head(x.data() + static_cast<size_t>(b) * t * d, nb, logits.data(), &cap);
+      });
+      ViTWeights& w = folded_.weights;
+      if (opts_.ln_reparam) {
+        // One LayerNorm feeds both heads: statistics over both tokens, folded into both.
+        std::vector<float> both = h0;
+        both.insert(both.end(), h1.begin(), h1.end());
+        std::vector<LinearWeights*> consumers = {&w.head};
+        std::vector<std::string> names = {"head"};
+        if (c_.head_dist) {
+          consumers.push_back(&w.head_dist);
+          names.push_back("head_dist");
+        }
+        const LnFold f = ComputeLnFold(both.data(), static_cast<int64_t>(both.size()) / d, d, true);
+        FoldLayerNorm(f, &w.norm_weight, &w.norm_bias, consumers);
+        Record("norm", w.norm_weight, w.norm_bias, consumers, names);
+        ApplyLnFold(f, h0.data(), n_img_, d);
+        if (c_.head_dist) ApplyLnFold(f, h1.data(), n_img_, d);
+      }
+      VITQ_RETURN_IF_ERROR(Linear("head", &w.head, h0, 1));
+      if (c_.head_dist) VITQ_RETURN_IF_ERROR(Linear("head_dist", &w.head_dist, h1, 1));
+      bar.Add(1);
+    }
+    bar.Finish();
+    report_->total_seconds = Since(t_start);
+    plan_.report_json = report_->ToJson();
+    return std::move(plan_);
+  }
+
+ private:
+  int Bits(const std::string& layer, bool weight) const {
+    auto it = module_bits_.find(ModuleOf(layer));
+    if (it != module_bits_.end()) return it->second;
+    return weight ? opts_.wbits : opts_.abits;
+  }
+
+  // Folds the LayerNorm `ln` into its consumers, records the replaced tensors and transforms the
+  // captured LN output `x` [rows, D] the same way.
+  void Fold(const std::string& ln, Tensor* gamma, Tensor* beta,
+            const std::vector<LinearWeights*>& consumers, const std::vector<std::string>& names,
+            bool has_bias, std::vector<float>* x, int64_t rows) {
+    const int d = static_cast<int>(gamma->size());
+    const LnFold f = ComputeLnFold(x->data(), rows, d, has_bias);
+    FoldLayerNorm(f, gamma, beta, consumers);
+    Record(ln, *gamma, *beta, consumers, names);
+    ApplyLnFold(f, x->data(), rows, d);
+  }
+
+  void Record(const std::string& ln, const Tensor& gamma, const Tensor& beta,
+              const std::vector<LinearWeights*>& consumers,
+              const std::vector<std::string>& names) {
+    plan_.tensors[ln + ".weight"] = ToVector(gamma);
+    plan_.tensors[ln + ".bias"] = ToVector(beta);
+    for (size_t i = 0; i < consumers.size(); ++i) {
+      plan_.tensors[names[i] + ".weight"] = ToVector(consumers[i]->weight);
+      // A qkv without a stored bias was folded without a shift (ComputeLnFold centred = false).
+      if (c_.qkv_bias || names[i].find("attn.qkv") == std::string::npos)
+        plan_.tensors[names[i] + ".bias"] = ToVector(consumers[i]->bias);
+    }
+  }
+
+  // A linear layer with inputs x [images * tokens_per_image, K]: input grid, weight scales,
+  // rounding; the rounded weights go into the plan.
+  Status Linear(const std::string& name, LinearWeights* lw, const std::vector<float>& x,
+                int tokens_per_image) {
+    const auto t0 = Clock::now();
+    const int n = static_cast<int>(lw->weight.dim(0)), k = static_cast<int>(lw->weight.dim(1));
+    const int64_t rows = static_cast<int64_t>(n_img_) * tokens_per_image;
+    const int bw = Bits(name, true), bx = Bits(name, false);
+    const SitePlan in =
+        SearchActivationGrid(x.data(), rows * k, bx, opts_.asymmetric);
+    const std::vector<float> scales =
+        SearchWeightScales(lw->weight.f32(), n, k, bw, opts_.per_channel_weights);
+    std::vector<float> rtn = ToVector(lw->weight);
+    RoundToGrid(rtn.data(), n, k, scales, bw);
+    std::vector<float> wq;
+    if (opts_.gptq) {
+      wq = ToVector(lw->weight);
+      VITQ_RETURN_IF_ERROR(GptqQuantize(wq.data(), n, k, InputHessian(x.data(), rows, k), scales,
+                                        bw, /*act_order=*/true)
+                               .WithContext("layer '" + name + "'"));
+    } else {
+      wq = rtn;
+    }
+    OpReport rep;
+    rep.layer = name;
+    rep.bits_w = bw;
+    rep.bits_x = bx;
+    double mean_scale = 0;
+    for (float s : scales) mean_scale += s;
+    rep.scale_w = static_cast<float>(mean_scale / scales.size());
+    rep.scale_x = in.params.scale[0];
+    double sqnr_rtn = 0;
+    OutputFigures(x.data(), rows, k, lw->weight.f32(), rtn.data(), n, in, &rep.similarity_before,
+                  &sqnr_rtn);
+    OutputFigures(x.data(), rows, k, lw->weight.f32(), wq.data(), n, in, &rep.similarity_after,
+                  &rep.sqnr_db);
+    QuantScheme sw = SymmetricScheme(bw);
+    if (scales.size() > 1) {
+      sw.granularity = Granularity::kPerChannel;
+      sw.axis = 0;
+    }
+    plan_.sites[name + ":w"] = {sw, {scales, std::vector<int32_t>(scales.size(), 0)}};
+    plan_.sites[name + ":in"] = in;
+    plan_.tensors[name + ".weight"] = std::move(wq);
+    rep.seconds = Since(t0);
+    report_->search_seconds += rep.seconds;
+    report_->ops.push_back(rep);
+    return Status::Ok();
+  }
+
+  // The operands of an attention matmul: one grid each.
+  void Operands(const std::string& name, const std::vector<float>& a, const std::vector<float>& b) {
+    const auto t0 = Clock::now();
+    const int bits = Bits(name, false);
+    SitePlan pa;
+    const bool log_p = name.find("attn.pv") != std::string::npos &&
+                       (opts_.attn_quantizer == "log-sqrt2" ||
+                        (opts_.attn_quantizer == "auto" && bits < 8));
+    if (log_p) {  // P in [0, 1]: the top code is P = 1
+      pa.scheme.bits = bits;
+      pa.scheme.is_signed = false;
+      pa.scheme.kind = QuantKind::kLogSqrt2;
+      pa.params = {{1.0f}, {0}};
+    } else {
+      pa = SearchActivationGrid(a.data(), static_cast<int64_t>(a.size()), bits, opts_.asymmetric);
+    }
+    const SitePlan pb = SearchActivationGrid(b.data(), static_cast<int64_t>(b.size()), bits,
+                                             opts_.asymmetric);
+    plan_.sites[name + ":a"] = pa;
+    plan_.sites[name + ":b"] = pb;
+    OpReport rep;
+    rep.layer = name;
+    rep.bits_w = rep.bits_x = bits;
+    rep.scale_x = pa.params.scale[0];
+    rep.scale_w = pb.params.scale[0];
+    rep.seconds = Since(t0);
+    report_->search_seconds += rep.seconds;
+    report_->ops.push_back(rep);
+  }
+
+  const ViTModel& model_;
+  const CalibrationSet& calib_;
+  const QuantizeOptions& opts_;
+  QuantizeReport* report_;
+  const ViTConfig& c_;
+  const int n_img_;
+  ViTModel folded_;
+  QuantPlan plan_;
+  std::map<std::string, int> module_bits_;
+};
+
+}  // namespace
+
+Result<QuantPlan> QuantizeVitq(const ViTModel& model, const CalibrationSet& calib,
+                               const QuantizeOptions& opts, QuantizeReport* report) {
+  return VitqPipeline(model, calib, opts, report).Run();
+}
+
+}  // namespace vitq::search
