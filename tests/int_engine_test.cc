@@ -28,10 +28,11 @@ struct Agreement {
   int64_t logits_differing = -1;  // engine against its float simulation, bit for bit
 };
 
-// Quantizes `model_dir` with minmax on `calib_count` images of `calib_dir`, writes and reloads
+// Quantizes `model_dir` with `method` on `calib_count` images of `calib_dir`, writes and reloads
 // the .vitq file, and evaluates both paths on `data_dir`.
 Agreement Compare(const std::string& model_dir, const std::string& calib_dir, int calib_count,
-                  const std::string& data_dir, int bits) {
+                  const std::string& data_dir, int bits, const std::string& method = "minmax",
+                  int abits = 0, int limit = 0) {
   Agreement a;
   auto model = LoadModel(testing::RepoPath(model_dir));
   EXPECT_TRUE(model.ok()) << model.status().message();
@@ -39,8 +40,9 @@ Agreement Compare(const std::string& model_dir, const std::string& calib_dir, in
   auto calib = LoadCalibrationSet(model->spec, testing::RepoPath(calib_dir), calib_count, 0, true);
   EXPECT_TRUE(calib.ok());
   QuantizeOptions opts;
-  opts.method = "minmax";
-  opts.wbits = opts.abits = bits;
+  opts.method = method;
+  opts.wbits = bits;
+  opts.abits = abits > 0 ? abits : bits;
   opts.calib_size = calib_count;
   opts.quiet = true;
   QuantizeReport report;
@@ -62,6 +64,7 @@ Agreement Compare(const std::string& model_dir, const std::string& calib_dir, in
   EXPECT_TRUE(data.ok());
   EvalOptions eo;
   eo.quiet = true;
+  eo.limit = limit;
   eo.keep_logits = true;
   IntegerEngine* e = engine->get();
   SimulatedModel* s = sim->get();
@@ -113,6 +116,22 @@ TEST(IntegerEngine, CifarVitW8A8EqualsItsSimulation) {
   std::printf(
       "vit-cifar10 W8A8 vs fake-quant: top-1 identical %.4f, SQNR %.1f dB over %lld images\n",
       a.top1_identical, a.sqnr_db, static_cast<long long>(a.images));
+}
+
+// The vitq method's plans: per-channel weights, shifted (zero-point) activation ranges, and below
+// 8 bits log-sqrt2 attention probabilities in s8 planes (LogPv). The engine must equal its
+// simulation bit for bit; against the fake-quant path only top-1 agreement is bounded loosely
+// (at 4 bits every float difference at a rounding boundary is a whole grid step).
+TEST(IntegerEngine, VitqPlansEqualTheirSimulation) {
+  for (int bits : {4, 6}) {
+    Agreement a = Compare("models/vit-cifar10", "data/cifar10/calib", 16, "data/cifar10/calib",
+                          bits, "vitq", bits, 200);
+    EXPECT_EQ(a.images, 200);
+    EXPECT_EQ(a.logits_differing, 0) << bits << " bits";
+    EXPECT_GE(a.top1_identical, 0.8) << bits << " bits";
+    std::printf("vit-cifar10 vitq W%dA%d vs fake-quant: top-1 identical %.4f, SQNR %.1f dB\n",
+                bits, bits, a.top1_identical, a.sqnr_db);
+  }
 }
 
 }  // namespace

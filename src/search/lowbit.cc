@@ -75,7 +75,7 @@ SitePlan SearchActivationGrid(const float* x, int64_t n, int bits, bool asymmetr
   best.params = {{1.0f}, {0}};
   if (hi <= lo) return best;
   // Clipping ratios of the upper and the lower end (the lower end only when x has negatives).
-  const int hi_steps = getenv("DEVP") && lo >= 0 ? 0 : 40, lo_steps = lo < 0 ? 10 : 0;
+  const int hi_steps = 40, lo_steps = lo < 0 ? 10 : 0;
   for (int a = 0; a <= hi_steps; ++a) {
     const float h = hi * (1.0f - 0.02f * a);
     for (int b = 0; b <= lo_steps; ++b) {
@@ -88,6 +88,64 @@ SitePlan SearchActivationGrid(const float* x, int64_t n, int bits, bool asymmetr
       if (e < best_err) {
         best_err = e;
         best.params = {{scale}, {z}};
+      }
+    }
+  }
+  return best;
+}
+
+SitePlan SearchInputGrid(const float* x, int64_t rows, int k, const float* w, int n, int bits,
+                         bool asymmetric) {
+  SitePlan best = SearchActivationGrid(x, rows * k, bits, asymmetric);
+  const int64_t stride = std::max<int64_t>(1, rows / 512);
+  std::vector<float> xs;
+  for (int64_t r = 0; r < rows; r += stride) xs.insert(xs.end(), x + r * k, x + (r + 1) * k);
+  const int m = static_cast<int>(xs.size() / k);
+  std::vector<float> e(xs.size()), y(static_cast<size_t>(m) * n);
+  auto output_error = [&](const SitePlan& g) {
+    FakeQuantize(xs.data(), static_cast<int64_t>(xs.size()), g.params.scale[0],
+                 g.params.zero_point[0], g.scheme.qmin(), g.scheme.qmax(), e.data());
+    for (size_t i = 0; i < e.size(); ++i) e[i] -= xs[i];
+    dnnl_sgemm('N', 'T', m, n, k, 1.0f, e.data(), k, w, k, 0.0f, y.data(), n);
+    double s2 = 0;
+    for (float v : y) s2 += static_cast<double>(v) * v;
+    return s2;
+  };
+  double best_err = output_error(best);
+  const float scale = best.params.scale[0];
+  if (best.scheme.symmetric) {
+    const float top = scale * best.scheme.qmax();
+    for (int a = -10; a <= 10; ++a) {
+      SitePlan g = best;
+      g.params.scale = {top * (1.0f + 0.03f * a) / best.scheme.qmax()};
+      if (!(g.params.scale[0] > 0)) continue;
+      const double err = output_error(g);
+      if (err < best_err) {
+        best_err = err;
+        best = g;
+      }
+    }
+    return best;
+  }
+  // Asymmetric: the grid spans [lo, hi] = [-z s, (qmax - z) s]; move each end in turn.
+  const int qmax = best.scheme.qmax();
+  for (int end = 0; end < 2; ++end) {
+    const float s0 = best.params.scale[0];
+    const float lo0 = -best.params.zero_point[0] * s0, hi0 = (qmax - best.params.zero_point[0]) * s0;
+    if (end == 1 && lo0 >= 0) break;
+    for (int a = -10; a <= 10; ++a) {
+      const float f = 1.0f + 0.03f * a;
+      const float lo = end == 0 ? lo0 : lo0 * f, hi = end == 0 ? hi0 * f : hi0;
+      if (!(hi > lo)) continue;
+      SitePlan g = best;
+      const float sc = (hi - lo) / qmax;
+      g.params.scale = {sc};
+      g.params.zero_point = {
+          std::clamp(static_cast<int32_t>(std::nearbyint(-lo / sc)), int32_t{0}, qmax)};
+      const double err = output_error(g);
+      if (err < best_err) {
+        best_err = err;
+        best = g;
       }
     }
   }

@@ -18,6 +18,12 @@ namespace vitq::search {
 // unsigned grid [0, 2^b - 1] with a zero point (z = 0 when x >= 0: P after softmax).
 SitePlan SearchActivationGrid(const float* x, int64_t n, int bits, bool asymmetric);
 
+// The input grid of a linear layer with weights w [n, k] for inputs x [rows, k]: starts from
+// SearchActivationGrid, then refines the clipping of each end to minimize the error the grid
+// causes in the layer's output, ||(Q(x) - x) wᵀ||^2, on at most 512 evenly strided rows.
+SitePlan SearchInputGrid(const float* x, int64_t rows, int k, const float* w, int n, int bits,
+                         bool asymmetric);
+
 // Symmetric signed weight scales for w [rows, cols]: one per row (per_channel) or one for the
 // tensor, each minimizing the rounding error ||w - Q(w)||^2 over clipping ratios 0.5..1 of max|w|.
 std::vector<float> SearchWeightScales(const float* w, int rows, int cols, int bits,

@@ -1,0 +1,306 @@
+// The vitq method's building blocks against scalar and float64 references: the log-sqrt2
+// quantizer, activation grids, GPTQ, the LayerNorm reparameterization (exact in float), and the
+// plan checks for the new quantizers.
+#include "lowbit.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "test_util.h"
+#include "vitq/engine.h"
+#include "vitq/plan.h"
+#include "vitq/quant.h"
+#include "vitq/simulate.h"
+
+namespace vitq::search {
+namespace {
+
+TEST(LogSqrt2, HandCheckedCodesAndValues) {
+  const int max4 = LogMaxCode(4);
+  EXPECT_EQ(max4, 14);                // 16 codes: 0..14 and the zero
+  EXPECT_EQ(LogMaxCode(3), 6);
+  EXPECT_EQ(LogMaxCode(6), 27);       // capped: octaves 0..13
+  EXPECT_EQ(LogSqrt2Code(1.0f, 1.0f, max4), 0);
+  EXPECT_EQ(LogSqrt2Code(0.70710678f, 1.0f, max4), 1);
+  EXPECT_EQ(LogSqrt2Code(0.5f, 1.0f, max4), 2);
+  EXPECT_EQ(LogSqrt2Code(0.25f, 1.0f, max4), 4);
+  EXPECT_EQ(LogSqrt2Code(0.3f, 1.0f, max4), 3);   // -2 log2 0.3 = 3.47
+  EXPECT_EQ(LogSqrt2Code(1.5f, 1.0f, max4), 0);   // above the scale: the top code
+  EXPECT_EQ(LogSqrt2Code(0.0f, 1.0f, max4), -1);
+  EXPECT_EQ(LogSqrt2Code(-0.1f, 1.0f, max4), -1);
+  EXPECT_EQ(LogSqrt2Code(std::ldexp(1.0f, -7), 1.0f, max4), 14);
+  EXPECT_EQ(LogSqrt2Code(std::ldexp(1.0f, -8), 1.0f, max4), -1);  // code 16 > 14: zero
+  EXPECT_FLOAT_EQ(LogSqrt2Value(0, 0.5f), 0.5f);
+  EXPECT_FLOAT_EQ(LogSqrt2Value(3, 1.0f), 0.5f * 0.70710678f);
+  EXPECT_FLOAT_EQ(LogSqrt2Value(-1, 1.0f), 0.0f);
+  std::vector<float> x = {1.0f, 0.5f, 0.3f, 0.0f, 1e-6f}, out(5);
+  FakeQuantizeLogSqrt2(x.data(), 5, 1.0f, 4, out.data());
+  EXPECT_FLOAT_EQ(out[0], 1.0f);
+  EXPECT_FLOAT_EQ(out[1], 0.5f);
+  EXPECT_FLOAT_EQ(out[2], 0.5f * 0.70710678f);
+  EXPECT_FLOAT_EQ(out[3], 0.0f);
+  EXPECT_FLOAT_EQ(out[4], 0.0f);
+}
+
+TEST(ActivationGrid, OneSidedTensorsGetUnsignedGridsBelowEightBits) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  std::vector<float> p(5000);
+  for (auto& v : p) v = u(rng) * u(rng);
+  SitePlan g = SearchActivationGrid(p.data(), p.size(), 4, true);
+  EXPECT_FALSE(g.scheme.is_signed);
+  EXPECT_EQ(g.params.zero_point[0], 0);
+  // GELU-like: a small negative tail; the zero point leaves a few levels below zero.
+  std::vector<float> gl(5000);
+  for (auto& v : gl) v = u(rng) * 4.0f - 0.17f;
+  g = SearchActivationGrid(gl.data(), gl.size(), 6, true);
+  EXPECT_FALSE(g.scheme.symmetric);
+  EXPECT_GT(g.params.zero_point[0], 0);
+  EXPECT_LT(g.params.zero_point[0], 8);
+  EXPECT_TRUE(ValidateQParams(g.scheme, g.params, {1}, "t").ok());
+  // 8 bits (or no asymmetry) stay symmetric signed: the engine stores activations as s8.
+  g = SearchActivationGrid(gl.data(), gl.size(), 8, true);
+  EXPECT_TRUE(g.scheme.symmetric && g.scheme.is_signed);
+  g = SearchActivationGrid(gl.data(), gl.size(), 4, false);
+  EXPECT_TRUE(g.scheme.symmetric && g.scheme.is_signed);
+  // The search never does worse than min/max.
+  std::vector<float> t(20000);
+  std::normal_distribution<float> nd(0, 1);
+  for (auto& v : t) v = nd(rng);
+  t[7] = 40.0f;  // an outlier
+  g = SearchActivationGrid(t.data(), t.size(), 4, true);
+  auto err = [&](const SitePlan& sp) {
+    std::vector<float> q(t.size());
+    FakeQuantize(t.data(), t.size(), sp.params.scale[0], sp.params.zero_point[0], sp.scheme.qmin(),
+                 sp.scheme.qmax(), q.data());
+    return MeanSquaredError(t.data(), q.data(), t.size());
+  };
+  SitePlan mm;
+  mm.scheme = g.scheme;
+  mm.params = MinMaxParams(t.data(), t.size(), g.scheme);
+  EXPECT_LT(err(g), 0.5 * err(mm));
+}
+
+// GPTQ written out in float64 the plain way (no act order, no row blocks): the reference.
+std::vector<double> GptqReference(const std::vector<float>& w, int rows, int cols,
+                                  const std::vector<double>& h, const std::vector<float>& scales,
+                                  int bits) {
+  const int k = cols, qmin = -(1 << (bits - 1)), qmax = (1 << (bits - 1)) - 1;
+  std::vector<double> a = h;
+  double mean = 0;
+  for (int i = 0; i < k; ++i) mean += a[i * k + i];
+  for (int i = 0; i < k; ++i) a[i * k + i] += 0.01 * mean / k;
+  // Inverse by Gauss-Jordan, then the upper Cholesky factor U of the inverse (Hinv = UᵀU).
+  std::vector<double> inv(k * k, 0);
+  for (int i = 0; i < k; ++i) inv[i * k + i] = 1;
+  for (int c = 0; c < k; ++c) {
+    const double p = a[c * k + c];
+    for (int j = 0; j < k; ++j) {
+      a[c * k + j] /= p;
+      inv[c * k + j] /= p;
+    }
+    for (int r = 0; r < k; ++r) {
+      if (r == c) continue;
+      const double f = a[r * k + c];
+      for (int j = 0; j < k; ++j) {
+        a[r * k + j] -= f * a[c * k + j];
+        inv[r * k + j] -= f * inv[c * k + j];
+      }
+    }
+  }
+  std::vector<double> u(k * k, 0);
+  for (int i = 0; i < k; ++i) {  // Hinv = UᵀU, row by row
+    double d = inv[i * k + i];
+    for (int m = 0; m < i; ++m) d -= u[m * k + i] * u[m * k + i];
+    u[i * k + i] = std::sqrt(d);
+    for (int j = i + 1; j < k; ++j) {
+      double s = inv[i * k + j];
+      for (int m = 0; m < i; ++m) s -= u[m * k + i] * u[m * k + j];
+      u[i * k + j] = s / u[i * k + i];
+    }
+  }
+  std::vector<double> out(w.begin(), w.end());
+  for (int r = 0; r < rows; ++r) {
+    const double s = scales[r];
+    for (int j = 0; j < k; ++j) {
+      double& x = out[r * k + j];
+      double q = std::nearbyint(x / s);
+      q = std::min<double>(qmax, std::max<double>(qmin, q));
+      const double err = (x - q * s) / u[j * k + j];
+      x = q * s;
+      for (int c = j + 1; c < k; ++c) out[r * k + c] -= err * u[j * k + c];
+    }
+  }
+  return out;
+}
+
+TEST(Gptq, MatchesTheFloat64ReferenceAndBeatsRounding) {
+  const int rows = 5, cols = 12, n = 400, bits = 4;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0, 1);
+  std::vector<float> x(n * cols), w(rows * cols);
+  for (int i = 0; i < n; ++i) {
+    const float common = nd(rng);  // correlated inputs: where error compensation pays
+    for (int c = 0; c < cols; ++c) x[i * cols + c] = common + 0.3f * nd(rng);
+  }
+  for (auto& v : w) v = 0.1f * nd(rng);
+  const std::vector<double> h = InputHessian(x.data(), n, cols);
+  const std::vector<float> scales = SearchWeightScales(w.data(), rows, cols, bits, true);
+  std::vector<float> g = w;
+  ASSERT_TRUE(GptqQuantize(g.data(), rows, cols, h, scales, bits, /*act_order=*/false).ok());
+  const std::vector<double> ref = GptqReference(w, rows, cols, h, scales, bits);
+  for (size_t i = 0; i < g.size(); ++i) EXPECT_NEAR(g[i], ref[i], 1e-6) << i;
+  // Every weight on its row's grid.
+  std::vector<float> a = w;
+  ASSERT_TRUE(GptqQuantize(a.data(), rows, cols, h, scales, bits, /*act_order=*/true).ok());
+  for (int r = 0; r < rows; ++r) {
+    for (int c = 0; c < cols; ++c) {
+      // Rounding onto the grid (what the .vitq writer does) returns the same value exactly.
+      const float v = a[r * cols + c];
+      EXPECT_EQ(static_cast<float>(QuantizeValue(v, scales[r], 0, -8, 7)) * scales[r], v);
+      EXPECT_LE(std::fabs(v / scales[r]), 8.0f);
+    }
+  }
+  // Output error ||X (W - Ŵ)ᵀ||² below round to nearest, with and without act order.
+  std::vector<float> rtn = w;
+  RoundToGrid(rtn.data(), rows, cols, scales, bits);
+  auto out_err = [&](const std::vector<float>& wq) {
+    double e = 0;
+    for (int i = 0; i < n; ++i) {
+      for (int r = 0; r < rows; ++r) {
+        double d = 0;
+        for (int c = 0; c < cols; ++c) d += x[i * cols + c] * (w[r * cols + c] - wq[r * cols + c]);
+        e += d * d;
+      }
+    }
+    return e;
+  };
+  EXPECT_LT(out_err(g), 0.7 * out_err(rtn));
+  EXPECT_LT(out_err(a), 0.7 * out_err(rtn));
+}
+
+TEST(Gptq, DeadInputsGetZeroWeights) {
+  const int rows = 2, cols = 3;
+  std::vector<float> x = {1, 0, 2, 3, 0, 1, -1, 0, 0.5f, 2, 0, 2};  // column 1 always 0
+  std::vector<float> w = {0.3f, 0.9f, -0.2f, 0.1f, -0.7f, 0.4f};
+  ASSERT_TRUE(
+      GptqQuantize(w.data(), rows, cols, InputHessian(x.data(), 4, cols), {0.1f}, 4).ok());
+  EXPECT_EQ(w[1], 0.0f);
+  EXPECT_EQ(w[4], 0.0f);
+  EXPECT_FALSE(GptqQuantize(w.data(), rows, cols, std::vector<double>(4, 1.0), {0.1f}, 4).ok());
+}
+
+// Folding into LayerNorm and the next layers leaves the float model's logits unchanged, also
+// with a constant channel (a zero LayerNorm weight, as two of DeiT-Tiny's are).
+TEST(LnReparam, FoldingIsExactInFloat) {
+  ViTConfig c = testing::SmallConfig();
+  ViTModel m = RandomModel(c, 5);
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0, 1);
+  for (auto& b : m.weights.blocks) {  // uneven channel ranges, biases, one dead channel
+    for (int64_t i = 0; i < b.norm1_weight.size(); ++i) {
+      b.norm1_weight.f32()[i] = 1.0f + 3.0f * std::fabs(nd(rng));
+      b.norm1_bias.f32()[i] = nd(rng);
+      b.norm2_bias.f32()[i] = 2.0f * nd(rng);
+    }
+    b.norm2_weight.f32()[3] = 0.0f;
+  }
+  CalibrationSet calib = testing::RandomCalibration(c, 4);
+  const int t = c.num_tokens(), d = c.embed_dim;
+  std::vector<float> logits(4 * c.num_classes), folded_logits(logits.size());
+  Engine e(m);
+  e.Forward(calib.images.data(), 4, logits.data());
+  // LN outputs of every block on these images (the float model), then fold them all.
+  ViTModel f = CloneModel(m);
+  std::vector<float> x(static_cast<size_t>(4) * t * d);
+  e.Embed(calib.images.data(), 4, x.data());
+  for (int li = 0; li < c.depth; ++li) {
+    struct Cap : Observer {
+      std::map<std::string, std::vector<float>> got;
+      bool Wants(const Site& s) const override {
+        return s.Name().find("qkv:in") != std::string::npos ||
+               s.Name().find("fc1:in") != std::string::npos;
+      }
+      void Observe(const Site& s, TensorView v) override {
+        got[s.Name()].assign(v.data, v.data + v.size());
+      }
+    } cap;
+    e.Block(li, x.data(), 4, &cap);
+    BlockWeights& b = f.weights.blocks[li];
+    const std::string p = "blocks." + std::to_string(li) + ".";
+    for (int which = 0; which < 2; ++which) {
+      auto& in = cap.got[p + (which == 0 ? "attn.qkv:in" : "mlp.fc1:in")];
+      const LnFold fold = ComputeLnFold(in.data(), 4 * t, d, true);
+      if (which == 1) {
+        EXPECT_EQ(fold.r[3], 1.0f);  // the constant channel keeps r = 1 and becomes 0
+      }
+      if (which == 0) FoldLayerNorm(fold, &b.norm1_weight, &b.norm1_bias, {&b.qkv});
+      if (which == 1) FoldLayerNorm(fold, &b.norm2_weight, &b.norm2_bias, {&b.fc1});
+    }
+  }
+  Engine ef(f);
+  ef.Forward(calib.images.data(), 4, folded_logits.data());
+  EXPECT_LE(testing::MaxAbsDiff(logits.data(), folded_logits.data(), logits.size()), 1e-4);
+}
+
+TEST(PlanChecks, NewQuantizersAreValidated) {
+  ViTConfig c = testing::SmallConfig();
+  QuantPlan plan;
+  SitePlan log;
+  log.scheme.bits = 4;
+  log.scheme.is_signed = false;
+  log.scheme.kind = QuantKind::kLogSqrt2;
+  log.params = {{1.0f}, {0}};
+  plan.sites["blocks.0.attn.pv:a"] = log;
+  EXPECT_TRUE(ValidatePlan(plan, c).ok());
+  // log-sqrt2 anywhere but P is refused, naming the site.
+  plan.sites["blocks.0.mlp.fc1:in"] = log;
+  Status s = ValidatePlan(plan, c);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("blocks.0.mlp.fc1:in"), std::string::npos);
+  plan.sites.erase("blocks.0.mlp.fc1:in");
+  // A signed log grid, a zero point outside the grid, a wrong per-channel scale count.
+  plan.sites["blocks.0.attn.pv:a"].scheme.is_signed = true;
+  EXPECT_FALSE(ValidatePlan(plan, c).ok());
+  plan.sites["blocks.0.attn.pv:a"].scheme.is_signed = false;
+  SitePlan asym;
+  asym.scheme.bits = 4;
+  asym.scheme.symmetric = asym.scheme.is_signed = false;
+  asym.params = {{0.1f}, {16}};
+  EXPECT_FALSE(ValidateQParams(asym.scheme, asym.params, {1}, "t").ok());
+  SitePlan pc;
+  pc.scheme.bits = 4;
+  pc.scheme.granularity = Granularity::kPerChannel;
+  pc.params = {std::vector<float>(5, 0.1f), std::vector<int32_t>(5, 0)};
+  plan.sites["blocks.0.mlp.fc1:w"] = pc;
+  s = ValidatePlan(plan, c);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("expected 64"), std::string::npos) << s.message();
+  plan.sites.erase("blocks.0.mlp.fc1:w");
+  // JSON: the kind round-trips; an unknown kind is refused.
+  const std::string json = PlanToJson(plan);
+  EXPECT_NE(json.find("log_sqrt2"), std::string::npos);
+  auto back = PlanFromJson(json, "p");
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->sites.at("blocks.0.attn.pv:a").scheme.kind, QuantKind::kLogSqrt2);
+  std::string bad = json;
+  bad.replace(bad.find("log_sqrt2"), 9, "log_three");
+  EXPECT_FALSE(PlanFromJson(bad, "p").ok());
+  // Replaced tensors must exist and have the model's size.
+  ViTModel m = RandomModel(c, 1);
+  QuantPlan t;
+  t.tensors["blocks.0.norm1.weight"] = std::vector<float>(32, 2.0f);
+  auto applied = ApplyPlanTensors(m, t);
+  ASSERT_TRUE(applied.ok());
+  EXPECT_EQ(applied->weights.blocks[0].norm1_weight.f32()[5], 2.0f);
+  t.tensors["blocks.0.norm1.weight"].resize(31);
+  EXPECT_FALSE(ApplyPlanTensors(m, t).ok());
+  t.tensors.clear();
+  t.tensors["blocks.9.norm1.weight"] = std::vector<float>(32, 2.0f);
+  EXPECT_FALSE(ApplyPlanTensors(m, t).ok());
+}
+
+}  // namespace
+}  // namespace vitq::search
