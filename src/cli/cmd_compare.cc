@@ -1,5 +1,6 @@
 // `vitq compare MODEL --calib DIR --data DIR --methods a,b --bits 8,6,4`: the method x bits grid
 // in one table (markdown, CSV or JSON) (cli).
+#include <unistd.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -8,6 +9,8 @@
 #include <sstream>
 
 #include "common.h"
+#include "vitq/runtime.h"
+#include "vitq/qfile.h"
 #include "load.h"
 #include "vitq/mixed_precision.h"
 #include "vitq/quantize.h"
@@ -30,7 +33,23 @@ struct Row {
   std::string method;
   std::string bits;
   double top1 = 0, top5 = 0, agreement = 1, kl = 0, size_mb = 0, calib_seconds = 0;
+  std::string path = "float";  // "int8" (the integer engine) or "fake-quant"
 };
+
+// Writes the plan as a .vitq file in a private temporary directory and loads it back: compare
+// evaluates exactly what `vitq quantize` would write and the integer engine would run.
+Result<QuantizedModel> RoundTrip(const ViTModel& model, const QuantPlan& plan) {
+  std::error_code ec;
+  const std::filesystem::path dir = std::filesystem::temp_directory_path(ec) /
+                                    ("vitq-compare-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::InvalidInput("cannot create temporary directory '" + dir.string() + "'");
+  const std::string file = (dir / "plan.vitq").string();
+  Status s = SaveQuantizedFile(file, model, plan);
+  Result<QuantizedModel> q = s.ok() ? LoadQuantizedFile(file) : Result<QuantizedModel>(s);
+  std::filesystem::remove_all(dir, ec);
+  return q;
+}
 
 }  // namespace
 
@@ -51,7 +70,8 @@ void RegisterCompare(CLI::App* app, Runner* run) {
   cmd->add_option("--data", args->data, "evaluation ImageFolder")->required();
   cmd->add_option("--methods", args->methods,
                   "comma list; a method may carry +no-ranking, +no-bias-correction, +sequential, "
-                  "+coarse (coarse-to-fine grid) (e.g. liu2021+no-ranking)");
+                  "+coarse (coarse-to-fine grid) (e.g. liu2021+no-ranking); vitq may carry "
+                  "+no-per-channel, +no-reparam, +no-gptq, +no-asym, +uniform-attn");
   cmd->add_option("--bits", args->bits,
                   "comma list of bit-widths for weights and activations (default 8,6,4); "
                   "'6mp' is mixed precision at the size of the uniform 6-bit model");
@@ -119,12 +139,26 @@ void RegisterCompare(CLI::App* app, Runner* run) {
               cfg.q.sequential = true;
             else if (parts[i] == "coarse")
               cfg.q.coarse_to_fine = true;
+            else if (parts[i] == "no-per-channel" && cfg.q.method == "vitq")
+              cfg.q.per_channel_weights = false;
+            else if (parts[i] == "no-reparam" && cfg.q.method == "vitq")
+              cfg.q.ln_reparam = false;
+            else if (parts[i] == "no-gptq" && cfg.q.method == "vitq")
+              cfg.q.gptq = false;
+            else if (parts[i] == "no-asym" && cfg.q.method == "vitq")
+              cfg.q.asymmetric = false;
+            else if (parts[i] == "uniform-attn" && cfg.q.method == "vitq")
+              cfg.q.attn_quantizer = "uniform";
             else
               return ReportError(Status::InvalidInput("--methods: unknown variant '+" + parts[i] +
                                                       "' in '" + m + "'"));
           }
           Status v = cfg.q.Validate();
           if (!v.ok()) return ReportError(v);
+          if (mixed && cfg.q.method == "vitq") {
+            return ReportError(Status::Usage("--bits " + bits_s +
+                                             ": mixed precision does not run --method vitq yet"));
+          }
           if (mixed) {
             MixedPrecisionOptions mp;
             mp.target_bits = bits;
@@ -200,18 +234,38 @@ void RegisterCompare(CLI::App* app, Runner* run) {
         const std::string bits_label =
             std::to_string(cfg.q.wbits) +
             (cfg.mixed ? (cfg.omega == OmegaCriterion::kScaleFree ? "mp-sf" : "mp") : "");
-        auto sim = SimulatedModel::Create(model.value(), plan.value());
-        if (!sim.ok()) return ReportError(sim.status());
+        // The deployed accuracy: the integer engine where it runs the plan, else fake-quant.
+        auto qm = RoundTrip(model.value(), plan.value());
+        if (!qm.ok()) return ReportError(qm.status());
+        const bool on_engine = CheckIntegerPlan(qm->plan, model->spec.config).ok();
+        std::unique_ptr<IntegerEngine> engine_q;
+        std::unique_ptr<SimulatedModel> sim;
+        if (on_engine) {
+          auto e = IntegerEngine::Create(qm.value());
+          if (!e.ok()) return ReportError(e.status());
+          engine_q = std::move(e).value();
+        } else {
+          auto sm = SimulatedModel::Create(model.value(), plan.value());
+          if (!sm.ok()) return ReportError(sm.status());
+          sim = std::move(sm).value();
+        }
         EvalOptions qo = eo;
         qo.keep_logits = false;
         qo.reference_logits = &ref;
         qo.label = cfg.label + " W" + bits_label;
-        SimulatedModel* s = sim->get();
-        auto r = EvaluateDataset([s](const float* x, int b, float* y) { s->Forward(x, b, y); },
-                                 model->spec, dataset.value(), qo);
+        auto r = EvaluateDataset(
+            [&](const float* x, int b, float* y) {
+              if (engine_q) {
+                engine_q->Forward(x, b, y);
+              } else {
+                sim->Forward(x, b, y);
+              }
+            },
+            model->spec, dataset.value(), qo);
         if (!r.ok()) return ReportError(r.status());
         rows.push_back({cfg.label, bits_label, r->top1, r->top5, r->agreement, r->kl,
-                        ModelSizeBytes(model.value(), plan.value()) / 1e6, secs});
+                        ModelSizeBytes(model.value(), plan.value()) / 1e6, secs,
+                        on_engine ? "int8" : "fake-quant"});
         if (!args->common.quiet && args->format == "markdown") {
           std::fprintf(stderr, "vitq compare: %s %s top-1 %.4f (%.1f s calibration)\n",
                        cfg.label.c_str(), bits_label.c_str(), r->top1, secs);
@@ -245,26 +299,30 @@ void RegisterCompare(CLI::App* app, Runner* run) {
                                {"agreement", r.agreement},
                                {"kl", r.kl},
                                {"size_mb", r.size_mb},
-                               {"calib_seconds", r.calib_seconds}});
+                               {"calib_seconds", r.calib_seconds},
+                               {"path", r.path}});
         }
         PrintJson(j);
       } else if (args->format == "csv") {
-        std::printf("method,bits,top1,top5,agreement,kl,size_mb,calib_seconds\n");
+        std::printf("method,bits,top1,top5,agreement,kl,size_mb,calib_seconds,path\n");
         for (const auto& r : rows) {
-          std::printf("%s,%s,%.4f,%.4f,%.4f,%.5f,%.3f,%.1f\n", r.method.c_str(), r.bits.c_str(),
-                      r.top1, r.top5, r.agreement, r.kl, r.size_mb, r.calib_seconds);
+          std::printf("%s,%s,%.4f,%.4f,%.4f,%.5f,%.3f,%.1f,%s\n", r.method.c_str(),
+                      r.bits.c_str(), r.top1, r.top5, r.agreement, r.kl, r.size_mb,
+                      r.calib_seconds, r.path.c_str());
         }
       } else {
         std::printf(
-            "| method | W/A bits | top-1 | top-5 | agreement | KL | size (MB) | calib (s) |\n");
-        std::printf("|---|---|---|---|---|---|---|---|\n");
+            "| method | W/A bits | top-1 | top-5 | agreement | KL | size (MB) | calib (s) | run on "
+            "|\n");
+        std::printf("|---|---|---|---|---|---|---|---|---|\n");
         for (const auto& r : rows) {
           std::string shown = r.bits == "32" ? "32 (float)" : r.bits + "/" + r.bits;
           const size_t mp = r.bits.find("mp");
           if (mp != std::string::npos)
             shown = r.bits.substr(0, mp) + "MP" + (r.bits.size() > mp + 2 ? " (scale-free Ω)" : "");
-          std::printf("| %s | %s | %.4f | %.4f | %.4f | %.5f | %.2f | %.1f |\n", r.method.c_str(),
-                      shown.c_str(), r.top1, r.top5, r.agreement, r.kl, r.size_mb, r.calib_seconds);
+          std::printf("| %s | %s | %.4f | %.4f | %.4f | %.5f | %.2f | %.1f | %s |\n",
+                      r.method.c_str(), shown.c_str(), r.top1, r.top5, r.agreement, r.kl,
+                      r.size_mb, r.calib_seconds, r.path.c_str());
         }
       }
       return 0;
