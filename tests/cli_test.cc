@@ -124,6 +124,21 @@ TEST(Cli, UsageErrorsExitTwo) {
   EXPECT_EQ(Vitq("eval x --data y --batch 0").code, 2);
   EXPECT_EQ(Vitq("frobnicate").code, 2);
   EXPECT_EQ(Vitq("--help").code, 0);
+  // Method options that cannot apply: exit 2 naming the option, before any work.
+  const std::string q = "quantize " + RepoPath("models/deit-tiny") + " --calib " +
+                        RepoPath("data/imagenet-samples/calib") + " --out /tmp/never.vitq ";
+  for (const auto& [args, needle] : std::vector<std::pair<std::string, std::string>>{
+           {"--method liu2021 --no-gptq", "--no-gptq applies to --method vitq only"},
+           {"--method minmax --attn-quantizer log-sqrt2", "--attn-quantizer applies"},
+           {"--method vitq --no-ranking", "--no-ranking configures"},
+           {"--method vitq --grid 50", "--grid configures"},
+           {"--method vitq --attn-quantizer log2", "--attn-quantizer 'log2'"},
+           {"--mixed-precision --target-bits 6", "does not support it yet"}}) {
+    CmdResult r = Vitq(q + args);
+    EXPECT_EQ(r.code, 2) << args << ": " << r.out;
+    EXPECT_NE(r.out.find(needle), std::string::npos) << args << ": " << r.out;
+  }
+  EXPECT_FALSE(fs::exists("/tmp/never.vitq"));
 }
 
 class CliBadInput : public ::testing::Test {

@@ -18,7 +18,7 @@ namespace vitq {
 const std::vector<std::string>& MethodNames();
 
 struct QuantizeOptions {
-  std::string method = "liu2021";
+  std::string method = "vitq";  // docs/METHOD.md: why it is the default
   int wbits = 8, abits = 8;
   int calib_size = 100;
   uint64_t seed = 0;

@@ -82,7 +82,7 @@ void RegisterQuantize(CLI::App* app, Runner* run) {
   cmd->add_option("--calib", args->calib, "calibration ImageFolder (e.g. training images)")
       ->required();
   cmd->add_option("--method", args->q.method,
-                  "vitq, liu2021, minmax, percentile, omse, easyquant (default liu2021)");
+                  "vitq (default), liu2021, minmax, percentile, omse, easyquant");
   cmd->add_option("--wbits", args->q.wbits, "weight bits (default 8)");
   cmd->add_option("--abits", args->q.abits, "activation bits (default 8)");
   cmd->add_option("--out", args->out, "output .vitq file (written atomically)")->required();

@@ -2,6 +2,8 @@
 // docs/ARCHITECTURE.md ("Mixed precision").
 #include "vitq/mixed_precision.h"
 
+#include "methods.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -198,6 +200,10 @@ Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const Calibratio
                                          PlanCache* cache) {
   using Clock = std::chrono::steady_clock;
   VITQ_RETURN_IF_ERROR(options.Validate());
+  if (search::FindMethod(options.method)->pipeline != nullptr) {
+    return Status::Usage("mixed precision runs with the per-operation methods (liu2021 and the "
+                         "baselines); --method " + options.method + " does not support it yet");
+  }
   VITQ_RETURN_IF_ERROR(mp.Validate());
   if (options.sequential) {
     return Status::InvalidInput(
