@@ -9,7 +9,9 @@
 # Every accuracy is the integer engine's (`vitq eval FILE.vitq`), with top-1 agreement, KL and
 # logits SQNR against the float model. Calibration time and peak RSS from /usr/bin/time.
 # Writes bench/results/lowbit.jsonl and bench/results/lowbit.md. Usage: bench/lowbit.sh [quick]
-# (quick: DeiT-Tiny W6A6 and W4A4 only, no ablation, no liu2021, no CIFAR).
+# (quick: DeiT-Tiny W6A6 and W4A4 only, no ablation, no liu2021, no CIFAR). Each row is kept in
+# build/bench-lowbit/NAME.json and not rerun while it exists (delete the folder for a fresh run);
+# LIU2021=0 leaves out the (slow) liu2021 rows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -22,6 +24,10 @@ OUT=bench/results/lowbit.jsonl
 run() {  # name model calib n method wbits abits data [extra quantize flags...]
   local name=$1 model=$2 calib=$3 n=$4 method=$5 wb=$6 ab=$7 data=$8
   shift 8
+  if [ -s "$W/$name.json" ]; then
+    cat "$W/$name.json" >>"$OUT.tmp"
+    return
+  fi
   /usr/bin/time -f '%e %M' -o "$W/$name.time" \
     $V quantize "$model" --calib "$calib" --calib-size "$n" --method "$method" --wbits "$wb" \
     --abits "$ab" --out "$W/$name.vitq" -q --threads 2 "$@" >/dev/null
@@ -35,8 +41,9 @@ print(json.dumps({"name": sys.argv[1], "method": sys.argv[2], "wbits": int(sys.a
                   "images": d["images"], "top1": d["top1"], "top5": d["top5"],
                   "agreement": d["agreement"], "kl": d["kl"], "logits_sqnr_db": d["logits_sqnr_db"],
                   "engine": d["engine"], "calib_seconds": float(secs),
-                  "calib_peak_rss_mb": int(kb) / 1024}))' "$name" "$method" "$wb" "$ab" "$*" "$W/$name.time" >>"$OUT.tmp"
-  tail -1 "$OUT.tmp" >&2
+                  "calib_peak_rss_mb": int(kb) / 1024}))' "$name" "$method" "$wb" "$ab" "$*" "$W/$name.time" >"$W/$name.json"
+  cat "$W/$name.json" >>"$OUT.tmp"
+  cat "$W/$name.json" >&2
 }
 T=models/deit-tiny TC=data/imagenet-samples/calib TV=data/imagenet-samples/val
 if [ "${1:-}" = quick ]; then
@@ -48,7 +55,9 @@ else
     run "tiny-vitq-w$1a$2" $T $TC 100 vitq "$1" "$2" $TV
   done
   for b in 6 4; do
-    run "tiny-liu2021-w${b}a$b" $T $TC 100 liu2021 "$b" "$b" $TV --coarse-to-fine
+    if [ "${LIU2021:-1}" != 0 ]; then
+      run "tiny-liu2021-w${b}a$b" $T $TC 100 liu2021 "$b" "$b" $TV --coarse-to-fine
+    fi
     for off in no-per-channel no-reparam no-gptq no-asym; do
       run "tiny-vitq-w${b}a$b-$off" $T $TC 100 vitq "$b" "$b" $TV "--$off"
     done
