@@ -3,6 +3,7 @@
 // the machine's core count. docs/ARCHITECTURE.md, "Threads", says why and what was measured.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -30,5 +31,34 @@ int UsableCpuCount();
 // Applies vitq's default thread count (UsableCpuCount) to OpenMP unless the user set
 // OMP_NUM_THREADS. Executables call it once; --threads overrides it later.
 void ApplyDefaultThreads();
+
+// Chooses, call by call, between `max_threads` and one thread for a repeated computation (an
+// engine's forward pass) from the wall time of past calls: on an idle machine `max_threads` wins;
+// beside a busy process, one thread can be faster (the second thread shares a core and every
+// barrier waits for it). The choice in use is timed on every call (moving average); the other
+// one is re-timed every kProbeEvery calls. The first call at each choice is not counted (it
+// creates oneDNN primitives). Pure decisions, no OpenMP calls: Run... helpers apply them.
+class AdaptiveThreads {
+ public:
+  static constexpr int kProbeEvery = 32;
+  explicit AdaptiveThreads(int max_threads);
+  // Threads for the next call of `batch` images.
+  int Begin(int batch);
+  // The wall time of the call Begin announced.
+  void End(double seconds);
+  int max_threads() const { return max_; }
+  // Calls run so far on one thread (for reports).
+  int64_t single_thread_calls() const { return single_calls_; }
+
+ private:
+  int max_;
+  double per_image_[2] = {0.0, 0.0};  // moving average of seconds per image: [max, one]
+  int samples_[2] = {0, 0};           // calls seen per choice (the first is not averaged)
+  int64_t calls_ = 0, single_calls_ = 0;
+  int current_ = 0, batch_ = 1;
+};
+
+// Whether engines adapt their thread count (AdaptiveThreads): yes unless VITQ_ADAPTIVE_THREADS=0.
+bool AdaptiveThreadsEnabled();
 
 }  // namespace vitq

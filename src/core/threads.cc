@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <sstream>
@@ -150,6 +151,52 @@ int UsableCpuCount() {
     }
   }
   return ThreadsFor(affinity, quota);
+}
+
+AdaptiveThreads::AdaptiveThreads(int max_threads) : max_(std::max(1, max_threads)) {}
+
+int AdaptiveThreads::Begin(int batch) {
+  batch_ = std::max(1, batch);
+  if (max_ == 1) {
+    current_ = 1;
+    return 1;
+  }
+  // Warm up at max threads (2 calls: the first is not counted), then time one thread (2 calls),
+  // then run the faster one and re-time the other every kProbeEvery calls.
+  int pick;
+  if (samples_[0] < 2) {
+    pick = 0;
+  } else if (samples_[1] < 2) {
+    pick = 1;
+  } else {
+    // One thread must be clearly faster (3 %) to be chosen: idle noise keeps max threads.
+    const int best = per_image_[1] < 0.97 * per_image_[0] ? 1 : 0;
+    pick = (calls_ % kProbeEvery == kProbeEvery - 1) ? 1 - best : best;
+  }
+  current_ = pick;
+  return pick == 0 ? max_ : 1;
+}
+
+void AdaptiveThreads::End(double seconds) {
+  ++calls_;
+  if (max_ == 1) return;
+  if (current_ == 1) ++single_calls_;
+  const int i = current_;
+  const double per_image = seconds / batch_;
+  if (samples_[i] == 1) {
+    per_image_[i] = per_image;
+  } else if (samples_[i] > 1) {
+    // The choice in use: a short memory; a probe (rare) replaces half of the old figure.
+    const bool in_use = (i == 1) == (per_image_[1] < 0.97 * per_image_[0]);
+    const double alpha = in_use ? 0.2 : 0.5;
+    per_image_[i] += alpha * (per_image - per_image_[i]);
+  }
+  ++samples_[i];
+}
+
+bool AdaptiveThreadsEnabled() {
+  const char* env = std::getenv("VITQ_ADAPTIVE_THREADS");
+  return env == nullptr || std::string(env) != "0";
 }
 
 void ApplyDefaultThreads() {

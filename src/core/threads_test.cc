@@ -9,10 +9,16 @@
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include "test_util.h"
+#include "vitq/engine.h"
+#include "vitq/qfile.h"
+#include "vitq/runtime.h"
+#include "vitq/simulate.h"
 
 namespace vitq {
 namespace {
@@ -83,6 +89,86 @@ TEST(Threads, ThreadsFollowAffinityAndQuota) {
   CPU_ZERO(&set);
   ASSERT_EQ(sched_getaffinity(0, sizeof(set), &set), 0);
   EXPECT_LE(usable, CPU_COUNT(&set));
+}
+
+// Feeds AdaptiveThreads calls whose time per image depends on the thread count it picks.
+struct Picks {
+  int64_t max_calls = 0, one_calls = 0;
+};
+Picks Drive(AdaptiveThreads* a, int calls, double max_seconds, double one_seconds, int batch) {
+  Picks p;
+  for (int i = 0; i < calls; ++i) {
+    const int t = a->Begin(batch);
+    (t == 1 ? p.one_calls : p.max_calls)++;
+    a->End(batch * (t == 1 ? one_seconds : max_seconds));
+  }
+  return p;
+}
+
+TEST(AdaptiveThreads, KeepsMaxThreadsWhenFasterAndSwitchesUnderContention) {
+  AdaptiveThreads a(2);
+  // Idle: two threads at 12 ms, one at 18 ms: two threads except the warm-up and the probes.
+  Picks idle = Drive(&a, 320, 0.012, 0.018, 1);
+  EXPECT_LE(idle.one_calls, 2 + 320 / AdaptiveThreads::kProbeEvery + 1);
+  // A busy neighbour: two threads now 22 ms, one thread still 18 ms: one thread within a few
+  // calls, two threads only for probes.
+  Picks busy = Drive(&a, 320, 0.022, 0.018, 1);
+  EXPECT_GE(busy.one_calls, 320 - 320 / AdaptiveThreads::kProbeEvery - 8);
+  // The neighbour leaves: back to two threads after a probe or two.
+  Picks back = Drive(&a, 320, 0.012, 0.018, 1);
+  EXPECT_GE(back.max_calls,
+            320 - 320 / AdaptiveThreads::kProbeEvery - 2 * AdaptiveThreads::kProbeEvery);
+  // Per image: a batch of 8 at 8x the time is the same speed.
+  AdaptiveThreads b(4);
+  Picks batched = Drive(&b, 100, 0.010, 0.030, 8);
+  EXPECT_LE(batched.one_calls, 2 + 100 / AdaptiveThreads::kProbeEvery + 1);
+  // One thread at most: nothing to choose.
+  AdaptiveThreads one(1);
+  EXPECT_EQ(Drive(&one, 10, 0.01, 0.001, 1).one_calls, 10);
+}
+
+// Switching the thread count between calls must not change any result: the float engine and the
+// integer engine give the same logits on one thread as on two (their primitives are kept per
+// thread count).
+TEST(AdaptiveThreads, EnginesGiveTheSameLogitsOnOneAndTwoThreads) {
+  auto m = LoadModel(testing::RepoPath("models/deit-tiny"));
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  QuantPlan plan;
+  plan.method = "hand";
+  for (const auto& name : QuantSiteNames(m->spec.config))
+    plan.sites[name] = {SymmetricScheme(8), {{0.05f}, {0}}};
+  for (const auto& [layer, w] : LinearLayers(*m)) {
+    QuantScheme s = SymmetricScheme(layer.find("fc") != std::string::npos ? 6 : 8);
+    plan.sites[layer + ":w"] = {s, MinMaxParams(w->weight.f32(), w->weight.size(), s)};
+  }
+  testing::TempDir dir;
+  ASSERT_TRUE(SaveQuantizedFile(dir.path("m.vitq"), *m, plan).ok());
+  auto q = LoadQuantizedFile(dir.path("m.vitq"));
+  ASSERT_TRUE(q.ok()) << q.status().message();
+  ASSERT_TRUE(ConfigureIsa().ok());
+  auto integer = IntegerEngine::Create(*q);
+  ASSERT_TRUE(integer.ok()) << integer.status().message();
+  Engine fp32(*m);
+  const int batch = 2, n = batch * 1000;
+  std::vector<float> x(batch * 3 * 224 * 224);
+  std::mt19937 rng(4);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (auto& v : x) v = nd(rng);
+  const int saved = omp_get_max_threads();
+  std::vector<float> f2(n), f1(n), i2(n), i1(n), f2b(n);
+  omp_set_num_threads(2);
+  fp32.Forward(x.data(), batch, f2.data());
+  (*integer)->Forward(x.data(), batch, i2.data());
+  omp_set_num_threads(1);
+  fp32.Forward(x.data(), batch, f1.data());
+  (*integer)->Forward(x.data(), batch, i1.data());
+  omp_set_num_threads(2);
+  fp32.Forward(x.data(), batch, f2b.data());
+  omp_set_num_threads(saved);
+  EXPECT_EQ(0, std::memcmp(i1.data(), i2.data(), n * sizeof(float)));
+  EXPECT_EQ(0, std::memcmp(f2.data(), f2b.data(), n * sizeof(float)));
+  EXPECT_EQ(0, std::memcmp(f1.data(), f2.data(), n * sizeof(float)))
+      << "max |diff| " << testing::MaxAbsDiff(f1.data(), f2.data(), n);
 }
 
 // This binary links vitq_exe_init like the CLI: the OpenMP defaults were applied and the
