@@ -6,12 +6,15 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "test_util.h"
 #include "vitq/qfile.h"
+#include "vitq/safetensors.h"
+#include "vitq/simulate.h"
 
 namespace vitq {
 namespace {
@@ -206,6 +209,58 @@ TEST_F(CliBadInput, DatasetProblems) {
 TEST_F(CliBadInput, UnreadableImageForPredict) {
   WriteText(dir_.path("x.png"), "\x89PNG\r\n\x1a\nbroken");
   ExpectBadInput("predict " + RepoPath("models/deit-tiny") + " " + dir_.path("x.png"), "x.png");
+}
+
+// A 6-bit .vitq file with a flipped weight bit, or a packed weight of the wrong size (checksum
+// recomputed), is bad input: exit 3 naming the file (and the tensor).
+TEST(Cli, TamperedPackedWeightsAndChecksumExitThree) {
+  TempDir dir_;
+  ViTModel m = RandomModel(testing::SmallConfig(), 21);
+  QuantPlan plan;
+  plan.method = "hand";
+  for (const auto& name : QuantSiteNames(m.spec.config))
+    plan.sites[name] = {SymmetricScheme(8), {{0.05f}, {0}}};
+  for (const auto& [layer, w] : LinearLayers(m)) {
+    QuantScheme s = SymmetricScheme(6);
+    plan.sites[layer + ":w"] = {s, MinMaxParams(w->weight.f32(), w->weight.size(), s)};
+  }
+  const std::string good = dir_.path("w6.vitq");
+  ASSERT_TRUE(SaveQuantizedFile(good, m, plan).ok());
+  ASSERT_EQ(Vitq("info " + good).code, 0);
+  auto f = SafetensorsFile::Open(good);
+  ASSERT_TRUE(f.ok());
+  const SafetensorsFile::Entry* w = f->Find("blocks.1.mlp.fc2.weight");
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->shape, (Shape{32, 64 * 6 / 8}));  // packed: four 6-bit values in three bytes
+  const uint8_t* data_start = w->data;
+  for (const auto& e : f->entries()) data_start = std::min(data_start, e.data);
+  std::string bytes = testing::ReadText(good);
+  uint64_t header = 0;
+  std::memcpy(&header, bytes.data(), 8);
+  bytes[8 + header + static_cast<size_t>(w->data - data_start) + 7] ^= 0x10;
+  WriteText(dir_.path("flipped.vitq"), bytes);
+  ExpectBadInput("info " + dir_.path("flipped.vitq"), "flipped.vitq");
+  ExpectBadInput("bench " + dir_.path("flipped.vitq") + " --seconds 0.1", "checksum mismatch");
+  // The same tensor one byte short per row, the checksum resealed over the edited data.
+  std::vector<Tensor> tensors;
+  tensors.reserve(f->entries().size());
+  std::vector<NamedTensor> list;
+  std::vector<std::pair<const uint8_t*, size_t>> ranges;
+  for (const auto& e : f->entries()) {
+    Shape shape = e.shape;
+    if (e.name == "blocks.1.mlp.fc2.weight") shape[1] -= 1;
+    tensors.emplace_back(e.dtype, shape);
+    std::memcpy(tensors.back().data<uint8_t>(), e.data, tensors.back().num_bytes());
+    list.push_back({e.name, &tensors.back()});
+    ranges.emplace_back(tensors.back().data<uint8_t>(), tensors.back().num_bytes());
+  }
+  auto meta = f->metadata();
+  meta["vitq.checksum"] = TensorDataChecksum(ranges);
+  ASSERT_TRUE(WriteSafetensors(dir_.path("short.vitq"), list, meta).ok());
+  ExpectBadInput("info " + dir_.path("short.vitq"), "blocks.1.mlp.fc2.weight");
+  ExpectBadInput("eval " + dir_.path("short.vitq") + " --data " +
+                     RepoPath("data/imagenet-samples/val") + " --limit 1",
+                 "short.vitq");
 }
 
 TEST(CliQuantize, MixedPrecisionWritesReportPlotAndRefusesImpossibleBudgets) {

@@ -3,11 +3,12 @@
 #include <omp.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
-#include <thread>
 
 #include "common.h"
 #include "vitq/runtime.h"
+#include "vitq/threads.h"
 
 namespace vitq::cli {
 
@@ -15,13 +16,19 @@ void AddCommonOptions(CLI::App* cmd, CommonOptions* opts, bool with_threads) {
   cmd->add_flag("--json", opts->json, "print machine-readable JSON on stdout");
   cmd->add_flag("--quiet,-q", opts->quiet, "no progress bar");
   if (with_threads) {
-    cmd->add_option("--threads", opts->threads, "worker threads (default: all cores)")
+    cmd->add_option("--threads", opts->threads,
+                    "worker threads (default: the CPUs this process may use)")
         ->check(CLI::Range(1, 1024));
   }
 }
 
 int ApplyThreads(int threads) {
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // The default: the user's OMP_NUM_THREADS, else the CPUs this process may use (affinity mask
+  // and cgroup CPU quota, vitq/threads.h), not the machine's core count.
+  if (threads <= 0) {
+    const char* env = std::getenv("OMP_NUM_THREADS");
+    threads = (env != nullptr && *env != '\0') ? omp_get_max_threads() : vitq::UsableCpuCount();
+  }
   omp_set_num_threads(threads);
   return threads;
 }
