@@ -46,7 +46,10 @@ Result<Image> DecodeJpeg(const uint8_t* data, size_t size, const std::string& na
   cinfo.err = jpeg_std_error(&err.pub);
   err.pub.error_exit = JpegErrorExit;
   err.pub.emit_message = JpegEmitMessage;
+  // Every C++ object lives above setjmp: a longjmp back to it must not skip a destructor (found
+  // by the fuzz_jpeg harness as a leak of the row buffer).
   Image img;
+  std::vector<uint8_t> row;
   if (setjmp(err.jump)) {
     jpeg_destroy_decompress(&cinfo);
     return Status::InvalidInput("image '" + name + "': corrupt JPEG (" + err.message + ")");
@@ -70,13 +73,14 @@ Result<Image> DecodeJpeg(const uint8_t* data, size_t size, const std::string& na
   img.width = static_cast<int>(cinfo.output_width);
   img.height = static_cast<int>(cinfo.output_height);
   int comps = cinfo.output_components;
-  std::vector<uint8_t> row(static_cast<size_t>(img.width) * comps);
+  row.resize(static_cast<size_t>(img.width) * comps);
   img.rgb.resize(static_cast<size_t>(img.width) * img.height * 3);
   bool adobe_inverted = cinfo.saw_Adobe_marker;
   while (cinfo.output_scanline < cinfo.output_height) {
     int y = static_cast<int>(cinfo.output_scanline);
     JSAMPROW rows[1] = {row.data()};
     jpeg_read_scanlines(&cinfo, rows, 1);
+    if (err.truncated) break;  // the rest would be padding; refused below
     uint8_t* dst = &img.rgb[static_cast<size_t>(y) * img.width * 3];
     if (!cmyk) {
       std::memcpy(dst, row.data(), static_cast<size_t>(img.width) * 3);
@@ -96,7 +100,7 @@ Result<Image> DecodeJpeg(const uint8_t* data, size_t size, const std::string& na
       }
     }
   }
-  jpeg_finish_decompress(&cinfo);
+  if (!err.truncated) jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
   if (err.truncated) {
     return Status::InvalidInput("image '" + name +

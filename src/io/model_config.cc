@@ -398,12 +398,15 @@ Status ParseTimm(const json& j, const std::string& file, ModelSpec* spec) {
                                   pool + "'");
     }
     const double hidden = mlp_ratio * c.embed_dim;
-    if (!(hidden >= 1 && hidden <= kMaxMlpHidden)) {
+    if (c.embed_dim < 1 || c.embed_dim > kMaxEmbedDim) {
+      c.mlp_hidden = 1;  // Validate below names embed_dim
+    } else if (!(hidden >= 1 && hidden <= kMaxMlpHidden)) {
       return Status::InvalidInput("config '" + file + "': model_args.mlp_ratio " +
                                   std::to_string(mlp_ratio) + " gives an MLP hidden size outside [1, " +
                                   std::to_string(kMaxMlpHidden) + "]");
+    } else {
+      c.mlp_hidden = static_cast<int>(std::lround(hidden));
     }
-    c.mlp_hidden = static_cast<int>(std::lround(hidden));
   }
   VITQ_RETURN_IF_ERROR(c.Validate(file));
   spec->config = c;
