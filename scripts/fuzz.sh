@@ -42,6 +42,7 @@ cmake --build "$BUILD" -j"$(nproc)" --target "${TARGETS[@]}" 2>&1 | grep -E 'err
 mkdir -p "$BUILD/logs" "$BUILD/findings"
 
 status=0
+echo "scripts/fuzz.sh $SECONDS_EACH at $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u '+%Y-%m-%d %H:%M UTC'), $(clang++ --version | head -1)"
 for t in "${TARGETS[@]}"; do
   corpus="$BUILD/corpus/$t"
   mkdir -p "$corpus"
