@@ -2,8 +2,10 @@
 // every failure class: bounds on sizes read from files, strict JSON types, non-finite values,
 // safetensors overlaps and overflows, non-regular files, the pixel cap, duplicate classes, safe
 // outputs, interrupted writes, and the timings kept out of the embedded plan.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <png.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -13,8 +15,6 @@
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <poll.h>
-#include <fcntl.h>
 
 #include "test_util.h"
 #include "vitq/dataset.h"
@@ -47,18 +47,22 @@ json TimmConfig() {
   return {{"architecture", "vit_test"},
           {"num_classes", 10},
           {"model_args",
-           {{"img_size", 32}, {"patch_size", 8}, {"embed_dim", 32}, {"depth", 2},
-            {"num_heads", 2}, {"mlp_ratio", 2.0}}},
+           {{"img_size", 32},
+            {"patch_size", 8},
+            {"embed_dim", 32},
+            {"depth", 2},
+            {"num_heads", 2},
+            {"mlp_ratio", 2.0}}},
           {"pretrained_cfg",
            {{"input_size", {3, 32, 32}}, {"crop_pct", 0.875}, {"interpolation", "bicubic"}}}};
 }
 
 json HfConfig() {
-  return {{"model_type", "vit"},          {"architectures", {"ViTForImageClassification"}},
-          {"hidden_size", 32},            {"num_hidden_layers", 1},
-          {"num_attention_heads", 2},     {"intermediate_size", 64},
-          {"image_size", 32},             {"patch_size", 8},
-          {"num_channels", 3},            {"num_labels", 3}};
+  return {{"model_type", "vit"},      {"architectures", {"ViTForImageClassification"}},
+          {"hidden_size", 32},        {"num_hidden_layers", 1},
+          {"num_attention_heads", 2}, {"intermediate_size", 64},
+          {"image_size", 32},         {"patch_size", 8},
+          {"num_channels", 3},        {"num_labels", 3}};
 }
 
 // A model directory holding config.json (and optionally preprocessor_config.json) beside an
@@ -119,12 +123,12 @@ TEST(HostileConfig, AbsurdSizesAreRefusedBeforeAllocation) {
     json value;
     const char* needle;
   };
-  for (const Case& c : {Case{"depth", 2147483647, "depth 2147483647 exceeds the limit"},
-                        Case{"embed_dim", 1 << 20, "embed_dim 1048576 exceeds"},
-                        Case{"img_size", 1 << 20, "img_size 1048576 exceeds"},
-                        Case{"in_chans", 4, "in_chans 4 is not supported"},
-                        Case{"depth", 0, "must be positive"},
-                        Case{"mlp_ratio", 1e9, "mlp_ratio"}}) {
+  for (const Case& c :
+       {Case{"depth", 2147483647, "depth 2147483647 exceeds the limit"},
+        Case{"embed_dim", 1 << 20, "embed_dim 1048576 exceeds"},
+        Case{"img_size", 1 << 20, "img_size 1048576 exceeds"},
+        Case{"in_chans", 4, "in_chans 4 is not supported"}, Case{"depth", 0, "must be positive"},
+        Case{"mlp_ratio", 1e9, "mlp_ratio"}}) {
     json cfg = TimmConfig();
     cfg["model_args"][c.key] = c.value;
     if (std::string(c.key) == "in_chans") cfg["pretrained_cfg"]["input_size"] = {4, 32, 32};
@@ -163,11 +167,12 @@ TEST(HostileConfig, WrongJsonTypesNameTheKeyAndAreNeverCoerced) {
   args_string["model_args"] = "big";
   interp["pretrained_cfg"]["interpolation"] = "lanczos";
   pre_string["pretrained_cfg"] = "x";
-  for (const Case& c : {Case{depth_float, "key 'model_args.embed_dim' is 192.5, expected an integer"},
-                        Case{depth_bool, "key 'model_args.depth' is true, expected an integer"},
-                        Case{args_string, "model_args is not an object"},
-                        Case{interp, "unsupported interpolation 'lanczos'"},
-                        Case{pre_string, "key 'pretrained_cfg' is \"x\", expected an object"}}) {
+  for (const Case& c :
+       {Case{depth_float, "key 'model_args.embed_dim' is 192.5, expected an integer"},
+        Case{depth_bool, "key 'model_args.depth' is true, expected an integer"},
+        Case{args_string, "model_args is not an object"},
+        Case{interp, "unsupported interpolation 'lanczos'"},
+        Case{pre_string, "key 'pretrained_cfg' is \"x\", expected an object"}}) {
     ExpectError(LoadModelSpec(ModelDir(dir, c.config)).status(), c.needle);
   }
   json hf = HfConfig();
@@ -183,6 +188,22 @@ TEST(HostileConfig, WrongJsonTypesNameTheKeyAndAreNeverCoerced) {
   json labels = HfConfig();
   labels["id2label"] = {{"0", "a"}, {"1", 7}, {"2", "c"}};
   ExpectError(LoadModelSpec(ModelDir(dir, labels)).status(), "key 'id2label.1' is 7");
+}
+
+TEST(HostileConfig, DeeplyNestedJsonIsRefusedAtParse) {
+  // dump() in an error message, or a recursive walk, would overflow the stack on 100000 levels.
+  TempDir dir;
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  json cfg = TimmConfig();
+  std::string text = cfg.dump();
+  text.insert(text.size() - 1, ", \"deep\": " + deep);
+  std::string d = ModelDir(dir, cfg);
+  WriteText(d + "/config.json", text);
+  ExpectError(LoadModelSpec(d).status(), "nested deeper than 64 levels");
+  ExpectError(ModelSpecFromJson(deep, "m.vitq").status(), "nested deeper");
+  ExpectError(PlanFromJson("{\"report\": " + deep + "}", "p").status(), "nested deeper");
+  WriteText(dir.path("deep.safetensors"), Safetensors("{\"a\": " + deep + "}", ""));
+  ExpectError(SafetensorsFile::Open(dir.path("deep.safetensors")).status(), "nested deeper");
 }
 
 // ---- .vitq metadata ------------------------------------------------------------------------
@@ -204,13 +225,19 @@ TEST(HostileVitq, ModelDescriptionIsCheckedAgainstTheModel) {
   };
   for (const Case& c : std::vector<Case>{
            {[](json* j) { (*j)["preprocess"]["crop_height"] = 16; }, "center crop 16x32 differs"},
-           {[](json* j) { (*j)["class_names"] = {"a", "b"}; }, "2 class names for 10 classes"},
+           {[](json* j) {
+              (*j)["class_names"] = {"a", "b"};
+            },
+            "2 class names for 10 classes"},
            {[](json* j) { (*j)["preprocess"]["resize_shorter"] = 0; }, "resize target 0x0"},
            {[](json* j) { (*j)["preprocess"]["interpolation"] = "lanczos"; },
             "unsupported interpolation 'lanczos'"},
            {[](json* j) { (*j)["img_size"] = 32.5; }, "'vitq.model.img_size' is 32.5"},
            {[](json* j) { (*j)["qkv_bias"] = 1; }, "'vitq.model.qkv_bias' is 1, expected true"},
-           {[](json* j) { (*j)["preprocess"]["std"] = {1, 0, 1}; }, "std[1]"},
+           {[](json* j) {
+              (*j)["preprocess"]["std"] = {1, 0, 1};
+            },
+            "std[1]"},
            {[](json* j) { (*j)["depth"] = 1 << 30; }, "depth 1073741824 exceeds"}}) {
     json j = VitqModel();
     c.edit(&j);
@@ -219,10 +246,13 @@ TEST(HostileVitq, ModelDescriptionIsCheckedAgainstTheModel) {
 }
 
 json Plan() {
-  json site = {{"bits", 8}, {"symmetric", true}, {"signed", true}, {"granularity", "per_tensor"},
-               {"axis", 0}, {"scale", {0.01}}, {"zero_point", {0}}};
-  return {{"format", "vitq.plan"}, {"version", QuantPlan::kVersion}, {"method", "minmax"},
-          {"provenance", {{"seed", 0}}}, {"sites", {{"head:w", site}}}};
+  json site = {{"bits", 8}, {"symmetric", true}, {"signed", true},   {"granularity", "per_tensor"},
+               {"axis", 0}, {"scale", {0.01}},   {"zero_point", {0}}};
+  return {{"format", "vitq.plan"},
+          {"version", QuantPlan::kVersion},
+          {"method", "minmax"},
+          {"provenance", {{"seed", 0}}},
+          {"sites", {{"head:w", site}}}};
 }
 
 TEST(HostileVitq, PlanTypesAreStrict) {
@@ -381,7 +411,6 @@ TEST(HostileOutputs, AtomicWriterRefusesDevicesAndCleansUpOnSigterm) {
   EXPECT_FALSE(fs::exists(tmp)) << "temporary file left behind";
   EXPECT_FALSE(fs::exists(out));
 }
-
 
 // ---- the vitq binary: exit codes, outputs, --json ------------------------------------------
 

@@ -11,12 +11,12 @@
 namespace vitq {
 
 // Bounds on every size read from a config or a .vitq file, checked before anything is allocated.
-constexpr int kMaxImageSide = 4096;        // img_size, patch_size, resize and crop targets
-constexpr int kMaxPatches = 16384;         // (img_size / patch_size)^2
-constexpr int kMaxEmbedDim = 16384;        // embed_dim (num_heads at most as many)
-constexpr int kMaxDepth = 256;             // transformer blocks
-constexpr int kMaxMlpHidden = 65536;       // fc1 output features
-constexpr int kMaxClasses = 1 << 20;       // classes (and class-list lines)
+constexpr int kMaxImageSide = 4096;   // img_size, patch_size, resize and crop targets
+constexpr int kMaxPatches = 16384;    // (img_size / patch_size)^2
+constexpr int kMaxEmbedDim = 16384;   // embed_dim (num_heads at most as many)
+constexpr int kMaxDepth = 256;        // transformer blocks
+constexpr int kMaxMlpHidden = 65536;  // fc1 output features
+constexpr int kMaxClasses = 1 << 20;  // classes (and class-list lines)
 constexpr int64_t kMaxParameters = int64_t{4} << 30;  // about 4.3e9 parameters
 
 struct ViTConfig {

@@ -35,14 +35,14 @@ void RegisterInit(CLI::App* app, Runner* run) {
       // non-regular files where the checkpoint's two files go.
       std::error_code ec;
       if (std::filesystem::exists(args->out, ec) && !std::filesystem::is_directory(args->out, ec)) {
-        return ReportError(Status::InvalidInput("--out '" + args->out +
-                                                "' exists and is not a directory"));
+        return ReportError(
+            Status::InvalidInput("--out '" + args->out + "' exists and is not a directory"));
       }
       const std::string dir = args->out;
-      Status paths = CheckOutputPaths(
-          {{"--out", (std::filesystem::path(dir) / "model.safetensors").string()},
-           {"--out", (std::filesystem::path(dir) / "config.json").string()}},
-          {});
+      Status paths =
+          CheckOutputPaths({{"--out", (std::filesystem::path(dir) / "model.safetensors").string()},
+                            {"--out", (std::filesystem::path(dir) / "config.json").string()}},
+                           {});
       if (!paths.ok() && std::filesystem::is_directory(dir, ec)) return ReportError(paths);
       ViTModel model = RandomModel(config.value(), args->seed);
       Status s = SaveTimmCheckpoint(model, args->out);

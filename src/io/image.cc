@@ -59,7 +59,8 @@ Result<Image> DecodeJpeg(const uint8_t* data, size_t size, const std::string& na
   jpeg_read_header(&cinfo, TRUE);
   // The pixel cap, from the header, before the decoder allocates anything for the image.
   if (cinfo.image_width == 0 || cinfo.image_height == 0 ||
-      static_cast<uint64_t>(cinfo.image_width) * cinfo.image_height > static_cast<uint64_t>(kMaxImagePixels)) {
+      static_cast<uint64_t>(cinfo.image_width) * cinfo.image_height >
+          static_cast<uint64_t>(kMaxImagePixels)) {
     const std::string dims =
         std::to_string(cinfo.image_width) + "x" + std::to_string(cinfo.image_height);
     jpeg_destroy_decompress(&cinfo);
@@ -355,8 +356,8 @@ Status PreprocessImage(const Image& image, const PreprocessConfig& config, float
     return Status::InvalidInput("image '" + name + "' (" + std::to_string(image.width) + "x" +
                                 std::to_string(image.height) + ") would be resized to " +
                                 std::to_string(rw) + "x" + std::to_string(rh) +
-                                " pixels, outside the limit of " +
-                                std::to_string(kMaxImagePixels) + " pixels");
+                                " pixels, outside the limit of " + std::to_string(kMaxImagePixels) +
+                                " pixels");
   }
   Image resized =
       ResizeLikePil(image, static_cast<int>(rw), static_cast<int>(rh), config.interpolation);

@@ -10,10 +10,16 @@
 #include <set>
 #include <sstream>
 
+#include "json_strict.h"
 #include "vitq/files.h"
+#include "vitq/json_depth.h"
 
 namespace vitq {
 namespace fs = std::filesystem;
+using json_strict::Convert;
+using json_strict::Get;
+using json_strict::Need;
+using json_strict::ParseMeanStd;
 using nlohmann::json;
 
 const char* InterpolationName(Interpolation interp) {
@@ -39,105 +45,6 @@ std::string PreprocessConfig::Describe() const {
      << crop_width << ", /255, mean [" << mean[0] << ", " << mean[1] << ", " << mean[2]
      << "], std [" << std[0] << ", " << std[1] << ", " << std[2] << "]";
   return os.str();
-}
-
-Status ViTConfig::Validate(const std::string& source) const {
-  auto bad = [&](const std::string& what) {
-    return Status::InvalidInput("config '" + source + "': " + what);
-  };
-  if (embed_dim <= 0 || depth <= 0 || num_heads <= 0 || mlp_hidden <= 0 || num_classes <= 0 ||
-      img_size <= 0 || patch_size <= 0 || in_chans <= 0) {
-    return bad("dimensions must be positive (embed_dim " + std::to_string(embed_dim) + ", depth " +
-               std::to_string(depth) + ", num_heads " + std::to_string(num_heads) +
-               ", mlp hidden " + std::to_string(mlp_hidden) + ", num_classes " +
-               std::to_string(num_classes) + ", img_size " + std::to_string(img_size) +
-               ", patch_size " + std::to_string(patch_size) + ")");
-  }
-  // Upper bounds, checked before anything is allocated from these numbers.
-  struct Bound {
-    const char* name;
-    int value, max;
-  };
-  for (const Bound& b : {Bound{"embed_dim", embed_dim, kMaxEmbedDim},
-                         Bound{"depth", depth, kMaxDepth},
-                         Bound{"num_heads", num_heads, kMaxEmbedDim},
-                         Bound{"mlp hidden size", mlp_hidden, kMaxMlpHidden},
-                         Bound{"num_classes", num_classes, kMaxClasses},
-                         Bound{"img_size", img_size, kMaxImageSide},
-                         Bound{"patch_size", patch_size, kMaxImageSide}}) {
-    if (b.value > b.max) {
-      return bad(std::string(b.name) + " " + std::to_string(b.value) + " exceeds the limit " +
-                 std::to_string(b.max));
-    }
-  }
-  if (in_chans != 3) {
-    return bad("in_chans " + std::to_string(in_chans) +
-               " is not supported (images are decoded to 3 channels, RGB)");
-  }
-  if (embed_dim % num_heads != 0) {
-    return bad("embed_dim " + std::to_string(embed_dim) + " is not divisible by num_heads " +
-               std::to_string(num_heads));
-  }
-  if (img_size % patch_size != 0) {
-    return bad("img_size " + std::to_string(img_size) + " is not a multiple of patch_size " +
-               std::to_string(patch_size));
-  }
-  if (num_patches() > kMaxPatches) {
-    return bad(std::to_string(num_patches()) + " patches (img_size " + std::to_string(img_size) +
-               " / patch_size " + std::to_string(patch_size) + ", squared) exceed the limit " +
-               std::to_string(kMaxPatches));
-  }
-  // Parameters in int64: per block qkv, proj, fc1, fc2 (+ biases, norms), patch embedding, head.
-  const int64_t d = embed_dim, h = mlp_hidden;
-  const int64_t per_block = 4 * d * d + 2 * d * h + 9 * d + h;
-  const int64_t params = depth * per_block + static_cast<int64_t>(patch_dim()) * d +
-                         static_cast<int64_t>(num_tokens()) * d +
-                         (head_dist ? 2 : 1) * (d + 1) * num_classes;
-  if (params > kMaxParameters) {
-    return bad("about " + std::to_string(params) + " parameters exceed the limit " +
-               std::to_string(kMaxParameters));
-  }
-  if (!(ln_eps > 0) || !std::isfinite(ln_eps)) return bad("layer norm eps must be positive");
-  return Status::Ok();
-}
-
-Status ValidatePreprocess(const PreprocessConfig& p, const ViTConfig& c,
-                          const std::string& source) {
-  auto bad = [&](const std::string& what) {
-    return Status::InvalidInput("preprocessing of '" + source + "': " + what);
-  };
-  if (p.crop_height != c.img_size || p.crop_width != c.img_size) {
-    return bad("center crop " + std::to_string(p.crop_height) + "x" + std::to_string(p.crop_width) +
-               " differs from the model's image size " + std::to_string(c.img_size));
-  }
-  if (p.resize_shorter < 0 || p.resize_shorter > kMaxImageSide) {
-    return bad("resize target (shorter side) " + std::to_string(p.resize_shorter) +
-               " outside [1, " + std::to_string(kMaxImageSide) + "]");
-  }
-  if (p.resize_shorter == 0 && (p.resize_height < 1 || p.resize_height > kMaxImageSide ||
-                                p.resize_width < 1 || p.resize_width > kMaxImageSide)) {
-    return bad("resize target " + std::to_string(p.resize_height) + "x" +
-               std::to_string(p.resize_width) + " outside [1, " + std::to_string(kMaxImageSide) +
-               "]");
-  }
-  for (int i = 0; i < 3; ++i) {
-    if (!std::isfinite(p.mean[i])) {
-      return bad("mean[" + std::to_string(i) + "] is not finite");
-    }
-    if (!std::isfinite(p.std[i]) || !(p.std[i] != 0)) {
-      return bad("std[" + std::to_string(i) + "] is " + std::to_string(p.std[i]) +
-                 ", expected a finite non-zero number");
-    }
-  }
-  return Status::Ok();
-}
-
-Result<Interpolation> ParseInterpolation(const std::string& name) {
-  if (name == "bicubic") return Interpolation::kBicubic;
-  if (name == "bilinear") return Interpolation::kBilinear;
-  if (name == "nearest") return Interpolation::kNearest;
-  return Status::InvalidInput("unsupported interpolation '" + name +
-                              "' (expected bicubic, bilinear or nearest)");
 }
 
 Result<ViTConfig> ConfigFromTimmName(const std::string& architecture) {
@@ -196,153 +103,15 @@ Result<ViTConfig> ConfigFromTimmName(const std::string& architecture) {
   return c;
 }
 
-Result<std::vector<std::string>> ReadClassNames(const std::string& path, bool display_names) {
-  VITQ_ASSIGN_OR_RETURN(std::string text, ReadRegularFile(path, "class list", kMaxTextFileBytes));
-  return ParseClassNames(text, path, display_names);
-}
-
-Result<std::vector<std::string>> ParseClassNames(const std::string& text, const std::string& path,
-                                                 bool display_names) {
-  std::istringstream in(text);
-  std::vector<std::string> names;
-  std::set<std::string> seen;
-  std::string line;
-  int line_no = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    std::istringstream ls(line);
-    std::string first, rest;
-    if (!(ls >> first)) continue;
-    // A repeated class would shift every later label by one.
-    if (!seen.insert(first).second) {
-      return Status::InvalidInput("class list '" + path + "': class '" + first +
-                                  "' on line " + std::to_string(line_no) + " is listed twice");
-    }
-    if (names.size() >= static_cast<size_t>(kMaxClasses)) {
-      return Status::InvalidInput("class list '" + path + "' has more than " +
-                                  std::to_string(kMaxClasses) + " classes");
-    }
-    std::getline(ls >> std::ws, rest);
-    while (!rest.empty() && std::isspace(static_cast<unsigned char>(rest.back()))) rest.pop_back();
-    names.push_back(display_names && !rest.empty() ? rest : first);
-  }
-  if (names.empty()) return Status::InvalidInput("class list '" + path + "' has no names");
-  return names;
-}
-
 namespace {
 
 Result<json> ReadJson(const std::string& path) {
   VITQ_ASSIGN_OR_RETURN(std::string text, ReadRegularFile(path, "config", kMaxTextFileBytes));
   try {
-    return json::parse(text);
+    return json::parse(text, JsonDepthGuard<json>());
   } catch (const std::exception& e) {
     return Status::InvalidInput("'" + path + "' is not valid JSON: " + e.what());
   }
-}
-
-// Strict JSON types: a value of the wrong type is an error naming the key, never a coercion
-// (192.5 is not an integer, true is not a number).
-bool Convert(const json& v, int* out, const char** expected) {
-  *expected = "an integer";
-  if (v.is_number_unsigned()) {
-    if (v.get<uint64_t>() > static_cast<uint64_t>(INT_MAX)) return false;
-  } else if (v.is_number_integer()) {
-    if (v.get<int64_t>() < INT_MIN || v.get<int64_t>() > INT_MAX) return false;
-  } else {
-    return false;
-  }
-  *out = v.get<int>();
-  return true;
-}
-bool Convert(const json& v, bool* out, const char** expected) {
-  *expected = "true or false";
-  if (!v.is_boolean()) return false;
-  *out = v.get<bool>();
-  return true;
-}
-bool Convert(const json& v, std::string* out, const char** expected) {
-  *expected = "a string";
-  if (!v.is_string()) return false;
-  *out = v.get<std::string>();
-  return true;
-}
-bool Convert(const json& v, double* out, const char** expected) {
-  *expected = "a finite number";
-  if (!v.is_number() || !std::isfinite(v.get<double>())) return false;
-  *out = v.get<double>();
-  return true;
-}
-bool Convert(const json& v, float* out, const char** expected) {
-  double d;
-  if (!Convert(v, &d, expected) || !std::isfinite(static_cast<float>(d))) return false;
-  *out = static_cast<float>(d);
-  return true;
-}
-template <typename T>
-bool Convert(const json& v, std::vector<T>* out, const char** expected) {
-  const char* element = nullptr;
-  T probe{};
-  Convert(json(), &probe, &element);
-  static thread_local std::string text;
-  text = std::string("an array of ") + element + " values";
-  *expected = text.c_str();
-  if (!v.is_array()) return false;
-  std::vector<T> values;
-  for (const auto& e : v) {
-    T x{};
-    const char* ignored;
-    if (!Convert(e, &x, &ignored)) return false;
-    values.push_back(std::move(x));
-  }
-  *out = std::move(values);
-  return true;
-}
-
-// Reads j[key] into *out when present and not null; `file` and `prefix` name it in errors.
-template <typename T>
-Status Get(const json& j, const std::string& key, const std::string& file, T* out,
-           const std::string& prefix = "") {
-  if (!j.is_object() || !j.contains(key) || j[key].is_null()) return Status::Ok();
-  const char* expected = "";
-  if (!Convert(j[key], out, &expected)) {
-    return Status::InvalidInput("config '" + file + "': key '" + prefix + key + "' is " +
-                                j[key].dump(-1, ' ', false, json::error_handler_t::replace) +
-                                ", expected " + expected);
-  }
-  return Status::Ok();
-}
-
-// Like Get, but the key must be present.
-template <typename T>
-Status Need(const json& j, const std::string& key, const std::string& file, T* out,
-            const std::string& prefix = "") {
-  if (!j.is_object() || !j.contains(key)) {
-    return Status::InvalidInput("config '" + file + "': key '" + prefix + key + "' is missing");
-  }
-  if (j[key].is_null()) {
-    return Status::InvalidInput("config '" + file + "': key '" + prefix + key + "' is null");
-  }
-  return Get(j, key, file, out, prefix);
-}
-
-Status ParseMeanStd(const json& j, const std::string& key, const std::string& file, float* out) {
-  if (!j.contains(key) || j[key].is_null()) return Status::Ok();
-  const json& v = j[key];
-  const char* expected;
-  float one;
-  if (Convert(v, &one, &expected)) {
-    out[0] = out[1] = out[2] = one;
-    return Status::Ok();
-  }
-  std::vector<float> three;
-  if (!Convert(v, &three, &expected) || three.size() != 3) {
-    return Status::InvalidInput("config '" + file + "': '" + key + "' is " +
-                                v.dump(-1, ' ', false, json::error_handler_t::replace) +
-                                ", expected 3 finite numbers");
-  }
-  for (int i = 0; i < 3; ++i) out[i] = three[i];
-  return Status::Ok();
 }
 
 Status ParseTimm(const json& j, const std::string& file, ModelSpec* spec) {
@@ -401,9 +170,9 @@ Status ParseTimm(const json& j, const std::string& file, ModelSpec* spec) {
     if (c.embed_dim < 1 || c.embed_dim > kMaxEmbedDim) {
       c.mlp_hidden = 1;  // Validate below names embed_dim
     } else if (!(hidden >= 1 && hidden <= kMaxMlpHidden)) {
-      return Status::InvalidInput("config '" + file + "': model_args.mlp_ratio " +
-                                  std::to_string(mlp_ratio) + " gives an MLP hidden size outside [1, " +
-                                  std::to_string(kMaxMlpHidden) + "]");
+      return Status::InvalidInput(
+          "config '" + file + "': model_args.mlp_ratio " + std::to_string(mlp_ratio) +
+          " gives an MLP hidden size outside [1, " + std::to_string(kMaxMlpHidden) + "]");
     } else {
       c.mlp_hidden = static_cast<int>(std::lround(hidden));
     }
@@ -688,10 +457,10 @@ Result<ModelSpec> ModelSpecFromJson(const std::string& text, const std::string& 
   ModelSpec spec;
   json j;
   try {
-    j = json::parse(text);
+    j = json::parse(text, JsonDepthGuard<json>());
   } catch (const std::exception& e) {
-    return Status::InvalidInput("'" + source + "': model description is not valid JSON: " +
-                                e.what());
+    return Status::InvalidInput("'" + source +
+                                "': model description is not valid JSON: " + e.what());
   }
   if (!j.is_object()) {
     return Status::InvalidInput("'" + source + "': model description is not a JSON object");
@@ -747,9 +516,9 @@ Result<ModelSpec> ModelSpecFromJson(const std::string& text, const std::string& 
   }
   VITQ_RETURN_IF_ERROR(ValidatePreprocess(pp, c, source));
   VITQ_RETURN_IF_ERROR(Get(j, "class_names", source, &spec.class_names, pre));
-  if (!spec.class_names.empty() &&
-      spec.class_names.size() != static_cast<size_t>(c.num_classes)) {
-    return Status::InvalidInput("config '" + source + "': " + std::to_string(spec.class_names.size()) +
+  if (!spec.class_names.empty() && spec.class_names.size() != static_cast<size_t>(c.num_classes)) {
+    return Status::InvalidInput("config '" + source +
+                                "': " + std::to_string(spec.class_names.size()) +
                                 " class names for " + std::to_string(c.num_classes) + " classes");
   }
   return spec;

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "vitq/files.h"
+#include "vitq/json_depth.h"
 
 namespace vitq {
 
@@ -101,7 +102,8 @@ Result<SafetensorsFile> SafetensorsFile::Open(const std::string& path) {
   }
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(base + 8, base + 8 + header_len);
+    header =
+        nlohmann::json::parse(base + 8, base + 8 + header_len, JsonDepthGuard<nlohmann::json>());
   } catch (const std::exception& e) {
     return fail(std::string("header (bytes 8..") + std::to_string(8 + header_len) +
                 ") is not valid JSON: " + e.what());
@@ -183,8 +185,8 @@ Result<SafetensorsFile> SafetensorsFile::Open(const std::string& path) {
     const Entry* cur = by_offset[i];
     if (prev->data + prev->num_bytes > cur->data) {
       return fail("tensors '" + prev->name + "' and '" + cur->name +
-                  "' overlap in the data section (byte " +
-                  std::to_string(cur->data - data_start) + ")");
+                  "' overlap in the data section (byte " + std::to_string(cur->data - data_start) +
+                  ")");
     }
   }
   return file;

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 
+#include "vitq/json_depth.h"
+
 namespace vitq {
 using nlohmann::ordered_json;
 
@@ -17,8 +19,8 @@ void DropTimings(ordered_json* j) {
   if (j->is_object()) {
     for (auto it = j->begin(); it != j->end();) {
       const std::string& k = it.key();
-      const bool timing = k == "seconds" ||
-                          (k.size() > 8 && k.compare(k.size() - 8, 8, "_seconds") == 0);
+      const bool timing =
+          k == "seconds" || (k.size() > 8 && k.compare(k.size() - 8, 8, "_seconds") == 0);
       if (timing) {
         it = j->erase(it);
       } else {
@@ -88,8 +90,9 @@ struct Strict {
     if (v == nullptr) return required ? Missing(path + key) : Status::Ok();
     if (!v->is_number_integer() || (v->is_number_unsigned() && v->get<uint64_t>() > uint64_t(hi)) ||
         v->get<int64_t>() < lo || v->get<int64_t>() > hi) {
-      return Bad(path + key, *v, ("an integer in [" + std::to_string(lo) + ", " +
-                                  std::to_string(hi) + "]").c_str());
+      return Bad(
+          path + key, *v,
+          ("an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]").c_str());
     }
     *out = v->get<int64_t>();
     return Status::Ok();
@@ -132,7 +135,7 @@ Result<QuantPlan> PlanFromJson(const std::string& text, const std::string& sourc
   };
   ordered_json j;
   try {
-    j = ordered_json::parse(text);
+    j = ordered_json::parse(text, JsonDepthGuard<ordered_json>());
   } catch (const std::exception& e) {
     return bad(std::string("not valid JSON: ") + e.what());
   }
@@ -196,8 +199,7 @@ Result<QuantPlan> PlanFromJson(const std::string& text, const std::string& sourc
     const auto& zp = s["zero_point"];
     if (!zp.is_array()) return st.Bad(path + "zero_point", zp, "an array of integers");
     for (size_t i = 0; i < zp.size(); ++i) {
-      if (!zp[i].is_number_integer() || zp[i].get<int64_t>() < -256 ||
-          zp[i].get<int64_t>() > 255) {
+      if (!zp[i].is_number_integer() || zp[i].get<int64_t>() < -256 || zp[i].get<int64_t>() > 255) {
         return st.Bad(path + "zero_point[" + std::to_string(i) + "]", zp[i],
                       "an integer in [-256, 255]");
       }
@@ -207,16 +209,15 @@ Result<QuantPlan> PlanFromJson(const std::string& text, const std::string& sourc
     std::vector<int64_t> shape = {static_cast<int64_t>(sp.params.scale.size())};
     QuantScheme check = sp.scheme;
     check.axis = 0;  // the tensor shape is checked against the model when the plan is applied
-    VITQ_RETURN_IF_ERROR(ValidateQParams(check, sp.params, shape,
-                                         "plan '" + source + "': site '" + it.key() + "'"));
+    VITQ_RETURN_IF_ERROR(
+        ValidateQParams(check, sp.params, shape, "plan '" + source + "': site '" + it.key() + "'"));
     plan.sites[it.key()] = sp;
   }
   if (j.contains("biases")) {
     const auto& b = j["biases"];
     if (!b.is_object()) return st.Bad("biases", b, "an object");
     for (auto it = b.begin(); it != b.end(); ++it) {
-      VITQ_RETURN_IF_ERROR(
-          st.Floats(it.value(), "biases." + it.key(), &plan.biases[it.key()]));
+      VITQ_RETURN_IF_ERROR(st.Floats(it.value(), "biases." + it.key(), &plan.biases[it.key()]));
     }
   }
   if (j.contains("report")) plan.report_json = j["report"].dump();
