@@ -415,8 +415,10 @@ TEST(CliQuantize, QuantizeEvalAndBadOptions) {
   std::string out = " --out " + dir.path("bad.vitq") + " -q";
   ExpectBadInput("quantize " + model + " --calib " + calib + " --method magic" + out,
                  "unknown method 'magic'");
-  ExpectBadInput("quantize " + model + " --calib " + calib + " --wbits 9" + out, "outside 2-8");
-  ExpectBadInput("quantize " + model + " --calib " + calib + " --abits 1" + out, "outside 2-8");
+  ExpectBadInput("quantize " + model + " --calib " + calib + " --wbits 9" + out,
+                 "--wbits 9: weight bits outside 2-8");
+  ExpectBadInput("quantize " + model + " --calib " + calib + " --abits 1" + out,
+                 "--abits 1: activation bits outside 2-8");
   ExpectBadInput("quantize " + model + " --calib " + calib + " --calib-size 101" + out,
                  "has 100 images, fewer than --calib-size 101");
   ExpectBadInput("quantize " + model + " --calib " + calib + " --out /nonexistent/dir/x.vitq -q",

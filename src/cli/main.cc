@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <filesystem>
+#include <thread>
 
 #include "common.h"
 #include "vitq/runtime.h"
@@ -38,7 +40,13 @@ int ReportError(const Status& status) {
   return status.exit_code();
 }
 
-void PrintJson(const nlohmann::ordered_json& j) { std::printf("%s\n", j.dump(2).c_str()); }
+// Invalid UTF-8 in a name (a file or class name is just bytes) is replaced by U+FFFD, so the
+// output is always valid JSON.
+std::string DumpJson(const nlohmann::ordered_json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+void PrintJson(const nlohmann::ordered_json& j) { std::printf("%s\n", DumpJson(j).c_str()); }
 
 }  // namespace vitq::cli
 
@@ -72,8 +80,14 @@ int main(int argc, char** argv) {
   try {
     return run();
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "vitq: error: out of memory\n");
+    std::fprintf(stderr,
+                 "vitq: error: out of memory (try a smaller --batch, fewer --threads or a smaller "
+                 "model)\n");
     return 1;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // A path given by the user that the file system refuses (a symlink loop, a permission).
+    std::fprintf(stderr, "vitq: error: %s\n", e.what());
+    return 3;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "vitq: internal error: %s\n", e.what());
     return 1;
