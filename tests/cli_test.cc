@@ -357,14 +357,17 @@ TEST(CliQuantize, QuantizeEvalAndBadOptions) {
                         RepoPath("data/imagenet-samples/val") + " --simulate --fake-quant");
   EXPECT_EQ(both.code, 2) << both.out;
   EXPECT_NE(both.out.find("excludes"), std::string::npos) << both.out;
-  // A plan the integer engine cannot run (an asymmetric grid): refused by default with the
-  // --simulate hint; --simulate then runs it on the fake-quant path.
+  // A plan the integer engine cannot run (an 8-bit grid with a zero point, which does not fit
+  // s8): refused by default with the --simulate hint; --simulate then runs it on the fake-quant
+  // path.
   {
     auto qf = LoadQuantizedFile(dir.path("m.vitq"));
     ASSERT_TRUE(qf.ok()) << qf.status().message();
     QuantPlan plan = qf->plan;
-    plan.sites.at("blocks.1.attn.pv:a").scheme.symmetric = false;
-    plan.sites.at("blocks.1.attn.pv:a").params.zero_point = {0};
+    SitePlan& pv = plan.sites.at("blocks.1.attn.pv:a");
+    ASSERT_EQ(pv.scheme.bits, 8);
+    pv.scheme.symmetric = pv.scheme.is_signed = false;
+    pv.params.zero_point = {10};
     ASSERT_TRUE(SaveQuantizedFile(dir.path("asym.vitq"), DequantizedModel(*qf), plan).ok());
     const std::string eval_asym = "eval " + dir.path("asym.vitq") + " --data " +
                                   RepoPath("data/imagenet-samples/val") + " --limit 2 --json -q";

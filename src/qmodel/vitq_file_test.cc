@@ -404,9 +404,17 @@ TEST(IntegerPlan, UnsupportedGridsAreNamed) {
   ViTModel m = RandomModel(testing::SmallConfig(), 12);
   QuantPlan plan = HandPlan(m, 8, 8);
   EXPECT_TRUE(CheckIntegerPlan(plan, m.spec.config).ok());
+  // A zero-point grid below 8 bits runs (stored as a shifted s8 range); an 8-bit one does not
+  // fit s8.
   QuantPlan asym = plan;
-  asym.sites["blocks.1.attn.pv:a"].scheme.symmetric = false;
+  SitePlan& pv = asym.sites["blocks.1.attn.pv:a"];
+  pv.scheme.symmetric = pv.scheme.is_signed = false;
+  pv.scheme.bits = 6;
+  pv.params.zero_point = {10};
+  EXPECT_TRUE(CheckIntegerPlan(asym, m.spec.config).ok());
+  pv.scheme.bits = 8;
   Status s = CheckIntegerPlan(asym, m.spec.config);
+  EXPECT_NE(s.message().find("[-10, 245]"), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("blocks.1.attn.pv:a"), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("--simulate"), std::string::npos) << s.message();
   QuantPlan partial = plan;
