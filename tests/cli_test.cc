@@ -6,12 +6,15 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "test_util.h"
 #include "vitq/qfile.h"
+#include "vitq/safetensors.h"
+#include "vitq/simulate.h"
 
 namespace vitq {
 namespace {
@@ -208,6 +211,58 @@ TEST_F(CliBadInput, UnreadableImageForPredict) {
   ExpectBadInput("predict " + RepoPath("models/deit-tiny") + " " + dir_.path("x.png"), "x.png");
 }
 
+// A 6-bit .vitq file with a flipped weight bit, or a packed weight of the wrong size (checksum
+// recomputed), is bad input: exit 3 naming the file (and the tensor).
+TEST(Cli, TamperedPackedWeightsAndChecksumExitThree) {
+  TempDir dir_;
+  ViTModel m = RandomModel(testing::SmallConfig(), 21);
+  QuantPlan plan;
+  plan.method = "hand";
+  for (const auto& name : QuantSiteNames(m.spec.config))
+    plan.sites[name] = {SymmetricScheme(8), {{0.05f}, {0}}};
+  for (const auto& [layer, w] : LinearLayers(m)) {
+    QuantScheme s = SymmetricScheme(6);
+    plan.sites[layer + ":w"] = {s, MinMaxParams(w->weight.f32(), w->weight.size(), s)};
+  }
+  const std::string good = dir_.path("w6.vitq");
+  ASSERT_TRUE(SaveQuantizedFile(good, m, plan).ok());
+  ASSERT_EQ(Vitq("info " + good).code, 0);
+  auto f = SafetensorsFile::Open(good);
+  ASSERT_TRUE(f.ok());
+  const SafetensorsFile::Entry* w = f->Find("blocks.1.mlp.fc2.weight");
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->shape, (Shape{32, 64 * 6 / 8}));  // packed: four 6-bit values in three bytes
+  const uint8_t* data_start = w->data;
+  for (const auto& e : f->entries()) data_start = std::min(data_start, e.data);
+  std::string bytes = testing::ReadText(good);
+  uint64_t header = 0;
+  std::memcpy(&header, bytes.data(), 8);
+  bytes[8 + header + static_cast<size_t>(w->data - data_start) + 7] ^= 0x10;
+  WriteText(dir_.path("flipped.vitq"), bytes);
+  ExpectBadInput("info " + dir_.path("flipped.vitq"), "flipped.vitq");
+  ExpectBadInput("bench " + dir_.path("flipped.vitq") + " --seconds 0.1", "checksum mismatch");
+  // The same tensor one byte short per row, the checksum resealed over the edited data.
+  std::vector<Tensor> tensors;
+  tensors.reserve(f->entries().size());
+  std::vector<NamedTensor> list;
+  std::vector<std::pair<const uint8_t*, size_t>> ranges;
+  for (const auto& e : f->entries()) {
+    Shape shape = e.shape;
+    if (e.name == "blocks.1.mlp.fc2.weight") shape[1] -= 1;
+    tensors.emplace_back(e.dtype, shape);
+    std::memcpy(tensors.back().data<uint8_t>(), e.data, tensors.back().num_bytes());
+    list.push_back({e.name, &tensors.back()});
+    ranges.emplace_back(tensors.back().data<uint8_t>(), tensors.back().num_bytes());
+  }
+  auto meta = f->metadata();
+  meta["vitq.checksum"] = TensorDataChecksum(ranges);
+  ASSERT_TRUE(WriteSafetensors(dir_.path("short.vitq"), list, meta).ok());
+  ExpectBadInput("info " + dir_.path("short.vitq"), "blocks.1.mlp.fc2.weight");
+  ExpectBadInput("eval " + dir_.path("short.vitq") + " --data " +
+                     RepoPath("data/imagenet-samples/val") + " --limit 1",
+                 "short.vitq");
+}
+
 TEST(CliQuantize, MixedPrecisionWritesReportPlotAndRefusesImpossibleBudgets) {
   TempDir dir;
   std::string model = RepoPath("models/deit-tiny"), calib = RepoPath("data/imagenet-samples/calib");
@@ -302,14 +357,17 @@ TEST(CliQuantize, QuantizeEvalAndBadOptions) {
                         RepoPath("data/imagenet-samples/val") + " --simulate --fake-quant");
   EXPECT_EQ(both.code, 2) << both.out;
   EXPECT_NE(both.out.find("excludes"), std::string::npos) << both.out;
-  // A plan the integer engine cannot run (an asymmetric grid): refused by default with the
-  // --simulate hint; --simulate then runs it on the fake-quant path.
+  // A plan the integer engine cannot run (an 8-bit grid with a zero point, which does not fit
+  // s8): refused by default with the --simulate hint; --simulate then runs it on the fake-quant
+  // path.
   {
     auto qf = LoadQuantizedFile(dir.path("m.vitq"));
     ASSERT_TRUE(qf.ok()) << qf.status().message();
     QuantPlan plan = qf->plan;
-    plan.sites.at("blocks.1.attn.pv:a").scheme.symmetric = false;
-    plan.sites.at("blocks.1.attn.pv:a").params.zero_point = {0};
+    SitePlan& pv = plan.sites.at("blocks.1.attn.pv:a");
+    ASSERT_EQ(pv.scheme.bits, 8);
+    pv.scheme.symmetric = pv.scheme.is_signed = false;
+    pv.params.zero_point = {10};
     ASSERT_TRUE(SaveQuantizedFile(dir.path("asym.vitq"), DequantizedModel(*qf), plan).ok());
     const std::string eval_asym = "eval " + dir.path("asym.vitq") + " --data " +
                                   RepoPath("data/imagenet-samples/val") + " --limit 2 --json -q";
@@ -360,8 +418,10 @@ TEST(CliQuantize, QuantizeEvalAndBadOptions) {
   std::string out = " --out " + dir.path("bad.vitq") + " -q";
   ExpectBadInput("quantize " + model + " --calib " + calib + " --method magic" + out,
                  "unknown method 'magic'");
-  ExpectBadInput("quantize " + model + " --calib " + calib + " --wbits 9" + out, "outside 2-8");
-  ExpectBadInput("quantize " + model + " --calib " + calib + " --abits 1" + out, "outside 2-8");
+  ExpectBadInput("quantize " + model + " --calib " + calib + " --wbits 9" + out,
+                 "--wbits 9: weight bits outside 2-8");
+  ExpectBadInput("quantize " + model + " --calib " + calib + " --abits 1" + out,
+                 "--abits 1: activation bits outside 2-8");
   ExpectBadInput("quantize " + model + " --calib " + calib + " --calib-size 101" + out,
                  "has 100 images, fewer than --calib-size 101");
   ExpectBadInput("quantize " + model + " --calib " + calib + " --out /nonexistent/dir/x.vitq -q",

@@ -61,7 +61,7 @@ TEST(Golden, PreprocessingMatchesPyTorchOnEightJpegs) {
   for (size_t i = 0; i < files.size(); ++i) {
     auto img = DecodeImageFile(RepoPath("data/imagenet-samples/val/" + files[i]));
     ASSERT_TRUE(img.ok()) << img.status().message();
-    PreprocessImage(img.value(), model->spec.preprocess, mine.data());
+    ASSERT_TRUE(PreprocessImage(img.value(), model->spec.preprocess, mine.data()).ok());
     for (size_t j = 0; j < per; ++j) {
       double d = std::fabs(mine[j] - ref[i * per + j]);
       worst = std::max(worst, d);
@@ -88,7 +88,8 @@ TEST(Golden, CifarVitWithModelArgsMatchesPyTorch) {
     std::string path = std::string(VITQ_SOURCE_DIR) + "/../shared/data/cifar10/test/" + name;
     auto img = DecodeImageFile(path);
     if (!img.ok()) GTEST_SKIP() << "CIFAR-10 test images not found: " << img.status().message();
-    PreprocessImage(img.value(), model->spec.preprocess, inputs.data() + i * 3 * 32 * 32);
+    ASSERT_TRUE(
+        PreprocessImage(img.value(), model->spec.preprocess, inputs.data() + i * 3 * 32 * 32).ok());
   }
   Engine engine(model.value());
   std::vector<float> logits(640);

@@ -49,10 +49,13 @@ Result<EvalResult> EvaluateDataset(const ForwardFn& forward, const ModelSpec& sp
 struct BenchResult {
   int batch = 0, threads = 0, reps = 0;
   double images_per_second = 0, ms_per_image = 0, median_ms_per_call = 0;
+  // Images over the whole timed span (every call, stalls included): the figure to compare
+  // under CPU contention, where the median call hides the slow ones.
+  double mean_images_per_second = 0;
 };
 
 // Times forward() on a fixed random input: warm-up (>= 1 call and >= warmup_seconds) excluded,
-// then calls until >= min_seconds and >= min_reps; reports the median call.
+// then calls until >= min_seconds and >= min_reps; reports the median call and the mean rate.
 BenchResult BenchmarkForward(const ForwardFn& forward, const ModelSpec& spec, int batch,
                              int threads, double warmup_seconds, double min_seconds, int min_reps);
 

@@ -11,6 +11,10 @@
 
 namespace vitq {
 
+// The largest image vitq decodes or resizes to, in pixels (Pillow's MAX_IMAGE_PIXELS); checked
+// from the header before decoding.
+constexpr int64_t kMaxImagePixels = 89478485;
+
 // 8-bit RGB, interleaved, row-major: pixel (x, y) channel c at rgb[(y * width + x) * 3 + c].
 struct Image {
   int width = 0, height = 0;
@@ -28,7 +32,9 @@ Result<Image> DecodeImage(const uint8_t* data, size_t num_bytes, const std::stri
 Image ResizeLikePil(const Image& src, int width, int height, Interpolation interp);
 
 // The full eval transform: resize, center crop, /255, (x - mean) / std, written as float32
-// CHW [3, crop_height, crop_width] to `out`.
-void PreprocessImage(const Image& image, const PreprocessConfig& config, float* out);
+// CHW [3, crop_height, crop_width] to `out`. An image whose resized size would exceed
+// kMaxImagePixels (an extreme aspect ratio) is an error naming `name`.
+Status PreprocessImage(const Image& image, const PreprocessConfig& config, float* out,
+                       const std::string& name = "input");
 
 }  // namespace vitq

@@ -2,12 +2,22 @@
 // or Hugging Face transformers configs (io stage). Both layouts map onto the same structs.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "vitq/status.h"
 
 namespace vitq {
+
+// Bounds on every size read from a config or a .vitq file, checked before anything is allocated.
+constexpr int kMaxImageSide = 4096;   // img_size, patch_size, resize and crop targets
+constexpr int kMaxPatches = 16384;    // (img_size / patch_size)^2
+constexpr int kMaxEmbedDim = 16384;   // embed_dim (num_heads at most as many)
+constexpr int kMaxDepth = 256;        // transformer blocks
+constexpr int kMaxMlpHidden = 65536;  // fc1 output features
+constexpr int kMaxClasses = 1 << 20;  // classes (and class-list lines)
+constexpr int64_t kMaxParameters = int64_t{4} << 30;  // about 4.3e9 parameters
 
 struct ViTConfig {
   std::string architecture;  // timm name, e.g. "deit_tiny_patch16_224"
@@ -30,7 +40,8 @@ struct ViTConfig {
   int num_tokens() const { return num_patches() + num_prefix_tokens(); }
   int head_dim() const { return embed_dim / num_heads; }
   int patch_dim() const { return in_chans * patch_size * patch_size; }
-  // Checks the numbers for consistency; errors name `source` (the config file).
+  // Checks the numbers for consistency and against the bounds above (in_chans must be 3);
+  // errors name `source` (the config file).
   Status Validate(const std::string& source) const;
 };
 
@@ -51,6 +62,13 @@ struct PreprocessConfig {
   float std[3] = {0.229f, 0.224f, 0.225f};
   std::string Describe() const;
 };
+
+// Checks preprocessing against the model: the center crop equals img_size, resize targets in
+// [1, kMaxImageSide], mean and std finite (std non-zero). Errors name `source`.
+Status ValidatePreprocess(const PreprocessConfig& p, const ViTConfig& c, const std::string& source);
+
+// "bicubic", "bilinear" or "nearest"; any other name is an error.
+Result<Interpolation> ParseInterpolation(const std::string& name);
 
 struct ModelSpec {
   ViTConfig config;
@@ -76,6 +94,10 @@ Result<ViTConfig> ConfigFromTimmName(const std::string& architecture);
 // Reads a class list, one class a line (e.g. ImageNet's "n01440764 tench"): the first word of
 // each line (the folder name in a dataset), or with display_names the rest of the line when
 // there is one. A model directory may hold such a classes.txt to name its classes.
+// A class listed twice is an error naming it (it would shift every later label).
 Result<std::vector<std::string>> ReadClassNames(const std::string& path, bool display_names);
+// The same from the file's text (`path` names it in errors).
+Result<std::vector<std::string>> ParseClassNames(const std::string& text, const std::string& path,
+                                                 bool display_names);
 
 }  // namespace vitq

@@ -47,6 +47,7 @@ void RegisterBench(CLI::App* app, Runner* run) {
                    {"threads", r.threads},
                    {"images_per_second", r.images_per_second},
                    {"ms_per_image", r.ms_per_image},
+                   {"mean_images_per_second", r.mean_images_per_second},
                    {"reps", r.reps}});
       } else {
         std::printf(

@@ -40,7 +40,7 @@ void RegisterInfo(CLI::App* app, Runner* run) {
       const PreprocessConfig& p = model->spec.preprocess;
       int64_t params = model->NumParams();
       if (quantized) {
-        for (const auto& [name, l] : quantized->linear) params += l.q.size();
+        for (const auto& [name, l] : quantized->linear) params += l.rows * l.cols;
       }
       std::error_code ec;
       auto file_bytes = std::filesystem::file_size(model->spec.weights_path, ec);
@@ -58,6 +58,9 @@ void RegisterInfo(CLI::App* app, Runner* run) {
         const QuantPlan& plan = quantized->plan;
         j["method"] = plan.method;
         j["quantized_bytes"] = stored_bytes;
+        j["format_version"] = quantized->format_version;
+        // Time to verify the xxHash checksum of the tensor data on load (0 for version 2).
+        j["checksum_ms"] = quantized->checksum_seconds * 1e3;
         Status runs = CheckIntegerPlan(plan, c);
         j["integer_engine"] = runs.ok();
         if (!runs.ok()) j["integer_engine_note"] = runs.message();
@@ -100,6 +103,12 @@ void RegisterInfo(CLI::App* app, Runner* run) {
         std::printf("quantized      %s, %.2f MB of parameters as stored (fp32 %.2f MB)\n",
                     quantized->plan.method.c_str(), j["quantized_bytes"].get<int64_t>() / 1e6,
                     params * 4 / 1e6);
+        if (quantized->format_version >= 3) {
+          std::printf("file format    version %d, checksum verified in %.2f ms\n",
+                      quantized->format_version, quantized->checksum_seconds * 1e3);
+        } else {
+          std::printf("file format    version %d (no checksum)\n", quantized->format_version);
+        }
         std::printf("integer engine %s\n",
                     j["integer_engine"].get<bool>()
                         ? "yes"

@@ -1,7 +1,9 @@
 // `vitq init --arch NAME --out DIR`: a random-weight timm checkpoint for benchmarks (cli).
 #include <cstdio>
+#include <filesystem>
 
 #include "common.h"
+#include "output.h"
 #include "vitq/model.h"
 
 namespace vitq::cli {
@@ -28,6 +30,20 @@ void RegisterInit(CLI::App* app, Runner* run) {
       auto config = ConfigFromTimmName(args->arch);
       if (!config.ok()) return ReportError(config.status());
       config->num_classes = args->num_classes;
+      if (Status v = config->Validate("--arch " + args->arch); !v.ok()) return ReportError(v);
+      // The directory is created; an existing file or device in its place is refused, as are
+      // non-regular files where the checkpoint's two files go.
+      std::error_code ec;
+      if (std::filesystem::exists(args->out, ec) && !std::filesystem::is_directory(args->out, ec)) {
+        return ReportError(
+            Status::InvalidInput("--out '" + args->out + "' exists and is not a directory"));
+      }
+      const std::string dir = args->out;
+      Status paths =
+          CheckOutputPaths({{"--out", (std::filesystem::path(dir) / "model.safetensors").string()},
+                            {"--out", (std::filesystem::path(dir) / "config.json").string()}},
+                           {});
+      if (!paths.ok() && std::filesystem::is_directory(dir, ec)) return ReportError(paths);
       ViTModel model = RandomModel(config.value(), args->seed);
       Status s = SaveTimmCheckpoint(model, args->out);
       if (!s.ok()) return ReportError(s);

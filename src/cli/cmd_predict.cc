@@ -56,13 +56,15 @@ void RegisterPredict(CLI::App* app, Runner* run) {
         const int nb = std::min(batch, n - s);
         for (int i = 0; i < nb; ++i) {
           auto img = DecodeImageFile(args->images[s + i]);
-          if (!img.ok()) {
+          Status st = img.ok() ? PreprocessImage(img.value(), spec.preprocess,
+                                                 inputs.data() + per_image * i, args->images[s + i])
+                               : img.status();
+          if (!st.ok()) {
             if (args->common.json) std::printf("%s]\n", first ? "" : "\n");
             std::fflush(stdout);
             bar.Finish();
-            return ReportError(img.status());
+            return ReportError(st);
           }
-          PreprocessImage(img.value(), spec.preprocess, inputs.data() + per_image * i);
         }
         (*model)->forward(inputs.data(), nb, logits.data());
         for (int i = 0; i < nb; ++i) {
@@ -84,7 +86,7 @@ void RegisterPredict(CLI::App* app, Runner* run) {
           }
           if (args->common.json) {
             nlohmann::ordered_json one = {{"image", path}, {"predictions", preds}};
-            std::printf("%s\n%s", first ? "" : ",", one.dump(2).c_str());
+            std::printf("%s\n%s", first ? "" : ",", DumpJson(one).c_str());
             first = false;
           }
         }

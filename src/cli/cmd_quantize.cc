@@ -4,12 +4,18 @@
 #include <filesystem>
 
 #include "common.h"
+#include "output.h"
 #include "vitq/mixed_precision.h"
 #include "vitq/qfile.h"
 #include "vitq/quantize.h"
 #include "vitq/safetensors.h"
 
 namespace vitq::cli {
+namespace {
+std::string ParetoSvgPath(const std::string& report) {
+  return std::filesystem::path(report).replace_extension(".pareto.svg").string();
+}
+}  // namespace
 
 void AddQuantizeOptions(CLI::App* cmd, QuantizeOptions* q) {
   cmd->add_option("--calib-size", q->calib_size,
@@ -83,8 +89,8 @@ void RegisterQuantize(CLI::App* app, Runner* run) {
       ->required();
   cmd->add_option("--method", args->q.method,
                   "vitq (default), liu2021, minmax, percentile, omse, easyquant");
-  cmd->add_option("--wbits", args->q.wbits, "weight bits (default 8)");
-  cmd->add_option("--abits", args->q.abits, "activation bits (default 8)");
+  cmd->add_option("--wbits", args->q.wbits, "weight bits, 2-8 (default 8)");
+  cmd->add_option("--abits", args->q.abits, "activation bits, 2-8 (default 8)");
   cmd->add_option("--out", args->out, "output .vitq file (written atomically)")->required();
   cmd->add_option("--report", args->report,
                   "write the per-site report as JSON (with --mixed-precision also the Pareto "
@@ -119,12 +125,18 @@ void RegisterQuantize(CLI::App* app, Runner* run) {
         if (!omega.ok()) return ReportError(omega.status());
         args->mp.omega = omega.value();
       }
-      std::error_code ec;
-      auto parent = std::filesystem::path(args->out).parent_path();
-      if (!parent.empty() && !std::filesystem::is_directory(parent, ec)) {
-        return ReportError(
-            Status::InvalidInput("output directory '" + parent.string() + "' does not exist"));
+      if (!args->mixed &&
+          (args->mp.target_bits || args->mp.target_size_mb > 0 || !args->mp.candidates.empty())) {
+        return ReportError(Status::InvalidInput(
+            "--target-bits, --target-size-mb and --candidates need --mixed-precision"));
       }
+      // Every output path before any work: not an input, not another output, not a device.
+      std::vector<OutputPath> outputs = {{"--out", args->out}, {"--report", args->report}};
+      if (args->mixed && !args->report.empty()) {
+        outputs.push_back({"--report (Pareto curve)", ParetoSvgPath(args->report)});
+      }
+      Status paths = CheckOutputPaths(outputs, ModelInputFiles(args->model));
+      if (!paths.ok()) return ReportError(paths);
       auto model = LoadModel(args->model);
       if (!model.ok()) return ReportError(model.status());
       auto t0 = std::chrono::steady_clock::now();
@@ -135,11 +147,6 @@ void RegisterQuantize(CLI::App* app, Runner* run) {
       report.load_seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       MixedPrecisionReport mpr;
-      if (!args->mixed &&
-          (args->mp.target_bits || args->mp.target_size_mb > 0 || !args->mp.candidates.empty())) {
-        return ReportError(Status::InvalidInput(
-            "--target-bits, --target-size-mb and --candidates need --mixed-precision"));
-      }
       if (args->mixed && args->mp.target_bits == 0 && args->mp.target_size_mb <= 0)
         args->mp.target_bits = args->q.wbits;
       Result<QuantPlan> plan = args->mixed
@@ -153,10 +160,10 @@ void RegisterQuantize(CLI::App* app, Runner* run) {
       nlohmann::ordered_json rj = nlohmann::ordered_json::parse(report.ToJson());
       if (args->mixed) rj["mixed_precision"] = nlohmann::ordered_json::parse(mpr.ToJson());
       if (!args->report.empty()) {
-        s = WriteFileAtomic(args->report, rj.dump(1) + "\n");
+        s = WriteFileAtomic(args->report, DumpJson(rj, 1) + "\n");
         if (!s.ok()) return ReportError(s);
         if (args->mixed) {
-          std::string svg = std::filesystem::path(args->report).replace_extension(".pareto.svg");
+          std::string svg = ParetoSvgPath(args->report);
           s = WriteFileAtomic(svg, mpr.ParetoSvg());
           if (!s.ok()) return ReportError(s);
         }

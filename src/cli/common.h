@@ -22,6 +22,8 @@ int ApplyThreads(int threads);
 // Prints "vitq: error: <message>" on stderr and returns the status' exit code.
 int ReportError(const Status& status);
 void PrintJson(const nlohmann::ordered_json& j);
+// j as text; invalid UTF-8 in strings replaced by U+FFFD (never throws).
+std::string DumpJson(const nlohmann::ordered_json& j, int indent = 2);
 
 // Each subcommand registers itself and sets the function run after parsing.
 using Runner = std::function<int()>;

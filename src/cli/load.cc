@@ -1,6 +1,12 @@
 // Opening float checkpoints and .vitq files for inference (cli).
 #include "load.h"
 
+#include <omp.h>
+
+#include <chrono>
+
+#include "vitq/threads.h"
+
 namespace vitq::cli {
 
 void AddQuantPathFlags(CLI::App* cmd, QuantPathFlags* flags, const std::string& prefix,
@@ -17,7 +23,30 @@ void AddQuantPathFlags(CLI::App* cmd, QuantPathFlags* flags, const std::string& 
   sim->excludes(fq);
 }
 
+namespace {
+// Runs `forward` on the thread count AdaptiveThreads picks call by call (max: the count in force
+// now, set by --threads or the default), restoring the max after each call.
+ForwardFn Adaptive(ForwardFn forward) {
+  const int max_threads = omp_get_max_threads();
+  if (max_threads <= 1 || !AdaptiveThreadsEnabled()) return forward;
+  auto choice = std::make_shared<AdaptiveThreads>(max_threads);
+  return [choice, forward = std::move(forward)](const float* x, int b, float* y) {
+    omp_set_num_threads(choice->Begin(b));
+    const auto t0 = std::chrono::steady_clock::now();
+    forward(x, b, y);
+    choice->End(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    omp_set_num_threads(choice->max_threads());
+  };
+}
+}  // namespace
+
 Result<std::unique_ptr<Runnable>> OpenRunnable(const std::string& path, QuantPath qpath) {
+  VITQ_ASSIGN_OR_RETURN(std::unique_ptr<Runnable> r, OpenRunnableFixed(path, qpath));
+  r->forward = Adaptive(std::move(r->forward));
+  return r;
+}
+
+Result<std::unique_ptr<Runnable>> OpenRunnableFixed(const std::string& path, QuantPath qpath) {
   auto r = std::make_unique<Runnable>();
   if (IsQuantizedFile(path)) {
     VITQ_ASSIGN_OR_RETURN(QuantizedModel q, LoadQuantizedFile(path));

@@ -51,7 +51,13 @@ struct QuantPathFlags {
 void AddQuantPathFlags(CLI::App* cmd, QuantPathFlags* flags, const std::string& prefix,
                        const std::string& what);
 
+// The model at `path`; its `forward` adapts its thread count call by call (AdaptiveThreads in
+// vitq/threads.h: the current OpenMP maximum, or one thread when that is faster under CPU
+// contention; VITQ_ADAPTIVE_THREADS=0 turns it off).
 Result<std::unique_ptr<Runnable>> OpenRunnable(const std::string& path,
                                                QuantPath qpath = QuantPath::kInteger);
+// The same, always on the current OpenMP maximum.
+Result<std::unique_ptr<Runnable>> OpenRunnableFixed(const std::string& path,
+                                                    QuantPath qpath = QuantPath::kInteger);
 
 }  // namespace vitq::cli

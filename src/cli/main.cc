@@ -3,11 +3,14 @@
 #include <omp.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
+#include <filesystem>
 #include <thread>
 
 #include "common.h"
 #include "vitq/runtime.h"
+#include "vitq/threads.h"
 
 namespace vitq::cli {
 
@@ -15,13 +18,19 @@ void AddCommonOptions(CLI::App* cmd, CommonOptions* opts, bool with_threads) {
   cmd->add_flag("--json", opts->json, "print machine-readable JSON on stdout");
   cmd->add_flag("--quiet,-q", opts->quiet, "no progress bar");
   if (with_threads) {
-    cmd->add_option("--threads", opts->threads, "worker threads (default: all cores)")
+    cmd->add_option("--threads", opts->threads,
+                    "worker threads (default: the CPUs this process may use)")
         ->check(CLI::Range(1, 1024));
   }
 }
 
 int ApplyThreads(int threads) {
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // The default: the user's OMP_NUM_THREADS, else the CPUs this process may use (affinity mask
+  // and cgroup CPU quota, vitq/threads.h), not the machine's core count.
+  if (threads <= 0) {
+    const char* env = std::getenv("OMP_NUM_THREADS");
+    threads = (env != nullptr && *env != '\0') ? omp_get_max_threads() : vitq::UsableCpuCount();
+  }
   omp_set_num_threads(threads);
   return threads;
 }
@@ -31,7 +40,13 @@ int ReportError(const Status& status) {
   return status.exit_code();
 }
 
-void PrintJson(const nlohmann::ordered_json& j) { std::printf("%s\n", j.dump(2).c_str()); }
+// Invalid UTF-8 in a name (a file or class name is just bytes) is replaced by U+FFFD, so the
+// output is always valid JSON.
+std::string DumpJson(const nlohmann::ordered_json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+void PrintJson(const nlohmann::ordered_json& j) { std::printf("%s\n", DumpJson(j).c_str()); }
 
 }  // namespace vitq::cli
 
@@ -65,8 +80,14 @@ int main(int argc, char** argv) {
   try {
     return run();
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "vitq: error: out of memory\n");
+    std::fprintf(stderr,
+                 "vitq: error: out of memory (try a smaller --batch, fewer --threads or a smaller "
+                 "model)\n");
     return 1;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // A path given by the user that the file system refuses (a symlink loop, a permission).
+    std::fprintf(stderr, "vitq: error: %s\n", e.what());
+    return 3;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "vitq: internal error: %s\n", e.what());
     return 1;

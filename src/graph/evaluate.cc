@@ -159,6 +159,7 @@ BenchResult BenchmarkForward(const ForwardFn& forward, const ModelSpec& spec, in
     forward(input.data(), batch, logits.data());
     times.push_back(std::chrono::duration<double, std::milli>(clock::now() - a).count());
   }
+  const double total_s = std::chrono::duration<double>(clock::now() - start).count();
   std::sort(times.begin(), times.end());
   size_t n = times.size();
   double median = n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
@@ -169,6 +170,7 @@ BenchResult BenchmarkForward(const ForwardFn& forward, const ModelSpec& spec, in
   r.median_ms_per_call = median;
   r.ms_per_image = median / batch;
   r.images_per_second = 1000.0 * batch / median;
+  r.mean_images_per_second = static_cast<double>(batch) * static_cast<double>(n) / total_s;
   return r;
 }
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <new>
 #include <random>
 
 #include "vitq/image.h"
@@ -23,7 +24,8 @@ Result<Dataset> OpenImageFolder(const std::string& dir, const std::string& class
   std::vector<std::string> folders;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     std::string name = e.path().filename().string();
-    if (e.is_directory() && !name.empty() && name[0] != '.') folders.push_back(name);
+    std::error_code entry_ec;  // a symlink loop or dangling link is not a class folder
+    if (e.is_directory(entry_ec) && !name.empty() && name[0] != '.') folders.push_back(name);
   }
   if (ec) return Status::InvalidInput("dataset '" + dir + "': cannot list: " + ec.message());
   std::sort(folders.begin(), folders.end());
@@ -36,7 +38,8 @@ Result<Dataset> OpenImageFolder(const std::string& dir, const std::string& class
     // DIR/classes.txt, else the one beside DIR for split folders (DIR/../{train,val,calib}).
     for (const fs::path& candidate :
          {fs::path(dir) / "classes.txt", fs::path(dir) / ".." / "classes.txt"}) {
-      if (fs::exists(candidate)) {
+      std::error_code exists_ec;
+      if (fs::exists(candidate, exists_ec)) {
         classes_path = candidate.lexically_normal().string();
         break;
       }
@@ -60,9 +63,17 @@ Result<Dataset> OpenImageFolder(const std::string& dir, const std::string& class
   }
   for (const auto& f : folders) {
     std::vector<std::string> files;
-    for (const auto& e : fs::directory_iterator(fs::path(dir) / f, ec)) {
+    std::error_code list_ec;
+    for (const auto& e : fs::directory_iterator(fs::path(dir) / f, list_ec)) {
       std::string name = e.path().filename().string();
-      if (!name.empty() && name[0] != '.' && !e.is_directory()) files.push_back(name);
+      // Every other entry is listed, so that a FIFO, a device or a broken link is reported (or
+      // skipped with --skip-bad-images) when it is read, not silently left out.
+      std::error_code entry_ec;
+      if (!name.empty() && name[0] != '.' && !e.is_directory(entry_ec)) files.push_back(name);
+    }
+    if (list_ec) {
+      return Status::InvalidInput("dataset '" + dir + "': cannot list class folder '" + f +
+                                  "': " + list_ec.message());
     }
     std::sort(files.begin(), files.end());
     for (const auto& name : files) {
@@ -121,16 +132,25 @@ int LoadBatch(const std::vector<DatasetItem>& items, size_t begin, int count,
   int failures = 0;
 #pragma omp parallel for schedule(dynamic, 1) reduction(+ : failures)
   for (int i = 0; i < count; ++i) {
-    auto img = DecodeImageFile(items[begin + i].path);
+    const std::string& path = items[begin + i].path;
     float* dst = out + per_image * i;
-    if (!img.ok()) {
+    // No exception may leave an OpenMP region (it would terminate the process): out of memory
+    // while decoding one image is that image's error.
+    Status s;
+    try {
+      auto img = DecodeImageFile(path);
+      s = img.ok() ? PreprocessImage(img.value(), preprocess, dst, path) : img.status();
+    } catch (const std::bad_alloc&) {
+      s = Status::InvalidInput("image '" + path + "': out of memory while decoding it");
+    } catch (const std::exception& e) {
+      s = Status::Internal("image '" + path + "': " + e.what());
+    }
+    if (!s.ok()) {
       (*ok)[i] = 0;
-      (*errors)[i] = img.status().message();
+      (*errors)[i] = s.message();
       std::fill(dst, dst + per_image, 0.0f);
       ++failures;
-      continue;
     }
-    PreprocessImage(img.value(), preprocess, dst);
   }
   return failures;
 }

@@ -13,8 +13,8 @@
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <iterator>
+
+#include "vitq/files.h"
 
 namespace vitq {
 namespace {
@@ -46,7 +46,10 @@ Result<Image> DecodeJpeg(const uint8_t* data, size_t size, const std::string& na
   cinfo.err = jpeg_std_error(&err.pub);
   err.pub.error_exit = JpegErrorExit;
   err.pub.emit_message = JpegEmitMessage;
+  // Every C++ object lives above setjmp: a longjmp back to it must not skip a destructor (found
+  // by the fuzz_jpeg harness as a leak of the row buffer).
   Image img;
+  std::vector<uint8_t> row;
   if (setjmp(err.jump)) {
     jpeg_destroy_decompress(&cinfo);
     return Status::InvalidInput("image '" + name + "': corrupt JPEG (" + err.message + ")");
@@ -54,19 +57,31 @@ Result<Image> DecodeJpeg(const uint8_t* data, size_t size, const std::string& na
   jpeg_create_decompress(&cinfo);
   jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
   jpeg_read_header(&cinfo, TRUE);
+  // The pixel cap, from the header, before the decoder allocates anything for the image.
+  if (cinfo.image_width == 0 || cinfo.image_height == 0 ||
+      static_cast<uint64_t>(cinfo.image_width) * cinfo.image_height >
+          static_cast<uint64_t>(kMaxImagePixels)) {
+    const std::string dims =
+        std::to_string(cinfo.image_width) + "x" + std::to_string(cinfo.image_height);
+    jpeg_destroy_decompress(&cinfo);
+    return Status::InvalidInput("image '" + name + "': JPEG of " + dims +
+                                " pixels exceeds the limit of " + std::to_string(kMaxImagePixels) +
+                                " pixels");
+  }
   bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
   cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
   jpeg_start_decompress(&cinfo);
   img.width = static_cast<int>(cinfo.output_width);
   img.height = static_cast<int>(cinfo.output_height);
   int comps = cinfo.output_components;
-  std::vector<uint8_t> row(static_cast<size_t>(img.width) * comps);
+  row.resize(static_cast<size_t>(img.width) * comps);
   img.rgb.resize(static_cast<size_t>(img.width) * img.height * 3);
   bool adobe_inverted = cinfo.saw_Adobe_marker;
   while (cinfo.output_scanline < cinfo.output_height) {
     int y = static_cast<int>(cinfo.output_scanline);
     JSAMPROW rows[1] = {row.data()};
     jpeg_read_scanlines(&cinfo, rows, 1);
+    if (err.truncated) break;  // the rest would be padding; refused below
     uint8_t* dst = &img.rgb[static_cast<size_t>(y) * img.width * 3];
     if (!cmyk) {
       std::memcpy(dst, row.data(), static_cast<size_t>(img.width) * 3);
@@ -86,7 +101,7 @@ Result<Image> DecodeJpeg(const uint8_t* data, size_t size, const std::string& na
       }
     }
   }
-  jpeg_finish_decompress(&cinfo);
+  if (!err.truncated) jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
   if (err.truncated) {
     return Status::InvalidInput("image '" + name +
@@ -132,8 +147,11 @@ Result<Image> DecodePng(const uint8_t* data, size_t size, const std::string& nam
   png_set_read_fn(png, &reader, PngRead);
   png_read_info(png, info);
   png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
-  if (w == 0 || h == 0 || static_cast<uint64_t>(w) * h > (uint64_t{1} << 28)) {
-    png_error(png, "unsupported image dimensions");
+  if (w == 0 || h == 0 || static_cast<uint64_t>(w) * h > static_cast<uint64_t>(kMaxImagePixels)) {
+    error = "PNG of " + std::to_string(w) + "x" + std::to_string(h) +
+            " pixels exceeds the limit of " + std::to_string(kMaxImagePixels) + " pixels";
+    png_destroy_read_struct(&png, &info, nullptr);
+    return Status::InvalidInput("image '" + name + "': " + error);
   }
   png_set_expand(png);  // palette -> RGB, gray < 8 bit -> 8 bit, tRNS -> alpha
   png_set_strip_16(png);
@@ -251,11 +269,8 @@ Result<Image> DecodeImage(const uint8_t* data, size_t size, const std::string& n
 }
 
 Result<Image> DecodeImageFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::InvalidInput("image '" + path + "': cannot open");
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
-                             std::istreambuf_iterator<char>());
-  return DecodeImage(bytes.data(), bytes.size(), path);
+  VITQ_ASSIGN_OR_RETURN(std::string bytes, ReadRegularFile(path, "image", kMaxImageFileBytes));
+  return DecodeImage(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), path);
 }
 
 Image ResizeLikePil(const Image& src, int width, int height, Interpolation interp) {
@@ -317,22 +332,35 @@ Image ResizeLikePil(const Image& src, int width, int height, Interpolation inter
   return out;
 }
 
-void PreprocessImage(const Image& image, const PreprocessConfig& config, float* out) {
-  int rw, rh;
+Status PreprocessImage(const Image& image, const PreprocessConfig& config, float* out,
+                       const std::string& name) {
+  if (image.width <= 0 || image.height <= 0) {
+    return Status::InvalidInput("image '" + name + "' is empty");
+  }
+  int64_t rw, rh;
   if (config.resize_shorter > 0) {
-    int s = config.resize_shorter;
+    const int64_t s = config.resize_shorter;
     if (image.width <= image.height) {
       rw = s;
-      rh = static_cast<int>(static_cast<int64_t>(s) * image.height / image.width);
+      rh = s * image.height / image.width;
     } else {
       rh = s;
-      rw = static_cast<int>(static_cast<int64_t>(s) * image.width / image.height);
+      rw = s * image.width / image.height;
     }
   } else {
     rw = config.resize_width;
     rh = config.resize_height;
   }
-  Image resized = ResizeLikePil(image, rw, rh, config.interpolation);
+  // A very elongated image (200000x1) would be resized to billions of pixels.
+  if (rw <= 0 || rh <= 0 || rw * rh > kMaxImagePixels) {
+    return Status::InvalidInput("image '" + name + "' (" + std::to_string(image.width) + "x" +
+                                std::to_string(image.height) + ") would be resized to " +
+                                std::to_string(rw) + "x" + std::to_string(rh) +
+                                " pixels, outside the limit of " + std::to_string(kMaxImagePixels) +
+                                " pixels");
+  }
+  Image resized =
+      ResizeLikePil(image, static_cast<int>(rw), static_cast<int>(rh), config.interpolation);
   int ch = config.crop_height, cw = config.crop_width;
   int top, left;
   if (config.crop_offset_round) {  // torchvision: int(round((h - ch) / 2.0)), half to even
@@ -359,6 +387,7 @@ void PreprocessImage(const Image& image, const PreprocessConfig& config, float* 
       }
     }
   }
+  return Status::Ok();
 }
 
 }  // namespace vitq

@@ -125,10 +125,10 @@ TEST(Preprocess, CenterCropOffsetsFollowTorchvisionAndTransformers) {
     p.std[c] = 1;
   }
   float out[12];
-  PreprocessImage(img, p, out);
+  ASSERT_TRUE(PreprocessImage(img, p, out).ok());
   EXPECT_FLOAT_EQ(out[0], 2.0f / 255);  // top = round(0.5) = 0, left = round(1.5) = 2
   p.crop_offset_round = false;
-  PreprocessImage(img, p, out);
+  ASSERT_TRUE(PreprocessImage(img, p, out).ok());
   EXPECT_FLOAT_EQ(out[0], 1.0f / 255);  // left = 3 // 2 = 1
 }
 

@@ -2,15 +2,24 @@
 #include "vitq/model_config.h"
 
 #include <cctype>
+#include <climits>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <set>
 #include <sstream>
+
+#include "json_strict.h"
+#include "vitq/files.h"
+#include "vitq/json_depth.h"
 
 namespace vitq {
 namespace fs = std::filesystem;
+using json_strict::Convert;
+using json_strict::Get;
+using json_strict::Need;
+using json_strict::ParseMeanStd;
 using nlohmann::json;
 
 const char* InterpolationName(Interpolation interp) {
@@ -36,30 +45,6 @@ std::string PreprocessConfig::Describe() const {
      << crop_width << ", /255, mean [" << mean[0] << ", " << mean[1] << ", " << mean[2]
      << "], std [" << std[0] << ", " << std[1] << ", " << std[2] << "]";
   return os.str();
-}
-
-Status ViTConfig::Validate(const std::string& source) const {
-  auto bad = [&](const std::string& what) {
-    return Status::InvalidInput("config '" + source + "': " + what);
-  };
-  if (embed_dim <= 0 || depth <= 0 || num_heads <= 0 || mlp_hidden <= 0 || num_classes <= 0 ||
-      img_size <= 0 || patch_size <= 0 || in_chans <= 0) {
-    return bad("dimensions must be positive (embed_dim " + std::to_string(embed_dim) + ", depth " +
-               std::to_string(depth) + ", num_heads " + std::to_string(num_heads) +
-               ", mlp hidden " + std::to_string(mlp_hidden) + ", num_classes " +
-               std::to_string(num_classes) + ", img_size " + std::to_string(img_size) +
-               ", patch_size " + std::to_string(patch_size) + ")");
-  }
-  if (embed_dim % num_heads != 0) {
-    return bad("embed_dim " + std::to_string(embed_dim) + " is not divisible by num_heads " +
-               std::to_string(num_heads));
-  }
-  if (img_size % patch_size != 0) {
-    return bad("img_size " + std::to_string(img_size) + " is not a multiple of patch_size " +
-               std::to_string(patch_size));
-  }
-  if (!(ln_eps > 0)) return bad("layer norm eps must be positive");
-  return Status::Ok();
 }
 
 Result<ViTConfig> ConfigFromTimmName(const std::string& architecture) {
@@ -101,8 +86,12 @@ Result<ViTConfig> ConfigFromTimmName(const std::string& architecture) {
     c.num_heads = 16;
   }
   c.mlp_hidden = 4 * c.embed_dim;
-  c.patch_size = std::stoi(m[4]);
-  c.img_size = std::stoi(m[5]);
+  // The digits may be any length: sizes beyond the limits are refused, never overflowed.
+  auto number = [](const std::string& digits) {
+    return digits.size() > 6 ? kMaxImageSide + 1 : std::stoi(digits);
+  };
+  c.patch_size = number(m[4]);
+  c.img_size = number(m[5]);
   if (m[3].matched) {
     if (m[1] != "deit") {
       return Status::InvalidInput("unknown architecture '" + architecture +
@@ -110,65 +99,19 @@ Result<ViTConfig> ConfigFromTimmName(const std::string& architecture) {
     }
     c.dist_token = c.head_dist = true;
   }
+  VITQ_RETURN_IF_ERROR(c.Validate("architecture " + architecture));
   return c;
-}
-
-Result<std::vector<std::string>> ReadClassNames(const std::string& path, bool display_names) {
-  std::ifstream in(path);
-  if (!in) return Status::InvalidInput("cannot read class list '" + path + "'");
-  std::vector<std::string> names;
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream ls(line);
-    std::string first, rest;
-    if (!(ls >> first)) continue;
-    std::getline(ls >> std::ws, rest);
-    while (!rest.empty() && std::isspace(static_cast<unsigned char>(rest.back()))) rest.pop_back();
-    names.push_back(display_names && !rest.empty() ? rest : first);
-  }
-  if (names.empty()) return Status::InvalidInput("class list '" + path + "' has no names");
-  return names;
 }
 
 namespace {
 
 Result<json> ReadJson(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Status::InvalidInput("cannot read '" + path + "'");
+  VITQ_ASSIGN_OR_RETURN(std::string text, ReadRegularFile(path, "config", kMaxTextFileBytes));
   try {
-    return json::parse(in);
+    return json::parse(text, JsonDepthGuard<json>());
   } catch (const std::exception& e) {
     return Status::InvalidInput("'" + path + "' is not valid JSON: " + e.what());
   }
-}
-
-// Typed getters that name the key and file on a type mismatch.
-template <typename T>
-Status Get(const json& j, const std::string& key, const std::string& file, T* out) {
-  if (!j.contains(key) || j[key].is_null()) return Status::Ok();
-  try {
-    *out = j[key].get<T>();
-  } catch (const std::exception&) {
-    return Status::InvalidInput("config '" + file + "': key '" + key + "' has value " +
-                                j[key].dump() + " of the wrong type");
-  }
-  return Status::Ok();
-}
-
-Status ParseMeanStd(const json& j, const std::string& key, const std::string& file, float* out) {
-  if (!j.contains(key)) return Status::Ok();
-  const json& v = j[key];
-  if (v.is_number()) {
-    out[0] = out[1] = out[2] = v.get<float>();
-    return Status::Ok();
-  }
-  if (!v.is_array() || v.size() != 3 || !v[0].is_number() || !v[1].is_number() ||
-      !v[2].is_number()) {
-    return Status::InvalidInput("config '" + file + "': '" + key + "' is " + v.dump() +
-                                ", expected 3 numbers");
-  }
-  for (int i = 0; i < 3; ++i) out[i] = v[i].get<float>();
-  return Status::Ok();
 }
 
 Status ParseTimm(const json& j, const std::string& file, ModelSpec* spec) {
@@ -201,29 +144,38 @@ Status ParseTimm(const json& j, const std::string& file, ModelSpec* spec) {
       }
     }
     double mlp_ratio = c.embed_dim > 0 ? static_cast<double>(c.mlp_hidden) / c.embed_dim : 4.0;
-    VITQ_RETURN_IF_ERROR(Get(a, "img_size", file, &c.img_size));
-    VITQ_RETURN_IF_ERROR(Get(a, "patch_size", file, &c.patch_size));
-    VITQ_RETURN_IF_ERROR(Get(a, "in_chans", file, &c.in_chans));
-    VITQ_RETURN_IF_ERROR(Get(a, "embed_dim", file, &c.embed_dim));
-    VITQ_RETURN_IF_ERROR(Get(a, "depth", file, &c.depth));
-    VITQ_RETURN_IF_ERROR(Get(a, "num_heads", file, &c.num_heads));
-    VITQ_RETURN_IF_ERROR(Get(a, "mlp_ratio", file, &mlp_ratio));
-    VITQ_RETURN_IF_ERROR(Get(a, "qkv_bias", file, &c.qkv_bias));
-    VITQ_RETURN_IF_ERROR(Get(a, "num_classes", file, &c.num_classes));
+    VITQ_RETURN_IF_ERROR(Get(a, "img_size", file, &c.img_size, "model_args."));
+    VITQ_RETURN_IF_ERROR(Get(a, "patch_size", file, &c.patch_size, "model_args."));
+    VITQ_RETURN_IF_ERROR(Get(a, "in_chans", file, &c.in_chans, "model_args."));
+    VITQ_RETURN_IF_ERROR(Get(a, "embed_dim", file, &c.embed_dim, "model_args."));
+    VITQ_RETURN_IF_ERROR(Get(a, "depth", file, &c.depth, "model_args."));
+    VITQ_RETURN_IF_ERROR(Get(a, "num_heads", file, &c.num_heads, "model_args."));
+    VITQ_RETURN_IF_ERROR(Get(a, "mlp_ratio", file, &mlp_ratio, "model_args."));
+    VITQ_RETURN_IF_ERROR(Get(a, "qkv_bias", file, &c.qkv_bias, "model_args."));
+    VITQ_RETURN_IF_ERROR(Get(a, "num_classes", file, &c.num_classes, "model_args."));
     bool distilled = c.dist_token;
-    VITQ_RETURN_IF_ERROR(Get(a, "distilled", file, &distilled));
+    VITQ_RETURN_IF_ERROR(Get(a, "distilled", file, &distilled, "model_args."));
     c.dist_token = c.head_dist = distilled;
     std::string pool = "token";
-    VITQ_RETURN_IF_ERROR(Get(a, "global_pool", file, &pool));
+    VITQ_RETURN_IF_ERROR(Get(a, "global_pool", file, &pool, "model_args."));
     bool class_token = true;
-    VITQ_RETURN_IF_ERROR(Get(a, "class_token", file, &class_token));
+    VITQ_RETURN_IF_ERROR(Get(a, "class_token", file, &class_token, "model_args."));
     if (pool != "token" || !class_token) {
       return Status::InvalidInput("config '" + file +
                                   "': only global_pool 'token' with a class token is supported, "
                                   "found global_pool '" +
                                   pool + "'");
     }
-    c.mlp_hidden = static_cast<int>(std::lround(mlp_ratio * c.embed_dim));
+    const double hidden = mlp_ratio * c.embed_dim;
+    if (c.embed_dim < 1 || c.embed_dim > kMaxEmbedDim) {
+      c.mlp_hidden = 1;  // Validate below names embed_dim
+    } else if (!(hidden >= 1 && hidden <= kMaxMlpHidden)) {
+      return Status::InvalidInput(
+          "config '" + file + "': model_args.mlp_ratio " + std::to_string(mlp_ratio) +
+          " gives an MLP hidden size outside [1, " + std::to_string(kMaxMlpHidden) + "]");
+    } else {
+      c.mlp_hidden = static_cast<int>(std::lround(hidden));
+    }
   }
   VITQ_RETURN_IF_ERROR(c.Validate(file));
   spec->config = c;
@@ -234,9 +186,14 @@ Status ParseTimm(const json& j, const std::string& file, ModelSpec* spec) {
   std::string interp = "bicubic", crop_mode = "center";
   if (j.contains("pretrained_cfg")) {
     const json& pc = j["pretrained_cfg"];
+    if (!pc.is_object()) {
+      return Status::InvalidInput("config '" + file + "': key 'pretrained_cfg' is " +
+                                  pc.dump(-1, ' ', false, json::error_handler_t::replace) +
+                                  ", expected an object");
+    }
     if (pc.contains("input_size")) {
       std::vector<int> in;
-      VITQ_RETURN_IF_ERROR(Get(pc, "input_size", file, &in));
+      VITQ_RETURN_IF_ERROR(Get(pc, "input_size", file, &in, "pretrained_cfg."));
       if (in.size() != 3 || in[0] != c.in_chans || in[1] != c.img_size || in[2] != c.img_size) {
         return Status::InvalidInput("config '" + file + "': pretrained_cfg.input_size " +
                                     pc["input_size"].dump() + " disagrees with the architecture (" +
@@ -244,26 +201,29 @@ Status ParseTimm(const json& j, const std::string& file, ModelSpec* spec) {
                                     ", " + std::to_string(c.img_size) + ")");
       }
     }
-    VITQ_RETURN_IF_ERROR(Get(pc, "crop_pct", file, &crop_pct));
-    VITQ_RETURN_IF_ERROR(Get(pc, "interpolation", file, &interp));
-    VITQ_RETURN_IF_ERROR(Get(pc, "crop_mode", file, &crop_mode));
+    VITQ_RETURN_IF_ERROR(Get(pc, "crop_pct", file, &crop_pct, "pretrained_cfg."));
+    VITQ_RETURN_IF_ERROR(Get(pc, "interpolation", file, &interp, "pretrained_cfg."));
+    VITQ_RETURN_IF_ERROR(Get(pc, "crop_mode", file, &crop_mode, "pretrained_cfg."));
     VITQ_RETURN_IF_ERROR(ParseMeanStd(pc, "mean", file, p.mean));
     VITQ_RETURN_IF_ERROR(ParseMeanStd(pc, "std", file, p.std));
   }
-  if (interp == "bicubic")
-    p.interpolation = Interpolation::kBicubic;
-  else if (interp == "bilinear")
-    p.interpolation = Interpolation::kBilinear;
-  else if (interp == "nearest")
-    p.interpolation = Interpolation::kNearest;
-  else
-    return Status::InvalidInput("config '" + file + "': unsupported interpolation '" + interp +
-                                "'");
+  {
+    auto parsed = ParseInterpolation(interp);
+    if (!parsed.ok()) return parsed.status().WithContext("config '" + file + "'");
+    p.interpolation = parsed.value();
+  }
   if (!(crop_pct > 0 && crop_pct <= 1.0 + 1e-9)) {
     return Status::InvalidInput("config '" + file + "': crop_pct " + std::to_string(crop_pct) +
                                 " outside (0, 1]");
   }
-  int scale_size = static_cast<int>(std::floor(c.img_size / crop_pct));
+  // In double first: a tiny crop_pct would overflow an int.
+  const double scale = std::floor(c.img_size / crop_pct);
+  if (scale > kMaxImageSide) {
+    return Status::InvalidInput("config '" + file + "': crop_pct " + std::to_string(crop_pct) +
+                                " gives a resize target of " + std::to_string(scale) +
+                                " pixels, above the limit " + std::to_string(kMaxImageSide));
+  }
+  int scale_size = static_cast<int>(scale);
   if (crop_mode == "center") {
     p.resize_shorter = scale_size;
   } else if (crop_mode == "squash") {
@@ -276,6 +236,7 @@ Status ParseTimm(const json& j, const std::string& file, ModelSpec* spec) {
   if (j.contains("label_names")) {
     VITQ_RETURN_IF_ERROR(Get(j, "label_names", file, &spec->class_names));
   }
+  VITQ_RETURN_IF_ERROR(ValidatePreprocess(p, c, file));
   spec->layout = "timm";
   return Status::Ok();
 }
@@ -290,7 +251,8 @@ Status ParseHfPreprocessor(const std::string& dir, ModelSpec* spec) {
   p.interpolation = Interpolation::kBilinear;
   p.crop_offset_round = false;
   for (int i = 0; i < 3; ++i) p.mean[i] = p.std[i] = 0.5f;
-  if (!fs::exists(file)) return Status::Ok();
+  std::error_code ec;
+  if (!fs::exists(file, ec) && !ec) return Status::Ok();
   VITQ_ASSIGN_OR_RETURN(json j, ReadJson(file));
   bool do_resize = true, do_crop = false, do_normalize = true;
   VITQ_RETURN_IF_ERROR(Get(j, "do_resize", file, &do_resize));
@@ -302,19 +264,29 @@ Status ParseHfPreprocessor(const std::string& dir, ModelSpec* spec) {
     return Status::InvalidInput("preprocessor config '" + file + "': rescale_factor " +
                                 std::to_string(rescale) + " is not supported (expected 1/255)");
   }
-  if (j.contains("size")) {
+  if (!j.is_object()) {
+    return Status::InvalidInput("preprocessor config '" + file + "' is not a JSON object");
+  }
+  if (j.contains("size") && !j["size"].is_null()) {
     const json& s = j["size"];
-    if (s.is_number_integer()) {
+    if (s.is_number()) {
+      int side = 0;
+      VITQ_RETURN_IF_ERROR(Get(j, "size", file, &side));
       p.resize_shorter = 0;
-      p.resize_height = p.resize_width = s.get<int>();
+      p.resize_height = p.resize_width = side;
     } else if (s.is_object() && s.contains("shortest_edge")) {
-      p.resize_shorter = s["shortest_edge"].get<int>();
+      VITQ_RETURN_IF_ERROR(Need(s, "shortest_edge", file, &p.resize_shorter, "size."));
+      if (p.resize_shorter < 1) {
+        return Status::InvalidInput("preprocessor config '" + file + "': size.shortest_edge " +
+                                    std::to_string(p.resize_shorter) + " is not positive");
+      }
     } else if (s.is_object() && s.contains("height") && s.contains("width")) {
       p.resize_shorter = 0;
-      p.resize_height = s["height"].get<int>();
-      p.resize_width = s["width"].get<int>();
+      VITQ_RETURN_IF_ERROR(Need(s, "height", file, &p.resize_height, "size."));
+      VITQ_RETURN_IF_ERROR(Need(s, "width", file, &p.resize_width, "size."));
     } else {
-      return Status::InvalidInput("preprocessor config '" + file + "': size " + s.dump() +
+      return Status::InvalidInput("preprocessor config '" + file + "': size " +
+                                  s.dump(-1, ' ', false, json::error_handler_t::replace) +
                                   " is not understood (expected shortest_edge or height/width)");
     }
   }
@@ -322,13 +294,18 @@ Status ParseHfPreprocessor(const std::string& dir, ModelSpec* spec) {
     return Status::InvalidInput("preprocessor config '" + file +
                                 "': do_resize false is not supported (inputs need a fixed size)");
   }
-  if (do_crop && j.contains("crop_size")) {
+  if (do_crop && j.contains("crop_size") && !j["crop_size"].is_null()) {
     const json& s = j["crop_size"];
-    if (s.is_number_integer()) {
-      p.crop_height = p.crop_width = s.get<int>();
+    if (s.is_number()) {
+      VITQ_RETURN_IF_ERROR(Get(j, "crop_size", file, &p.crop_height));
+      p.crop_width = p.crop_height;
     } else if (s.is_object() && s.contains("height") && s.contains("width")) {
-      p.crop_height = s["height"].get<int>();
-      p.crop_width = s["width"].get<int>();
+      VITQ_RETURN_IF_ERROR(Need(s, "height", file, &p.crop_height, "crop_size."));
+      VITQ_RETURN_IF_ERROR(Need(s, "width", file, &p.crop_width, "crop_size."));
+    } else {
+      return Status::InvalidInput("preprocessor config '" + file + "': crop_size " +
+                                  s.dump(-1, ' ', false, json::error_handler_t::replace) +
+                                  " is not understood (expected an integer or height/width)");
     }
   } else if (!do_crop) {
     p.crop_height = p.resize_shorter > 0 ? p.resize_shorter : p.resize_height;
@@ -359,7 +336,7 @@ Status ParseHfPreprocessor(const std::string& dir, ModelSpec* spec) {
                                 std::to_string(p.crop_height) + "x" + std::to_string(p.crop_width) +
                                 " but image_size is " + std::to_string(spec->config.img_size));
   }
-  return Status::Ok();
+  return ValidatePreprocess(p, spec->config, file);
 }
 
 Status ParseHf(const json& j, const std::string& file, const std::string& dir, ModelSpec* spec) {
@@ -371,8 +348,10 @@ Status ParseHf(const json& j, const std::string& file, const std::string& dir, M
   }
   std::string arch_class =
       model_type == "vit" ? "ViTForImageClassification" : "DeiTForImageClassification";
-  if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty()) {
-    arch_class = j["architectures"][0].get<std::string>();
+  if (j.contains("architectures") && !j["architectures"].is_null()) {
+    std::vector<std::string> archs;
+    VITQ_RETURN_IF_ERROR(Get(j, "architectures", file, &archs));
+    if (!archs.empty()) arch_class = archs[0];
   }
   ViTConfig c;
   c.architecture = arch_class;
@@ -403,8 +382,18 @@ Status ParseHf(const json& j, const std::string& file, const std::string& dir, M
         "' is not supported (ViTForImageClassification, "
         "DeiTForImageClassification, DeiTForImageClassificationWithTeacher)");
   }
-  if (j.contains("id2label") && j["id2label"].is_object()) {
+  if (j.contains("id2label") && !j["id2label"].is_null()) {
     const json& m = j["id2label"];
+    if (!m.is_object()) {
+      return Status::InvalidInput("config '" + file + "': key 'id2label' is " +
+                                  m.dump(-1, ' ', false, json::error_handler_t::replace) +
+                                  ", expected an object");
+    }
+    if (m.size() > static_cast<size_t>(kMaxClasses)) {
+      return Status::InvalidInput("config '" + file + "': id2label has " +
+                                  std::to_string(m.size()) + " entries, more than the limit " +
+                                  std::to_string(kMaxClasses));
+    }
     c.num_classes = static_cast<int>(m.size());
     spec->class_names.assign(m.size(), "");
     for (auto it = m.begin(); it != m.end(); ++it) {
@@ -418,8 +407,7 @@ Status ParseHf(const json& j, const std::string& file, const std::string& dir, M
         return Status::InvalidInput("config '" + file + "': id2label key '" + it.key() +
                                     "' is not an index below " + std::to_string(m.size()));
       }
-      spec->class_names[id] =
-          it.value().is_string() ? it.value().get<std::string>() : it.value().dump();
+      VITQ_RETURN_IF_ERROR(Get(m, it.key(), file, &spec->class_names[id], "id2label."));
     }
   }
   VITQ_RETURN_IF_ERROR(Get(j, "num_labels", file, &c.num_classes));
@@ -462,49 +450,77 @@ std::string ModelSpecToJson(const ModelSpec& spec) {
                      {"mean", {p.mean[0], p.mean[1], p.mean[2]}},
                      {"std", {p.std[0], p.std[1], p.std[2]}}};
   j["class_names"] = spec.class_names;
-  return j.dump();
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 Result<ModelSpec> ModelSpecFromJson(const std::string& text, const std::string& source) {
   ModelSpec spec;
+  json j;
   try {
-    json j = json::parse(text);
-    ViTConfig& c = spec.config;
-    c.architecture = j.at("architecture").get<std::string>();
-    c.img_size = j.at("img_size").get<int>();
-    c.patch_size = j.at("patch_size").get<int>();
-    c.in_chans = j.at("in_chans").get<int>();
-    c.embed_dim = j.at("embed_dim").get<int>();
-    c.depth = j.at("depth").get<int>();
-    c.num_heads = j.at("num_heads").get<int>();
-    c.mlp_hidden = j.at("mlp_hidden").get<int>();
-    c.num_classes = j.at("num_classes").get<int>();
-    c.qkv_bias = j.at("qkv_bias").get<bool>();
-    c.dist_token = j.at("dist_token").get<bool>();
-    c.head_dist = j.at("head_dist").get<bool>();
-    c.ln_eps = j.at("ln_eps").get<float>();
-    spec.layout = j.value("layout", "timm");
-    const json& p = j.at("preprocess");
-    PreprocessConfig& pp = spec.preprocess;
-    pp.crop_height = p.at("crop_height").get<int>();
-    pp.crop_width = p.at("crop_width").get<int>();
-    pp.resize_shorter = p.at("resize_shorter").get<int>();
-    pp.resize_height = p.at("resize_height").get<int>();
-    pp.resize_width = p.at("resize_width").get<int>();
-    std::string interp = p.at("interpolation").get<std::string>();
-    pp.interpolation = interp == "nearest"    ? Interpolation::kNearest
-                       : interp == "bilinear" ? Interpolation::kBilinear
-                                              : Interpolation::kBicubic;
-    pp.crop_offset_round = p.at("crop_offset_round").get<bool>();
-    for (int i = 0; i < 3; ++i) {
-      pp.mean[i] = p.at("mean")[i].get<float>();
-      pp.std[i] = p.at("std")[i].get<float>();
-    }
-    spec.class_names = j.value("class_names", std::vector<std::string>{});
+    j = json::parse(text, JsonDepthGuard<json>());
   } catch (const std::exception& e) {
-    return Status::InvalidInput("'" + source + "': model description is malformed: " + e.what());
+    return Status::InvalidInput("'" + source +
+                                "': model description is not valid JSON: " + e.what());
   }
-  VITQ_RETURN_IF_ERROR(spec.config.Validate(source));
+  if (!j.is_object()) {
+    return Status::InvalidInput("'" + source + "': model description is not a JSON object");
+  }
+  const std::string pre = "vitq.model.";
+  ViTConfig& c = spec.config;
+  VITQ_RETURN_IF_ERROR(Need(j, "architecture", source, &c.architecture, pre));
+  VITQ_RETURN_IF_ERROR(Need(j, "img_size", source, &c.img_size, pre));
+  VITQ_RETURN_IF_ERROR(Need(j, "patch_size", source, &c.patch_size, pre));
+  VITQ_RETURN_IF_ERROR(Need(j, "in_chans", source, &c.in_chans, pre));
+  VITQ_RETURN_IF_ERROR(Need(j, "embed_dim", source, &c.embed_dim, pre));
+  VITQ_RETURN_IF_ERROR(Need(j, "depth", source, &c.depth, pre));
+  VITQ_RETURN_IF_ERROR(Need(j, "num_heads", source, &c.num_heads, pre));
+  VITQ_RETURN_IF_ERROR(Need(j, "mlp_hidden", source, &c.mlp_hidden, pre));
+  VITQ_RETURN_IF_ERROR(Need(j, "num_classes", source, &c.num_classes, pre));
+  VITQ_RETURN_IF_ERROR(Need(j, "qkv_bias", source, &c.qkv_bias, pre));
+  VITQ_RETURN_IF_ERROR(Need(j, "dist_token", source, &c.dist_token, pre));
+  VITQ_RETURN_IF_ERROR(Need(j, "head_dist", source, &c.head_dist, pre));
+  VITQ_RETURN_IF_ERROR(Need(j, "ln_eps", source, &c.ln_eps, pre));
+  spec.layout = "timm";
+  VITQ_RETURN_IF_ERROR(Get(j, "layout", source, &spec.layout, pre));
+  VITQ_RETURN_IF_ERROR(c.Validate(source));
+  if (!j.contains("preprocess") || !j["preprocess"].is_object()) {
+    return Status::InvalidInput("config '" + source + "': key '" + pre +
+                                "preprocess' is missing or not an object");
+  }
+  const json& p = j["preprocess"];
+  const std::string ppre = pre + "preprocess.";
+  PreprocessConfig& pp = spec.preprocess;
+  VITQ_RETURN_IF_ERROR(Need(p, "crop_height", source, &pp.crop_height, ppre));
+  VITQ_RETURN_IF_ERROR(Need(p, "crop_width", source, &pp.crop_width, ppre));
+  VITQ_RETURN_IF_ERROR(Need(p, "resize_shorter", source, &pp.resize_shorter, ppre));
+  VITQ_RETURN_IF_ERROR(Need(p, "resize_height", source, &pp.resize_height, ppre));
+  VITQ_RETURN_IF_ERROR(Need(p, "resize_width", source, &pp.resize_width, ppre));
+  std::string interp;
+  VITQ_RETURN_IF_ERROR(Need(p, "interpolation", source, &interp, ppre));
+  {
+    auto parsed = ParseInterpolation(interp);
+    if (!parsed.ok()) return parsed.status().WithContext("config '" + source + "'");
+    pp.interpolation = parsed.value();
+  }
+  VITQ_RETURN_IF_ERROR(Need(p, "crop_offset_round", source, &pp.crop_offset_round, ppre));
+  std::vector<float> mean, std;
+  VITQ_RETURN_IF_ERROR(Need(p, "mean", source, &mean, ppre));
+  VITQ_RETURN_IF_ERROR(Need(p, "std", source, &std, ppre));
+  if (mean.size() != 3 || std.size() != 3) {
+    return Status::InvalidInput("config '" + source + "': " + ppre +
+                                "mean and std must hold 3 numbers each");
+  }
+  for (int i = 0; i < 3; ++i) {
+    pp.mean[i] = mean[i];
+    pp.std[i] = std[i];
+  }
+  VITQ_RETURN_IF_ERROR(ValidatePreprocess(pp, c, source));
+  VITQ_RETURN_IF_ERROR(Get(j, "class_names", source, &spec.class_names, pre));
+  if (!spec.class_names.empty() && spec.class_names.size() != static_cast<size_t>(c.num_classes)) {
+    return Status::InvalidInput("config '" + source +
+                                "': " + std::to_string(spec.class_names.size()) +
+                                " class names for " + std::to_string(c.num_classes) + " classes");
+  }
   return spec;
 }
 
@@ -518,17 +534,24 @@ Result<ModelSpec> LoadModelSpec(const std::string& model_path) {
     spec.dir = fs::path(model_path).parent_path().string();
     if (spec.dir.empty()) spec.dir = ".";
     spec.weights_path = model_path;
+  } else if (ec && ec != std::errc::no_such_file_or_directory) {
+    return Status::InvalidInput("model '" + model_path + "': " + ec.message());
+  } else if (fs::exists(model_path, ec)) {
+    return Status::InvalidInput("model '" + model_path +
+                                "' is neither a directory nor a regular file");
   } else {
     return Status::InvalidInput("model '" + model_path +
                                 "' does not exist (expected a directory with config.json and "
                                 "model.safetensors, or a .safetensors file)");
   }
   spec.config_path = (fs::path(spec.dir) / "config.json").string();
-  if (!fs::exists(spec.config_path)) {
-    return Status::InvalidInput("model '" + model_path + "': missing '" + spec.config_path + "'");
+  if (!fs::exists(spec.config_path, ec)) {
+    return Status::InvalidInput("model '" + model_path + "': missing '" + spec.config_path + "'" +
+                                (ec ? " (" + ec.message() + ")" : ""));
   }
-  if (!fs::exists(spec.weights_path)) {
-    return Status::InvalidInput("model '" + model_path + "': missing '" + spec.weights_path + "'");
+  if (!fs::exists(spec.weights_path, ec)) {
+    return Status::InvalidInput("model '" + model_path + "': missing '" + spec.weights_path + "'" +
+                                (ec ? " (" + ec.message() + ")" : ""));
   }
   VITQ_ASSIGN_OR_RETURN(json j, ReadJson(spec.config_path));
   if (!j.is_object())
@@ -543,7 +566,7 @@ Result<ModelSpec> LoadModelSpec(const std::string& model_path) {
                                 "config (no 'model_type')");
   }
   std::string classes = (fs::path(spec.dir) / "classes.txt").string();
-  if (spec.class_names.empty() && fs::exists(classes)) {
+  if (spec.class_names.empty() && fs::exists(classes, ec)) {
     VITQ_ASSIGN_OR_RETURN(spec.class_names, ReadClassNames(classes, /*display_names=*/true));
   }
   if (!spec.class_names.empty() &&

@@ -6,10 +6,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
+#include <csignal>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
+
+#include "vitq/files.h"
+#include "vitq/json_depth.h"
 
 namespace vitq {
 
@@ -72,14 +79,9 @@ Result<SafetensorsFile> SafetensorsFile::Open(const std::string& path) {
   auto fail = [&](const std::string& what) {
     return Status::InvalidInput("safetensors file '" + path + "': " + what);
   };
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) return fail(std::string("cannot open: ") + std::strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return fail("not a regular file");
-  }
-  size_t file_size = static_cast<size_t>(st.st_size);
+  int fd;
+  size_t file_size;
+  VITQ_RETURN_IF_ERROR(OpenRegularFile(path, "safetensors file", &fd, &file_size));
   if (file_size < 8) {
     ::close(fd);
     return fail("file is " + std::to_string(file_size) +
@@ -100,7 +102,8 @@ Result<SafetensorsFile> SafetensorsFile::Open(const std::string& path) {
   }
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(base + 8, base + 8 + header_len);
+    header =
+        nlohmann::json::parse(base + 8, base + 8 + header_len, JsonDepthGuard<nlohmann::json>());
   } catch (const std::exception& e) {
     return fail(std::string("header (bytes 8..") + std::to_string(8 + header_len) +
                 ") is not valid JSON: " + e.what());
@@ -134,9 +137,17 @@ Result<SafetensorsFile> SafetensorsFile::Open(const std::string& path) {
                  " (expected F32, F16, BF16, I8, U8, I32)");
     }
     if (!v["shape"].is_array()) return bad("shape is not an array");
+    if (v["shape"].size() > 8) return bad("shape " + v["shape"].dump() + " has more than 8 dims");
+    uint64_t num_elements = 1;
     for (const auto& d : v["shape"]) {
       if (!d.is_number_integer() || d.get<int64_t>() < 0 || d.get<int64_t>() > (int64_t{1} << 40))
         return bad("shape " + v["shape"].dump() + " has an invalid dimension");
+      // The element count (and its byte size) must not overflow before it is compared with
+      // the data offsets.
+      if (__builtin_mul_overflow(num_elements, d.get<uint64_t>(), &num_elements) ||
+          num_elements > (uint64_t{1} << 60)) {
+        return bad("shape " + v["shape"].dump() + " has more elements than any file can hold");
+      }
       e.shape.push_back(d.get<int64_t>());
     }
     const auto& off = v["data_offsets"];
@@ -161,6 +172,22 @@ Result<SafetensorsFile> SafetensorsFile::Open(const std::string& path) {
     e.num_bytes = expected_bytes;
     file.index_[name] = file.entries_.size();
     file.entries_.push_back(std::move(e));
+  }
+  // Tensors may not share bytes: overlapping offsets would alias one tensor's data as another's.
+  std::vector<const Entry*> by_offset;
+  for (const Entry& e : file.entries_) {
+    if (e.num_bytes > 0) by_offset.push_back(&e);
+  }
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const Entry* a, const Entry* b) { return a->data < b->data; });
+  for (size_t i = 1; i < by_offset.size(); ++i) {
+    const Entry* prev = by_offset[i - 1];
+    const Entry* cur = by_offset[i];
+    if (prev->data + prev->num_bytes > cur->data) {
+      return fail("tensors '" + prev->name + "' and '" + cur->name +
+                  "' overlap in the data section (byte " + std::to_string(cur->data - data_start) +
+                  ")");
+    }
   }
   return file;
 }
@@ -209,6 +236,13 @@ Result<Tensor> SafetensorsFile::ReadF32(const std::string& name, const Shape& ex
                                   "' has dtype " + GetDTypeInfo(e->dtype).name +
                                   ", expected a float dtype (F32, F16 or BF16)");
   }
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(out[i])) {
+      return Status::InvalidInput("safetensors file '" + path_ + "': tensor '" + name +
+                                  "' has a non-finite value (" + std::to_string(out[i]) +
+                                  ") at element " + std::to_string(i));
+    }
+  }
   return t;
 }
 
@@ -229,8 +263,52 @@ Result<Tensor> SafetensorsFile::ReadExact(const std::string& name, DType dtype,
   return t;
 }
 
+namespace {
+
+// The temporary file of the write in progress, removed by the SIGINT/SIGTERM handler so that an
+// interrupted write leaves neither a partial output nor a stray temporary file.
+std::mutex g_write_mutex;
+char g_tmp_path[4096];
+volatile sig_atomic_t g_tmp_active = 0;
+struct sigaction g_old_int, g_old_term;
+
+void RemoveTempAndReraise(int sig) {
+  if (g_tmp_active) ::unlink(g_tmp_path);  // async-signal-safe
+  sigaction(sig, sig == SIGINT ? &g_old_int : &g_old_term, nullptr);
+  raise(sig);  // delivered with the previous disposition once this handler returns
+}
+
+// Installs the handler for the duration of one write; restores the previous ones on exit.
+class TempFileGuard {
+ public:
+  explicit TempFileGuard(const std::string& tmp) {
+    std::snprintf(g_tmp_path, sizeof g_tmp_path, "%s", tmp.c_str());
+    g_tmp_active = tmp.size() < sizeof g_tmp_path;
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_handler = RemoveTempAndReraise;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &g_old_int);
+    sigaction(SIGTERM, &sa, &g_old_term);
+  }
+  ~TempFileGuard() {
+    sigaction(SIGINT, &g_old_int, nullptr);
+    sigaction(SIGTERM, &g_old_term, nullptr);
+    g_tmp_active = 0;
+  }
+};
+
+}  // namespace
+
 Status WriteFileAtomic(const std::string& path, const std::string& contents) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    return Status::InvalidInput("output '" + path +
+                                "' exists and is not a regular file; refusing to replace it");
+  }
+  std::lock_guard<std::mutex> lock(g_write_mutex);
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  TempFileGuard guard(tmp);
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) return Status::InvalidInput("cannot write '" + tmp + "': " + std::strerror(errno));
@@ -262,7 +340,7 @@ Status WriteSafetensors(const std::string& path, const std::vector<NamedTensor>&
                        {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
-  std::string json = header.dump();
+  std::string json = header.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
   while ((8 + json.size()) % 8 != 0) json.push_back(' ');  // align the data section
   std::string contents;
   contents.reserve(8 + json.size() + offset);

@@ -1,6 +1,8 @@
 // oneDNN provider implementation (kernels stage). oneDNN 2.6 API (desc -> primitive_desc).
 #include "dnnl_ops.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -25,7 +27,7 @@ PackedLinear::PackedLinear(DnnlContext* ctx, const float* weight, const float* b
 }
 
 void PackedLinear::Run(const float* src, int m, float* dst, bool gelu, bool accumulate) {
-  auto key = std::make_tuple(m, gelu, accumulate);
+  auto key = std::make_tuple(m, gelu, accumulate, omp_get_max_threads());
   auto it = prims_.find(key);
   if (it == prims_.end()) {
     memory::desc src_md({m, k_}, dt::f32, tag::ab), w_md({k_, n_}, dt::f32, tag::any),
@@ -62,8 +64,10 @@ void PackedLinear::Run(const float* src, int m, float* dst, bool gelu, bool accu
 
 dnnl::primitive& DnnlOps::Get(const std::string& key,
                               const std::function<dnnl::primitive()>& make) {
-  auto it = prims_.find(key);
-  if (it == prims_.end()) it = prims_.emplace(key, make()).first;
+  // Primitives keep the thread count they were created with (AdaptiveThreads switches it).
+  const std::string keyed = key + "|t" + std::to_string(omp_get_max_threads());
+  auto it = prims_.find(keyed);
+  if (it == prims_.end()) it = prims_.emplace(keyed, make()).first;
   return it->second;
 }
 
@@ -188,8 +192,10 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void LayerNormRow(
 }
 
 // One run of quantization to int8 (round half to even, clamp), vectorized.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void QuantizeRow(
-    const float* x, int64_t n, float scale, float lo, float hi, int8_t* q) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void QuantizeRow(const float* x,
+                                                                              int64_t n,
+                                                                              float scale, float lo,
+                                                                              float hi, int8_t* q) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     float r = __builtin_nearbyintf(x[i] / scale);

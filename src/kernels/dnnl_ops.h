@@ -42,8 +42,10 @@ class PackedLinear {
   int n_, k_;
   dnnl::memory weight_plain_, bias_;
   std::vector<std::pair<dnnl::memory::desc, dnnl::memory>> packed_;  // by chosen weights layout
-  std::map<std::tuple<int, bool, bool>, dnnl::matmul> prims_;
-  std::map<std::tuple<int, bool, bool>, dnnl::memory::desc> prim_wdesc_;
+  // By (M, gelu, accumulate, OpenMP threads): a oneDNN primitive keeps the thread count it was
+  // created with, so a call on fewer threads (AdaptiveThreads) needs its own.
+  std::map<std::tuple<int, bool, bool, int>, dnnl::matmul> prims_;
+  std::map<std::tuple<int, bool, bool, int>, dnnl::memory::desc> prim_wdesc_;
 };
 
 // Primitive cache for the shape-dependent float ops. Not thread-safe: one per engine.

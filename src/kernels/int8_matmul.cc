@@ -2,6 +2,7 @@
 #include "int8_matmul.h"
 
 #include <immintrin.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -313,7 +314,7 @@ void ExactF32Matmul::Run(const float* a, const float* b, bool b_rows_are_k, int 
     memory::desc d_md({bm_, m_, n_}, dt::f32, tag::abc);
     const std::string key = std::to_string(b_rows_are_k) + ":" + std::to_string(batch) + ":" +
                             std::to_string(m) + ":" + std::to_string(k) + ":" + std::to_string(kc) +
-                            ":" + std::to_string(n);
+                            ":" + std::to_string(n) + ":t" + std::to_string(omp_get_max_threads());
     auto it = prims_.find(key);
     if (it == prims_.end()) {
       dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, d_md), ctx_->engine());
@@ -360,12 +361,13 @@ void S8Linear::Run(const int8_t* x, int m, const dnnl::memory& packed, int32_t* 
     OwnGemm(x, static_cast<const int8_t*>(packed.get_data_handle()), 1, m, n_, k_, dst);
     return;
   }
-  auto it = prims_.find(m);
+  const std::pair<int, int> key(m, omp_get_max_threads());
+  auto it = prims_.find(key);
   if (it == prims_.end()) {
     memory::desc src_md({m, k_}, dt::s8, tag::ab), dst_md({m, n_}, dt::s32, tag::ab);
     dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, packed_desc_, dst_md),
                                     ctx_->engine());
-    it = prims_.emplace(m, dnnl::matmul(pd)).first;
+    it = prims_.emplace(key, dnnl::matmul(pd)).first;
   }
   memory src({{m, k_}, dt::s8, tag::ab}, ctx_->engine(), const_cast<int8_t*>(x));
   memory d({{m, n_}, dt::s32, tag::ab}, ctx_->engine(), dst);
@@ -418,13 +420,15 @@ S8GemmLayer::S8GemmLayer(DnnlContext* ctx, const int8_t* w, int n, int k, S8Epil
 }
 
 dnnl::matmul& S8GemmLayer::Prim(int m) {
-  auto it = prims_.find(m);
+  const std::pair<int, int> key(m, omp_get_max_threads());
+  auto it = prims_.find(key);
   if (it == prims_.end()) {
     memory::desc src_md({m, k_}, dt::s8, tag::ab), b_md({1, n_}, dt::f32, tag::ab),
         dst_md({m, n_}, ep_.s8_dst ? dt::s8 : dt::f32, tag::ab);
     dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, packed_desc_, b_md, dst_md), attr_,
                                     ctx_->engine());
-    it = prims_.emplace(m, std::make_pair(dnnl::matmul(pd), std::string(pd.impl_info_str()))).first;
+    it = prims_.emplace(key, std::make_pair(dnnl::matmul(pd), std::string(pd.impl_info_str())))
+             .first;
   }
   return it->second.first;
 }
@@ -433,7 +437,7 @@ std::string S8GemmLayer::Impl(int m) {
   if (exec_ == GemmExec::kFloatSimulation) return "vitq:f32_simulation";
   if (OwnKernel()) return "vitq:exact_int16";
   Prim(m);
-  return prims_.at(m).second;
+  return prims_.at({m, omp_get_max_threads()}).second;
 }
 
 void S8GemmLayer::Run(const int8_t* x, int m, void* dst) {
@@ -531,6 +535,7 @@ void S8BatchedMatmul::Execute(const int8_t* a, const int8_t* b, bool b_rows_are_
            ExactFloatKey(ep->lo) + ":" + ExactFloatKey(ep->hi) + ":" +
            ExactFloatKey(ep->scale.at(0));
   }
+  key += ":t" + std::to_string(omp_get_max_threads());  // a primitive keeps its thread count
   auto it = prims_.find(key);
   if (it == prims_.end()) {
     dnnl::primitive_attr attr = ep == nullptr ? dnnl::primitive_attr() : EpilogueAttr(*ep);

@@ -31,7 +31,7 @@ class S8Linear {
   DnnlContext* ctx_;
   int n_, k_;
   dnnl::memory::desc packed_desc_;
-  std::map<int, dnnl::matmul> prims_;
+  std::map<std::pair<int, int>, dnnl::matmul> prims_;  // by (M, OpenMP threads)
 };
 
 // What oneDNN applies to the int32 accumulators of an int8 GEMM before writing dst (the
@@ -107,7 +107,8 @@ class S8GemmLayer {
   dnnl::primitive_attr attr_;
   dnnl::memory::desc packed_desc_;
   dnnl::memory packed_, bias_;
-  std::map<int, std::pair<dnnl::matmul, std::string>> prims_;
+  // By (M, OpenMP threads): a primitive keeps the thread count it was created with.
+  std::map<std::pair<int, int>, std::pair<dnnl::matmul, std::string>> prims_;
   std::vector<int8_t> own_;   // the weights in the own exact kernel's layout (CPUs without VNNI)
   std::vector<int32_t> acc_;  // accumulators of the own kernel and the simulation, kept
   GemmExec exec_;

@@ -108,7 +108,7 @@ struct IntegerEngine::Impl {
     const QuantizedLinear& ql = qm.linear.at(layer);
     Linear l;
     l.in = GridOf(qm.plan, layer + ":in");
-    const int n = static_cast<int>(ql.q.dim(0)), k = static_cast<int>(ql.q.dim(1));
+    const int n = static_cast<int>(ql.rows), k = static_cast<int>(ql.cols);
     kernels::S8Epilogue ep;
     ep.scale.assign(n, 0.0f);
     ep.bias.assign(n, 0.0f);
@@ -127,8 +127,11 @@ struct IntegerEngine::Impl {
       ep.lo = static_cast<float>(out->qmin);
       ep.hi = static_cast<float>(out->qmax);
     }
-    l.gemm = std::make_unique<kernels::S8GemmLayer>(&ctx, ql.q.data<int8_t>(), n, k, std::move(ep),
-                                                    exec);
+    // The layer's weights unpacked for the GEMM, which copies them into its own layout; the
+    // unpacked tensor lives only for this call.
+    const Tensor q = ql.Unpacked();
+    l.gemm =
+        std::make_unique<kernels::S8GemmLayer>(&ctx, q.data<int8_t>(), n, k, std::move(ep), exec);
     return l;
   }
 

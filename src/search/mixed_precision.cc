@@ -443,7 +443,7 @@ std::string MixedPrecisionReport::ToJson() const {
   nlohmann::ordered_json curve = nlohmann::ordered_json::array();
   for (const auto& [bytes, om] : pareto) curve.push_back({{"size_bytes", bytes}, {"omega", om}});
   j["pareto"] = curve;
-  return j.dump(1);
+  return j.dump(1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 std::string MixedPrecisionReport::ParetoSvg() const {

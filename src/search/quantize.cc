@@ -76,10 +76,12 @@ Status QuantizeOptions::Validate() const {
     for (const auto& n : MethodNames()) list += (list.empty() ? "" : ", ") + n;
     return Status::InvalidInput("unknown method '" + method + "' (available: " + list + ")");
   }
-  for (int b : {wbits, abits}) {
-    if (b < 2 || b > 8)
-      return Status::InvalidInput("bit-width " + std::to_string(b) + " outside 2-8");
-  }
+  if (wbits < 2 || wbits > 8)
+    return Status::InvalidInput("--wbits " + std::to_string(wbits) +
+                                ": weight bits outside 2-8 (the allowed range)");
+  if (abits < 2 || abits > 8)
+    return Status::InvalidInput("--abits " + std::to_string(abits) +
+                                ": activation bits outside 2-8 (the allowed range)");
   for (const auto& [m, b] : module_bits) {
     if (b < 2 || b > 8)
       return Status::InvalidInput("module '" + m + "': bit-width " + std::to_string(b) +
@@ -128,7 +130,7 @@ std::string QuantizeReport::ToJson() const {
                     {"seconds", o.seconds}});
   }
   j["ops"] = rows;
-  return j.dump(1);
+  return j.dump(1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 Result<CalibrationSet> LoadCalibrationSet(const ModelSpec& spec, const std::string& dir, int count,

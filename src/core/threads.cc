@@ -1,0 +1,208 @@
+// CPUs the process may use: affinity mask and cgroup CPU quota (core stage).
+#include "vitq/threads.h"
+
+#include <fcntl.h>
+#include <omp.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <sstream>
+
+namespace vitq {
+
+namespace {
+// Whole small file (cgroup and proc files); nullopt when it cannot be opened. POSIX I/O only.
+std::optional<std::string> ReadSmallFile(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) text.append(buf, static_cast<size_t>(n));
+  close(fd);
+  return text;
+}
+
+bool IsDirectory(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return false;
+  close(fd);
+  return true;
+}
+
+std::optional<long long> ParseInteger(const std::string& text) {
+  std::istringstream in(text);
+  long long v = 0;
+  if (!(in >> v)) return std::nullopt;
+  return v;
+}
+
+std::optional<double> QuotaAt(const std::string& dir, bool v2) {
+  if (v2) {
+    auto text = ReadSmallFile(dir + "/cpu.max");
+    return text ? ParseCgroupV2CpuMax(*text) : std::nullopt;
+  }
+  auto quota = ReadSmallFile(dir + "/cpu.cfs_quota_us");
+  auto period = ReadSmallFile(dir + "/cpu.cfs_period_us");
+  if (!quota || !period) return std::nullopt;
+  auto q = ParseInteger(*quota), p = ParseInteger(*period);
+  if (!q || !p) return std::nullopt;
+  return CfsQuotaCpus(*q, *p);
+}
+
+std::optional<double> Min(std::optional<double> a, std::optional<double> b) {
+  if (!a) return b;
+  if (!b) return a;
+  return std::min(*a, *b);
+}
+}  // namespace
+
+std::optional<double> ParseCgroupV2CpuMax(const std::string& text) {
+  std::istringstream in(text);
+  std::string quota;
+  long long period = 100000;
+  if (!(in >> quota)) return std::nullopt;
+  if (quota == "max") return std::nullopt;
+  if (!(in >> period)) period = 100000;  // the kernel always writes both; the default period
+  auto q = ParseInteger(quota);
+  if (!q) return std::nullopt;
+  return CfsQuotaCpus(*q, period);
+}
+
+std::optional<double> CfsQuotaCpus(long long quota_us, long long period_us) {
+  if (quota_us <= 0 || period_us <= 0) return std::nullopt;
+  return static_cast<double>(quota_us) / static_cast<double>(period_us);
+}
+
+std::optional<std::string> CgroupPathFromProcText(const std::string& text, bool v2) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    // hierarchy-id:controller-list:path
+    size_t a = line.find(':');
+    if (a == std::string::npos) continue;
+    size_t b = line.find(':', a + 1);
+    if (b == std::string::npos) continue;
+    const std::string id = line.substr(0, a), controllers = line.substr(a + 1, b - a - 1);
+    const std::string path = line.substr(b + 1);
+    if (v2) {
+      if (id == "0" && controllers.empty()) return path;
+      continue;
+    }
+    std::istringstream list(controllers);
+    std::string c;
+    while (std::getline(list, c, ',')) {
+      if (c == "cpu") return path;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<double> CgroupQuotaCpus(const std::string& mount, const std::string& path, bool v2) {
+  std::optional<double> quota;
+  std::string p = path;
+  while (true) {
+    while (p.size() > 1 && p.back() == '/') p.pop_back();
+    const std::string dir = (p == "/" || p.empty()) ? mount : mount + p;
+    if (IsDirectory(dir)) quota = Min(quota, QuotaAt(dir, v2));
+    if (p == "/" || p.empty()) break;
+    size_t slash = p.rfind('/');
+    p = slash == 0 || slash == std::string::npos ? "/" : p.substr(0, slash);
+  }
+  return quota;
+}
+
+int ThreadsFor(int affinity_cpus, std::optional<double> quota_cpus) {
+  int n = std::max(1, affinity_cpus);
+  if (quota_cpus) {
+    // A quota of 1.5 CPUs lets two threads run 75 % of the time each: round up, as the JVM and
+    // Go's runtime do, so a fractional quota is not left unused.
+    n = std::min(n, std::max(1, static_cast<int>(std::ceil(*quota_cpus - 1e-9))));
+  }
+  return n;
+}
+
+int UsableCpuCount() {
+  int affinity = 0;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) affinity = CPU_COUNT(&set);
+  if (affinity <= 0) affinity = static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+  std::optional<double> quota;
+  if (auto text = ReadSmallFile("/proc/self/cgroup")) {
+    if (auto path = CgroupPathFromProcText(*text, true)) {
+      for (const char* mount : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
+        if (ReadSmallFile(std::string(mount) + "/cgroup.controllers")) {
+          quota = Min(quota, CgroupQuotaCpus(mount, *path, true));
+          break;
+        }
+      }
+    }
+    if (auto path = CgroupPathFromProcText(*text, false)) {
+      for (const char* mount : {"/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"}) {
+        if (IsDirectory(mount)) {
+          quota = Min(quota, CgroupQuotaCpus(mount, *path, false));
+          break;
+        }
+      }
+    }
+  }
+  return ThreadsFor(affinity, quota);
+}
+
+AdaptiveThreads::AdaptiveThreads(int max_threads) : max_(std::max(1, max_threads)) {}
+
+int AdaptiveThreads::Begin(int batch) {
+  batch_ = std::max(1, batch);
+  if (max_ == 1) {
+    current_ = 1;
+    return 1;
+  }
+  // Warm up at max threads (2 calls: the first is not counted), then time one thread (2 calls),
+  // then run the faster one and re-time the other every kProbeEvery calls.
+  int pick;
+  if (samples_[0] < 2) {
+    pick = 0;
+  } else if (samples_[1] < 2) {
+    pick = 1;
+  } else {
+    // One thread must be clearly faster (3 %) to be chosen: idle noise keeps max threads.
+    const int best = per_image_[1] < 0.97 * per_image_[0] ? 1 : 0;
+    pick = (calls_ % kProbeEvery == kProbeEvery - 1) ? 1 - best : best;
+  }
+  current_ = pick;
+  return pick == 0 ? max_ : 1;
+}
+
+void AdaptiveThreads::End(double seconds) {
+  ++calls_;
+  if (max_ == 1) return;
+  if (current_ == 1) ++single_calls_;
+  const int i = current_;
+  const double per_image = seconds / batch_;
+  if (samples_[i] == 1) {
+    per_image_[i] = per_image;
+  } else if (samples_[i] > 1) {
+    // The choice in use: a short memory; a probe (rare) replaces half of the old figure.
+    const bool in_use = (i == 1) == (per_image_[1] < 0.97 * per_image_[0]);
+    const double alpha = in_use ? 0.2 : 0.5;
+    per_image_[i] += alpha * (per_image - per_image_[i]);
+  }
+  ++samples_[i];
+}
+
+bool AdaptiveThreadsEnabled() {
+  const char* env = std::getenv("VITQ_ADAPTIVE_THREADS");
+  return env == nullptr || std::string(env) != "0";
+}
+
+void ApplyDefaultThreads() {
+  const char* user = std::getenv("OMP_NUM_THREADS");
+  if (user != nullptr && *user != '\0') return;
+  omp_set_num_threads(UsableCpuCount());
+}
+
+}  // namespace vitq
