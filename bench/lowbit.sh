@@ -11,7 +11,8 @@
 # Writes bench/results/lowbit.jsonl and bench/results/lowbit.md. Usage: bench/lowbit.sh [quick]
 # (quick: DeiT-Tiny W6A6 and W4A4 only, no ablation, no liu2021, no CIFAR). Each row is kept in
 # build/bench-lowbit/NAME.json and not rerun while it exists (delete the folder for a fresh run);
-# LIU2021=0 leaves out the (slow) liu2021 rows.
+# LIU2021=0 leaves out the (slow) liu2021 rows; ABLATION_BITS (default "6 4") and ABLATION (default
+# all five components) choose the ablation's rows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -54,14 +55,17 @@ else
     set -- $wa
     run "tiny-vitq-w$1a$2" $T $TC 100 vitq "$1" "$2" $TV
   done
-  for b in 6 4; do
+  for b in ${ABLATION_BITS-6 4}; do
     if [ "${LIU2021:-1}" != 0 ]; then
       run "tiny-liu2021-w${b}a$b" $T $TC 100 liu2021 "$b" "$b" $TV --coarse-to-fine
     fi
-    for off in no-per-channel no-reparam no-gptq no-asym; do
-      run "tiny-vitq-w${b}a$b-$off" $T $TC 100 vitq "$b" "$b" $TV "--$off"
+    for off in ${ABLATION-uniform-attn no-gptq no-reparam no-per-channel no-asym}; do
+      if [ "$off" = uniform-attn ]; then
+        run "tiny-vitq-w${b}a$b-$off" $T $TC 100 vitq "$b" "$b" $TV --attn-quantizer uniform
+      else
+        run "tiny-vitq-w${b}a$b-$off" $T $TC 100 vitq "$b" "$b" $TV "--$off"
+      fi
     done
-    run "tiny-vitq-w${b}a$b-uniform-attn" $T $TC 100 vitq "$b" "$b" $TV --attn-quantizer uniform
   done
   CT=../shared/data/cifar10/test
   if [ -d "$CT" ]; then

@@ -129,8 +129,8 @@ TEST(IntegerEngine, VitqPlansEqualTheirSimulation) {
     EXPECT_EQ(a.images, 200);
     EXPECT_EQ(a.logits_differing, 0) << bits << " bits";
     EXPECT_GE(a.top1_identical, 0.8) << bits << " bits";
-    std::printf("vit-cifar10 vitq W%dA%d vs fake-quant: top-1 identical %.4f, SQNR %.1f dB\n",
-                bits, bits, a.top1_identical, a.sqnr_db);
+    std::printf("vit-cifar10 vitq W%dA%d vs fake-quant: top-1 identical %.4f, SQNR %.1f dB\n", bits,
+                bits, a.top1_identical, a.sqnr_db);
   }
 }
 

@@ -1,6 +1,7 @@
 // `vitq compare MODEL --calib DIR --data DIR --methods a,b --bits 8,6,4`: the method x bits grid
 // in one table (markdown, CSV or JSON) (cli).
 #include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -9,11 +10,11 @@
 #include <sstream>
 
 #include "common.h"
-#include "vitq/runtime.h"
-#include "vitq/qfile.h"
 #include "load.h"
 #include "vitq/mixed_precision.h"
+#include "vitq/qfile.h"
 #include "vitq/quantize.h"
+#include "vitq/runtime.h"
 #include "vitq/safetensors.h"
 
 namespace vitq::cli {
@@ -40,8 +41,8 @@ struct Row {
 // evaluates exactly what `vitq quantize` would write and the integer engine would run.
 Result<QuantizedModel> RoundTrip(const ViTModel& model, const QuantPlan& plan) {
   std::error_code ec;
-  const std::filesystem::path dir = std::filesystem::temp_directory_path(ec) /
-                                    ("vitq-compare-" + std::to_string(::getpid()));
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path(ec) / ("vitq-compare-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::InvalidInput("cannot create temporary directory '" + dir.string() + "'");
   const std::string file = (dir / "plan.vitq").string();
@@ -306,9 +307,9 @@ void RegisterCompare(CLI::App* app, Runner* run) {
       } else if (args->format == "csv") {
         std::printf("method,bits,top1,top5,agreement,kl,size_mb,calib_seconds,path\n");
         for (const auto& r : rows) {
-          std::printf("%s,%s,%.4f,%.4f,%.4f,%.5f,%.3f,%.1f,%s\n", r.method.c_str(),
-                      r.bits.c_str(), r.top1, r.top5, r.agreement, r.kl, r.size_mb,
-                      r.calib_seconds, r.path.c_str());
+          std::printf("%s,%s,%.4f,%.4f,%.4f,%.5f,%.3f,%.1f,%s\n", r.method.c_str(), r.bits.c_str(),
+                      r.top1, r.top5, r.agreement, r.kl, r.size_mb, r.calib_seconds,
+                      r.path.c_str());
         }
       } else {
         std::printf(
@@ -321,8 +322,8 @@ void RegisterCompare(CLI::App* app, Runner* run) {
           if (mp != std::string::npos)
             shown = r.bits.substr(0, mp) + "MP" + (r.bits.size() > mp + 2 ? " (scale-free Ω)" : "");
           std::printf("| %s | %s | %.4f | %.4f | %.4f | %.5f | %.2f | %.1f | %s |\n",
-                      r.method.c_str(), shown.c_str(), r.top1, r.top5, r.agreement, r.kl,
-                      r.size_mb, r.calib_seconds, r.path.c_str());
+                      r.method.c_str(), shown.c_str(), r.top1, r.top5, r.agreement, r.kl, r.size_mb,
+                      r.calib_seconds, r.path.c_str());
         }
       }
       return 0;

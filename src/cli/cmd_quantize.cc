@@ -38,8 +38,7 @@ void AddQuantizeOptions(CLI::App* cmd, QuantizeOptions* q) {
       ->check(CLI::Range(1, 1000));
   cmd->add_flag("!--no-per-channel", q->per_channel_weights,
                 "vitq: one weight scale per tensor instead of per output channel (ablation)");
-  cmd->add_flag("!--no-reparam", q->ln_reparam,
-                "vitq: no LayerNorm reparameterization (ablation)");
+  cmd->add_flag("!--no-reparam", q->ln_reparam, "vitq: no LayerNorm reparameterization (ablation)");
   cmd->add_flag("!--no-gptq", q->gptq, "vitq: round weights to nearest instead of GPTQ (ablation)");
   cmd->add_option("--attn-quantizer", q->attn_quantizer,
                   "vitq: grid of the attention probabilities: auto (log-sqrt2 below 8 bits), "
@@ -50,7 +49,8 @@ void AddQuantizeOptions(CLI::App* cmd, QuantizeOptions* q) {
 
 Status CheckMethodFlags(const CLI::App& cmd, const QuantizeOptions& q) {
   const bool vitq = q.method == "vitq";
-  for (const char* flag : {"--no-per-channel", "--no-reparam", "--no-gptq", "--no-asym", "--attn-quantizer"}) {
+  for (const char* flag :
+       {"--no-per-channel", "--no-reparam", "--no-gptq", "--no-asym", "--attn-quantizer"}) {
     if (!vitq && cmd.count(flag) > 0) {
       return Status::Usage(std::string(flag) + " applies to --method vitq only, not '" + q.method +
                            "'");

@@ -93,7 +93,8 @@ Status ValidatePlan(const QuantPlan& plan, const ViTConfig& config) {
   }
   for (const auto& [layer, bias] : plan.biases) {
     auto it = shapes.find(layer);
-    if (it == shapes.end()) return Status::InvalidInput("plan bias for unknown layer '" + layer + "'");
+    if (it == shapes.end())
+      return Status::InvalidInput("plan bias for unknown layer '" + layer + "'");
     if (static_cast<int64_t>(bias.size()) != it->second[0]) {
       return Status::InvalidInput("plan bias for '" + layer + "' has " +
                                   std::to_string(bias.size()) + " values, the layer has " +

@@ -21,8 +21,9 @@ Status QuantScheme::Validate(const std::string& what) const {
   }
   if (kind == QuantKind::kLogSqrt2 &&
       (is_signed || !symmetric || granularity != Granularity::kPerTensor)) {
-    return Status::InvalidInput(what + ": a log-sqrt2 grid must be unsigned, without zero point, "
-                                       "per tensor");
+    return Status::InvalidInput(what +
+                                ": a log-sqrt2 grid must be unsigned, without zero point, "
+                                "per tensor");
   }
   return Status::Ok();
 }
@@ -45,7 +46,8 @@ void FakeQuantize(const float* x, int64_t n, float scale, int32_t zero_point, in
 void FakeQuantizeLogSqrt2(const float* x, int64_t n, float scale, int bits, float* out) {
   const int max_code = LogMaxCode(bits);
 #pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) out[i] = LogSqrt2Value(LogSqrt2Code(x[i], scale, max_code), scale);
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = LogSqrt2Value(LogSqrt2Code(x[i], scale, max_code), scale);
 }
 
 Status ValidateQParams(const QuantScheme& scheme, const QParams& params,

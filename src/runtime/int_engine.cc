@@ -49,9 +49,9 @@ Status CheckIntegerPlan(const QuantPlan& plan, const ViTConfig& config) {
     if (!weight) {
       const int lo = s.qmin() - sp->params.zero_point[0], hi = s.qmax() - sp->params.zero_point[0];
       if (lo < -128 || hi > 127) {
-        return Status::InvalidInput("the integer engine stores activations as int8; site '" +
-                                    name + "' spans [" + std::to_string(lo) + ", " +
-                                    std::to_string(hi) + "] around its zero point" + hint);
+        return Status::InvalidInput("the integer engine stores activations as int8; site '" + name +
+                                    "' spans [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                                    "] around its zero point" + hint);
       }
     }
   }
@@ -154,7 +154,8 @@ struct IntegerEngine::Impl {
       b.q = GridOf(plan, p + "attn.qk:a");
       b.k = GridOf(plan, p + "attn.qk:b");
       b.p = GridOf(plan, p + "attn.pv:a");
-      if (const SitePlan* ps = plan.Find(p + "attn.pv:a"); ps->scheme.kind == QuantKind::kLogSqrt2) {
+      if (const SitePlan* ps = plan.Find(p + "attn.pv:a");
+          ps->scheme.kind == QuantKind::kLogSqrt2) {
         b.p_log = true;
         b.p_max_code = LogMaxCode(ps->scheme.bits);
       }
@@ -296,7 +297,8 @@ struct IntegerEngine::Impl {
       const int code = LogSqrt2Code(pf[i], sp, max_code);
       if (code < 0) continue;
       const int octave = code >> 1, g = octave / 7;
-      planes[(2 * g + (code & 1)) * plane_size + i] = static_cast<int8_t>(1 << (6 - (octave - 7 * g)));
+      planes[(2 * g + (code & 1)) * plane_size + i] =
+          static_cast<int8_t>(1 << (6 - (octave - 7 * g)));
     }
     const int64_t out_size = static_cast<int64_t>(bh) * t * hd;
     float* sum = log_sum.f32();
@@ -304,7 +306,8 @@ struct IntegerEngine::Impl {
     const int planes_used = 2 * ((max_code >> 1) / 7 + 1);
     for (int pl = 0; pl < planes_used; ++pl) {
       const int g = pl / 2;
-      const float plane_scale = sp * std::ldexp(1.0f, -(7 * g + 6)) * ((pl & 1) ? 0.70710678118654752f : 1.0f);
+      const float plane_scale =
+          sp * std::ldexp(1.0f, -(7 * g + 6)) * ((pl & 1) ? 0.70710678118654752f : 1.0f);
       int32_t* acc = log_acc.data<int32_t>();
       bmm.Run(planes + pl * plane_size, v, /*b_rows_are_k=*/true, bh, t, t, hd, acc);
 #pragma omp parallel for schedule(static)

@@ -131,7 +131,8 @@ SitePlan SearchInputGrid(const float* x, int64_t rows, int k, const float* w, in
   const int qmax = best.scheme.qmax();
   for (int end = 0; end < 2; ++end) {
     const float s0 = best.params.scale[0];
-    const float lo0 = -best.params.zero_point[0] * s0, hi0 = (qmax - best.params.zero_point[0]) * s0;
+    const float lo0 = -best.params.zero_point[0] * s0,
+                hi0 = (qmax - best.params.zero_point[0]) * s0;
     if (end == 1 && lo0 >= 0) break;
     for (int a = -10; a <= 10; ++a) {
       const float f = 1.0f + 0.03f * a;
@@ -258,8 +259,10 @@ Status GptqQuantize(float* w, int rows, int cols, std::vector<double> h,
     dpotrf_("L", &k, u.data(), &k, &info);
   }
   if (info != 0) {
-    return Status::InvalidInput("GPTQ: the layer's input Hessian is not positive definite "
-                                "(LAPACK info " + std::to_string(info) + ")");
+    return Status::InvalidInput(
+        "GPTQ: the layer's input Hessian is not positive definite "
+        "(LAPACK info " +
+        std::to_string(info) + ")");
   }
   for (int i = 0; i < k; ++i) {
     for (int j = 0; j < i; ++j) u[static_cast<size_t>(i) * k + j] = 0;
@@ -273,7 +276,8 @@ Status GptqQuantize(float* w, int rows, int cols, std::vector<double> h,
     std::vector<double> wb(static_cast<size_t>(nr) * k);
     for (int r = 0; r < nr; ++r) {
       const float* src = w + static_cast<int64_t>(r0 + r) * cols;
-      for (int j = 0; j < k; ++j) wb[static_cast<size_t>(r) * k + j] = dead[perm[j]] ? 0.0 : src[perm[j]];
+      for (int j = 0; j < k; ++j)
+        wb[static_cast<size_t>(r) * k + j] = dead[perm[j]] ? 0.0 : src[perm[j]];
     }
     for (int j = 0; j < k; ++j) {
       const double* urow = u.data() + static_cast<size_t>(j) * k;
@@ -290,7 +294,8 @@ Status GptqQuantize(float* w, int rows, int cols, std::vector<double> h,
     }
     for (int r = 0; r < nr; ++r) {
       float* dst = w + static_cast<int64_t>(r0 + r) * cols;
-      for (int j = 0; j < k; ++j) dst[perm[j]] = static_cast<float>(wb[static_cast<size_t>(r) * k + j]);
+      for (int j = 0; j < k; ++j)
+        dst[perm[j]] = static_cast<float>(wb[static_cast<size_t>(r) * k + j]);
     }
   }
   return Status::Ok();

@@ -19,15 +19,15 @@ namespace {
 
 TEST(LogSqrt2, HandCheckedCodesAndValues) {
   const int max4 = LogMaxCode(4);
-  EXPECT_EQ(max4, 14);                // 16 codes: 0..14 and the zero
+  EXPECT_EQ(max4, 14);  // 16 codes: 0..14 and the zero
   EXPECT_EQ(LogMaxCode(3), 6);
-  EXPECT_EQ(LogMaxCode(6), 27);       // capped: octaves 0..13
+  EXPECT_EQ(LogMaxCode(6), 27);  // capped: octaves 0..13
   EXPECT_EQ(LogSqrt2Code(1.0f, 1.0f, max4), 0);
   EXPECT_EQ(LogSqrt2Code(0.70710678f, 1.0f, max4), 1);
   EXPECT_EQ(LogSqrt2Code(0.5f, 1.0f, max4), 2);
   EXPECT_EQ(LogSqrt2Code(0.25f, 1.0f, max4), 4);
-  EXPECT_EQ(LogSqrt2Code(0.3f, 1.0f, max4), 3);   // -2 log2 0.3 = 3.47
-  EXPECT_EQ(LogSqrt2Code(1.5f, 1.0f, max4), 0);   // above the scale: the top code
+  EXPECT_EQ(LogSqrt2Code(0.3f, 1.0f, max4), 3);  // -2 log2 0.3 = 3.47
+  EXPECT_EQ(LogSqrt2Code(1.5f, 1.0f, max4), 0);  // above the scale: the top code
   EXPECT_EQ(LogSqrt2Code(0.0f, 1.0f, max4), -1);
   EXPECT_EQ(LogSqrt2Code(-0.1f, 1.0f, max4), -1);
   EXPECT_EQ(LogSqrt2Code(std::ldexp(1.0f, -7), 1.0f, max4), 14);
@@ -185,8 +185,7 @@ TEST(Gptq, DeadInputsGetZeroWeights) {
   const int rows = 2, cols = 3;
   std::vector<float> x = {1, 0, 2, 3, 0, 1, -1, 0, 0.5f, 2, 0, 2};  // column 1 always 0
   std::vector<float> w = {0.3f, 0.9f, -0.2f, 0.1f, -0.7f, 0.4f};
-  ASSERT_TRUE(
-      GptqQuantize(w.data(), rows, cols, InputHessian(x.data(), 4, cols), {0.1f}, 4).ok());
+  ASSERT_TRUE(GptqQuantize(w.data(), rows, cols, InputHessian(x.data(), 4, cols), {0.1f}, 4).ok());
   EXPECT_EQ(w[1], 0.0f);
   EXPECT_EQ(w[4], 0.0f);
   EXPECT_FALSE(GptqQuantize(w.data(), rows, cols, std::vector<double>(4, 1.0), {0.1f}, 4).ok());

@@ -1,10 +1,10 @@
 // vitq: this project's low-bit method (docs/METHOD.md). One pass over the calibration images,
-// block by block, each block fed by the already quantized blocks before it; per block: LayerNorm reparameterization of the LN outputs that feed
-// qkv and fc1, activation grids by output-error search (zero point / unsigned below 8 bits),
-// log-√2 attention probabilities below 8 bits, per-channel
-// weight scales and GPTQ rounding from each layer's input Hessian. The plan carries the folded
-// LayerNorm parameters and the rounded weights (QuantPlan::tensors), so every path that applies
-// the plan (the .vitq writer, the fake-quant simulation) sees the same model.
+// block by block, each block fed by the already quantized blocks before it; per block: LayerNorm
+// reparameterization of the LN outputs that feed qkv and fc1, activation grids by output-error
+// search (zero point / unsigned below 8 bits), log-√2 attention probabilities below 8 bits,
+// per-channel weight scales and GPTQ rounding from each layer's input Hessian. The plan carries the
+// folded LayerNorm parameters and the rounded weights (QuantPlan::tensors), so every path that
+// applies the plan (the .vitq writer, the fake-quant simulation) sees the same model.
 #include <dnnl.h>
 
 #include <algorithm>
@@ -190,8 +190,7 @@ class VitqPipeline {
   }
 
   void Record(const std::string& ln, const Tensor& gamma, const Tensor& beta,
-              const std::vector<LinearWeights*>& consumers,
-              const std::vector<std::string>& names) {
+              const std::vector<LinearWeights*>& consumers, const std::vector<std::string>& names) {
     plan_.tensors[ln + ".weight"] = ToVector(gamma);
     plan_.tensors[ln + ".bias"] = ToVector(beta);
     for (size_t i = 0; i < consumers.size(); ++i) {
@@ -257,9 +256,9 @@ class VitqPipeline {
     const auto t0 = Clock::now();
     const int bits = Bits(name, false);
     SitePlan pa;
-    const bool log_p = name.find("attn.pv") != std::string::npos &&
-                       (opts_.attn_quantizer == "log-sqrt2" ||
-                        (opts_.attn_quantizer == "auto" && bits < 8));
+    const bool log_p =
+        name.find("attn.pv") != std::string::npos &&
+        (opts_.attn_quantizer == "log-sqrt2" || (opts_.attn_quantizer == "auto" && bits < 8));
     if (log_p) {  // P in [0, 1]: the top code is P = 1
       pa.scheme.bits = bits;
       pa.scheme.is_signed = false;
@@ -268,8 +267,8 @@ class VitqPipeline {
     } else {
       pa = SearchActivationGrid(a.data(), static_cast<int64_t>(a.size()), bits, opts_.asymmetric);
     }
-    const SitePlan pb = SearchActivationGrid(b.data(), static_cast<int64_t>(b.size()), bits,
-                                             opts_.asymmetric);
+    const SitePlan pb =
+        SearchActivationGrid(b.data(), static_cast<int64_t>(b.size()), bits, opts_.asymmetric);
     plan_.sites[name + ":a"] = pa;
     plan_.sites[name + ":b"] = pb;
     OpReport rep;
