@@ -12,12 +12,15 @@
 # (quick: DeiT-Tiny W6A6 and W4A4 only, no ablation, no liu2021, no CIFAR). Each row is kept in
 # build/bench-lowbit/NAME.json and not rerun while it exists (delete the folder for a fresh run);
 # LIU2021=0 leaves out the (slow) liu2021 rows; ABLATION_BITS (default "6 4") and ABLATION (default
-# all five components) choose the ablation's rows.
+# all five components) choose the ablation's rows; CIFAR=0 leaves out the CIFAR-10 rows;
+# ONLY_CACHED=1 writes the results from the rows already measured, running nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-bash scripts/build.sh
-V=./build/vitq
+if [ -z "${VITQ_BIN:-}" ]; then  # VITQ_BIN: an already built vitq (no setup, no build)
+  bash scripts/setup.sh
+  bash scripts/build.sh
+fi
+V=${VITQ_BIN:-./build/vitq}
 W=build/bench-lowbit
 mkdir -p "$W" bench/results
 OUT=bench/results/lowbit.jsonl
@@ -29,6 +32,7 @@ run() {  # name model calib n method wbits abits data [extra quantize flags...]
     cat "$W/$name.json" >>"$OUT.tmp"
     return
   fi
+  [ "${ONLY_CACHED:-0}" = 1 ] && return  # assemble the rows already measured, run nothing
   /usr/bin/time -f '%e %M' -o "$W/$name.time" \
     $V quantize "$model" --calib "$calib" --calib-size "$n" --method "$method" --wbits "$wb" \
     --abits "$ab" --out "$W/$name.vitq" -q --threads 2 "$@" >/dev/null
@@ -68,7 +72,9 @@ else
     done
   done
   CT=../shared/data/cifar10/test
-  if [ -d "$CT" ]; then
+  if [ "${CIFAR:-1}" = 0 ]; then
+    echo "bench/lowbit.sh: CIFAR=0, CIFAR-10 rows left out" >&2
+  elif [ -d "$CT" ]; then
     for b in 6 4; do
       run "cifar-vitq-w${b}a$b" models/vit-cifar10 data/cifar10/calib 500 vitq "$b" "$b" "$CT"
     done
