@@ -59,7 +59,6 @@ class VitqPipeline {
     const auto t_start = Clock::now();
     report_->calib_images = n_img_;
     report_->calib_hash = calib_.hash;
-    Engine engine(model_);  // the float model; the folded one computes the same function
     const int t = c_.num_tokens(), d = c_.embed_dim;
     const size_t per_image = static_cast<size_t>(c_.in_chans) * c_.img_size * c_.img_size;
     const int batch = std::max(1, std::min(opts_.batch, n_img_));
@@ -74,27 +73,33 @@ class VitqPipeline {
       }
       report_->capture_seconds += Since(t0);
     };
+    // Sequential calibration: `prefix` is the model with every stage planned so far applied
+    // (folded tensors, fake-quantized weights). Each stage is captured on it (its own sites are
+    // not planned yet, so they are float) and, once planned, the stream x is advanced through it
+    // with its activations fake-quantized.
+    ViTModel prefix = CloneModel(model_);
+    auto advance = [&](const std::function<void(Engine&, int, int, Observer*)>& stage) -> Status {
+      VITQ_ASSIGN_OR_RETURN(prefix, ApplyPlanToWeights(model_, plan_));
+      Engine qe(prefix);
+      FakeQuantObserver fq(plan_);
+      CaptureObserver none(&fq);
+      for_batches(&none, [&](int b, int nb) { stage(qe, b, nb, &none); });
+      return Status::Ok();
+    };
     std::vector<float> x(static_cast<size_t>(n_img_) * t * d);
+    auto embed = [&](Engine& e, int b, int nb, Observer* o) {
+      e.Embed(calib_.images.data() + per_image * b, nb, x.data() + static_cast<size_t>(b) * t * d,
+              o);
+    };
     {  // patch embedding
       std::vector<float> patches;
+      Engine engine(prefix);
       CaptureObserver cap;
       cap.Add("patch_embed.proj:in", &patches);
-      for_batches(&cap, [&](int b, int nb) {
-        engine.Embed(calib_.images.data() + per_image * b, nb,
-                     x.data() + static_cast<size_t>(b) * t * d, &cap);
-      });
+      for_batches(&cap, [&](int b, int nb) { embed(engine, b, nb, &cap); });
       VITQ_RETURN_IF_ERROR(
           Linear("patch_embed.proj", &folded_.weights.patch_embed, patches, c_.num_patches()));
-      if (sequential_) {  // the stream from here on is the quantized model's
-        VITQ_ASSIGN_OR_RETURN(ViTModel q, ApplyPlanToWeights(model_, plan_));
-        Engine qe(q);
-        FakeQuantObserver fq(plan_);
-        CaptureObserver none(&fq);
-        for_batches(&none, [&](int b, int nb) {
-          qe.Embed(calib_.images.data() + per_image * b, nb,
-                   x.data() + static_cast<size_t>(b) * t * d, &none);
-        });
-      }
+      VITQ_RETURN_IF_ERROR(advance(embed));
       bar.Add(1);
     }
     const char* kSites[] = {"attn.qkv:in", "attn.qk:a",    "attn.qk:b",  "attn.pv:a",
@@ -102,21 +107,14 @@ class VitqPipeline {
     for (int li = 0; li < c_.depth; ++li) {
       const std::string p = "blocks." + std::to_string(li) + ".";
       std::map<std::string, std::vector<float>> buf;
-      // Block li's inputs: the float stream, or (sequential) the stream of the quantized prefix,
-      // which this block's float layers then process. The float stream is advanced here too.
-      {
-        ViTModel prefix;
-        if (sequential_) {
-          VITQ_ASSIGN_OR_RETURN(prefix, ApplyPlanToWeights(model_, plan_));
-        }
-        Engine qe(sequential_ ? prefix : model_);
+      {  // block li's sites, on a copy of the stream (x is advanced once the block is planned)
+        Engine engine(prefix);
         CaptureObserver cap;
         for (const char* s : kSites) cap.Add(p + s, &buf[s]);
         std::vector<float> xin = x;
         for_batches(&cap, [&](int b, int nb) {
-          qe.Block(li, xin.data() + static_cast<size_t>(b) * t * d, nb, &cap);
+          engine.Block(li, xin.data() + static_cast<size_t>(b) * t * d, nb, &cap);
         });
-        if (!sequential_) x.swap(xin);
       }
       BlockWeights& bw = folded_.weights.blocks[li];
       const int64_t rows = static_cast<int64_t>(n_img_) * t;
@@ -132,24 +130,14 @@ class VitqPipeline {
       VITQ_RETURN_IF_ERROR(Linear(p + "attn.proj", &bw.proj, buf["attn.proj:in"], t));
       VITQ_RETURN_IF_ERROR(Linear(p + "mlp.fc1", &bw.fc1, buf["mlp.fc1:in"], t));
       VITQ_RETURN_IF_ERROR(Linear(p + "mlp.fc2", &bw.fc2, buf["mlp.fc2:in"], t));
-      if (sequential_) {
-        VITQ_ASSIGN_OR_RETURN(ViTModel q, ApplyPlanToWeights(model_, plan_));
-        Engine qe(q);
-        FakeQuantObserver fq(plan_);
-        CaptureObserver none(&fq);
-        for_batches(&none, [&](int b, int nb) {
-          qe.Block(li, x.data() + static_cast<size_t>(b) * t * d, nb, &none);
-        });
-      }
+      VITQ_RETURN_IF_ERROR(advance([&](Engine& e, int b, int nb, Observer* o) {
+        e.Block(li, x.data() + static_cast<size_t>(b) * t * d, nb, o);
+      }));
       bar.Add(1);
     }
     {  // final LayerNorm and head(s)
       std::vector<float> h0, h1, logits(static_cast<size_t>(batch) * c_.num_classes);
-      ViTModel prefix;
-      if (sequential_) {
-        VITQ_ASSIGN_OR_RETURN(prefix, ApplyPlanToWeights(model_, plan_));
-      }
-      Engine engine(sequential_ ? prefix : model_);
+      Engine engine(prefix);
       CaptureObserver cap;
       cap.Add("head:in", &h0);
       if (c_.head_dist) cap.Add("head_dist:in", &h1);
@@ -290,10 +278,6 @@ class VitqPipeline {
   ViTModel folded_;
   QuantPlan plan_;
   std::map<std::string, int> module_bits_;
-  // Each block is calibrated on the outputs of the already quantized blocks before it (its
-  // activation grids and GPTQ Hessians see what the deployed model feeds it): on DeiT-Tiny
-  // W4A4 +3 points top-1 over float inputs (docs/METHOD.md).
-  const bool sequential_ = true;
 };
 
 }  // namespace
