@@ -14,12 +14,14 @@ class ProgressBar {
   ProgressBar(std::string label, int64_t total, std::string unit, bool quiet);
   ~ProgressBar();
   void Add(int64_t n);
+  // Text drawn after the ETA (e.g. "block 3/12 loss 0.012"); shown at the next draw.
+  void SetDetail(std::string detail) { detail_ = std::move(detail); }
   void Finish();
   static bool StderrIsTerminal();
 
  private:
   void Draw(bool final_draw);
-  std::string label_, unit_;
+  std::string label_, unit_, detail_;
   int64_t total_, done_ = 0;
   bool enabled_, finished_ = false;
   std::chrono::steady_clock::time_point start_, last_draw_;

@@ -42,6 +42,17 @@ struct QuantizeOptions {
   // the fused softmax keeps W8A8 fast), "uniform" or "log-sqrt2".
   std::string attn_quantizer = "auto";
   int batch = 25;  // images per forward pass during calibration
+  // Block reconstruction after vitq's closed-form plan (docs/METHOD.md "Reconstruction"): per
+  // block, AdaRound weight rounding and LSQ activation steps learned by Adam on the calibration
+  // images, inputs mixed with the float model's (QDrop). vitq only.
+  bool reconstruct = false;
+  int recon_iters = 300;           // optimizer steps per block
+  int recon_batch = 8;             // images per step
+  double recon_drop = 0.5;         // QDrop probability, in [0, 1]
+  bool recon_steps = true;         // learn the activation steps (else only the rounding)
+  double recon_round_weight = 0.01;  // AdaRound regularizer weight
+  double recon_lr = 0.03;          // Adam step of the rounding variables
+  int recon_augment = 0;           // extra randomly cropped / flipped copies per image
   bool quiet = false;
   // Per-module bit-widths (mixed precision): module name ("blocks.3.attn", "blocks.3.mlp") ->
   // bits for its weights and inputs. Modules not listed use wbits/abits.
@@ -61,8 +72,18 @@ struct OpReport {
   double seconds = 0;
 };
 
+// One reconstructed block: its loss (mean over tokens of the squared output error against the
+// float block, on the calibration inputs from the quantized prefix) before and after.
+struct ReconReport {
+  std::string block;
+  double loss_init = 0, loss_final = 0;
+  bool kept_init = false;  // reconstruction did not lower the loss: the closed form was kept
+  double seconds = 0;
+};
+
 struct QuantizeReport {
   std::vector<OpReport> ops;
+  std::vector<ReconReport> reconstruction;
   double load_seconds = 0, capture_seconds = 0, search_seconds = 0, total_seconds = 0;
   int calib_images = 0;
   std::string calib_hash;

@@ -45,12 +45,37 @@ void AddQuantizeOptions(CLI::App* cmd, QuantizeOptions* q) {
                   "uniform, log-sqrt2");
   cmd->add_flag("!--no-asym", q->asymmetric,
                 "vitq: symmetric signed activation grids at every bit-width (ablation)");
+  cmd->add_flag("--reconstruct", q->reconstruct,
+                "vitq: block reconstruction after the closed-form plan (AdaRound rounding, LSQ "
+                "steps, QDrop; docs/METHOD.md)");
+  cmd->add_option("--recon-iters", q->recon_iters,
+                  "reconstruction: optimizer steps per block (default 300)");
+  cmd->add_option("--recon-batch", q->recon_batch, "reconstruction: images per step (default 8)");
+  cmd->add_option("--recon-drop", q->recon_drop,
+                  "reconstruction: QDrop probability that an element keeps its float value "
+                  "(default 0.5; 0 = no QDrop)");
+  cmd->add_flag("!--recon-no-steps", q->recon_steps,
+                "reconstruction: keep the closed-form activation steps (learn the rounding only)");
+  cmd->add_option("--recon-round-weight", q->recon_round_weight,
+                  "reconstruction: weight of AdaRound's rounding regularizer (default 0.01)");
+  cmd->add_option("--recon-lr", q->recon_lr,
+                  "reconstruction: Adam step of the rounding variables (default 0.03)");
+  cmd->add_option("--recon-augment", q->recon_augment,
+                  "reconstruction: extra copies of each calibration image, randomly cropped and "
+                  "flipped (default 0)");
 }
 
 Status CheckMethodFlags(const CLI::App& cmd, const QuantizeOptions& q) {
   const bool vitq = q.method == "vitq";
-  for (const char* flag :
-       {"--no-per-channel", "--no-reparam", "--no-gptq", "--no-asym", "--attn-quantizer"}) {
+  static const char* kRecon[] = {"--recon-iters",        "--recon-batch", "--recon-drop",
+                                 "--recon-no-steps",     "--recon-round-weight",
+                                 "--recon-lr",           "--recon-augment"};
+  for (const char* flag : kRecon) {
+    if (!q.reconstruct && cmd.count(flag) > 0)
+      return Status::Usage(std::string(flag) + " configures --reconstruct, which is not given");
+  }
+  for (const char* flag : {"--no-per-channel", "--no-reparam", "--no-gptq", "--no-asym",
+                           "--attn-quantizer", "--reconstruct"}) {
     if (!vitq && cmd.count(flag) > 0) {
       return Status::Usage(std::string(flag) + " applies to --method vitq only, not '" + q.method +
                            "'");

@@ -49,9 +49,9 @@ void ProgressBar::Draw(bool final_draw) {
   for (int i = 0; i < kWidth; ++i) bar[i] = i < filled ? '#' : '.';
   bar[kWidth] = 0;
   int eta_s = static_cast<int>(eta + 0.5);
-  std::fprintf(stderr, "\r%s [%s] %lld/%lld  %.1f %s  ETA %d:%02d  ", label_.c_str(), bar,
+  std::fprintf(stderr, "\r%s [%s] %lld/%lld  %.1f %s  ETA %d:%02d %s  ", label_.c_str(), bar,
                static_cast<long long>(done_), static_cast<long long>(total_), rate, unit_.c_str(),
-               eta_s / 60, eta_s % 60);
+               eta_s / 60, eta_s % 60, detail_.c_str());
   std::fflush(stderr);
 }
 

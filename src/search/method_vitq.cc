@@ -8,12 +8,16 @@
 #include <dnnl.h>
 
 #include <algorithm>
+#include <array>
+#include <cstdio>
+#include <memory>
 #include <cmath>
 #include <functional>
 
 #include "lowbit.h"
 #include "methods.h"
 #include "pipeline.h"
+#include "reconstruct.h"
 #include "vitq/progress.h"
 #include "vitq/quant.h"
 #include "vitq/simulate.h"
@@ -62,7 +66,12 @@ class VitqPipeline {
     const int t = c_.num_tokens(), d = c_.embed_dim;
     const size_t per_image = static_cast<size_t>(c_.in_chans) * c_.img_size * c_.img_size;
     const int batch = std::max(1, std::min(opts_.batch, n_img_));
-    ProgressBar bar("quantize vitq", c_.depth + 2, "stages/s", opts_.quiet);
+    // With reconstruction the bar counts optimizer steps (they are nearly all of the time).
+    ProgressBar bar(opts_.reconstruct ? "quantize vitq+reconstruct" : "quantize vitq",
+                    opts_.reconstruct ? static_cast<int64_t>(c_.depth) * opts_.recon_iters
+                                      : c_.depth + 2,
+                    opts_.reconstruct ? "steps/s" : "stages/s", opts_.quiet);
+    const int stage_unit = opts_.reconstruct ? 0 : 1;
     auto for_batches = [&](CaptureObserver* cap, const std::function<void(int, int)>& stage) {
       auto t0 = Clock::now();
       cap->SetTotal(n_img_);
@@ -91,6 +100,18 @@ class VitqPipeline {
       e.Embed(calib_.images.data() + per_image * b, nb, x.data() + static_cast<size_t>(b) * t * d,
               o);
     };
+    // Reconstruction also follows the float model's stream (its inputs and targets).
+    std::unique_ptr<Engine> float_engine;
+    std::vector<float> xf;
+    if (opts_.reconstruct) {
+      float_engine = std::make_unique<Engine>(model_);
+      xf.resize(x.size());
+      for (int b = 0; b < n_img_; b += batch) {
+        const int nb = std::min(batch, n_img_ - b);
+        float_engine->Embed(calib_.images.data() + per_image * b, nb,
+                            xf.data() + static_cast<size_t>(b) * t * d, nullptr);
+      }
+    }
     {  // patch embedding
       std::vector<float> patches;
       Engine engine(prefix);
@@ -100,7 +121,7 @@ class VitqPipeline {
       VITQ_RETURN_IF_ERROR(
           Linear("patch_embed.proj", &folded_.weights.patch_embed, patches, c_.num_patches()));
       VITQ_RETURN_IF_ERROR(advance(embed));
-      bar.Add(1);
+      bar.Add(stage_unit);
     }
     const char* kSites[] = {"attn.qkv:in", "attn.qk:a",    "attn.qk:b",  "attn.pv:a",
                             "attn.pv:b",   "attn.proj:in", "mlp.fc1:in", "mlp.fc2:in"};
@@ -130,10 +151,13 @@ class VitqPipeline {
       VITQ_RETURN_IF_ERROR(Linear(p + "attn.proj", &bw.proj, buf["attn.proj:in"], t));
       VITQ_RETURN_IF_ERROR(Linear(p + "mlp.fc1", &bw.fc1, buf["mlp.fc1:in"], t));
       VITQ_RETURN_IF_ERROR(Linear(p + "mlp.fc2", &bw.fc2, buf["mlp.fc2:in"], t));
+      if (opts_.reconstruct) {
+        VITQ_RETURN_IF_ERROR(Reconstruct(li, x, &xf, float_engine.get(), batch, &bar));
+      }
       VITQ_RETURN_IF_ERROR(advance([&](Engine& e, int b, int nb, Observer* o) {
         e.Block(li, x.data() + static_cast<size_t>(b) * t * d, nb, o);
       }));
-      bar.Add(1);
+      bar.Add(stage_unit);
     }
     {  // final LayerNorm and head(s)
       std::vector<float> h0, h1, logits(static_cast<size_t>(batch) * c_.num_classes);
@@ -150,7 +174,7 @@ class VitqPipeline {
       // logits' KL to the float model rose tenfold), and the head is a small part of the error.
       VITQ_RETURN_IF_ERROR(Linear("head", &w.head, h0, 1));
       if (c_.head_dist) VITQ_RETURN_IF_ERROR(Linear("head_dist", &w.head_dist, h1, 1));
-      bar.Add(1);
+      bar.Add(stage_unit);
     }
     bar.Finish();
     report_->total_seconds = Since(t_start);
@@ -163,6 +187,92 @@ class VitqPipeline {
     auto it = module_bits_.find(ModuleOf(layer));
     if (it != module_bits_.end()) return it->second;
     return weight ? opts_.wbits : opts_.abits;
+  }
+
+  // Block reconstruction of block li (after its closed-form plan): learns the rounding of its
+  // four weights and its activation steps, writes them into the plan, and advances the float
+  // stream xf to the float block's outputs (the targets).
+  Status Reconstruct(int li, const std::vector<float>& x, std::vector<float>* xf,
+                     Engine* float_engine, int batch, ProgressBar* bar) {
+    const std::string p = "blocks." + std::to_string(li) + ".";
+    const int t = c_.num_tokens(), d = c_.embed_dim;
+    std::vector<float> target = *xf;
+    for (int b = 0; b < n_img_; b += batch) {
+      const int nb = std::min(batch, n_img_ - b);
+      float_engine->Block(li, target.data() + static_cast<size_t>(b) * t * d, nb, nullptr);
+    }
+    const BlockWeights& bw = folded_.weights.blocks[li];
+    TrainBlock<float> blk;
+    blk.tokens = t;
+    blk.dim = d;
+    blk.heads = c_.num_heads;
+    blk.hidden = c_.mlp_hidden;
+    blk.eps = c_.ln_eps;
+    blk.norm1_w = ToVector(bw.norm1_weight);
+    blk.norm1_b = ToVector(bw.norm1_bias);
+    blk.norm2_w = ToVector(bw.norm2_weight);
+    blk.norm2_b = ToVector(bw.norm2_bias);
+    const std::pair<TrainLinear<float>*, const LinearWeights*> layers[] = {
+        {&blk.qkv, &bw.qkv}, {&blk.proj, &bw.proj}, {&blk.fc1, &bw.fc1}, {&blk.fc2, &bw.fc2}};
+    const char* names[] = {"attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"};
+    std::array<std::vector<float>, 4> init;
+    for (int i = 0; i < 4; ++i) {
+      TrainLinear<float>& l = *layers[i].first;
+      const LinearWeights& lw = *layers[i].second;
+      l.n = static_cast<int>(lw.weight.dim(0));
+      l.k = static_cast<int>(lw.weight.dim(1));
+      l.w = ToVector(lw.weight);
+      l.bias = lw.bias.empty() ? std::vector<float>(l.n, 0.0f) : ToVector(lw.bias);
+      const SitePlan& sw = plan_.sites.at(p + names[i] + ":w");
+      l.scale = sw.params.scale;
+      l.qmin = sw.scheme.qmin();
+      l.qmax = sw.scheme.qmax();
+      init[i] = plan_.tensors.at(p + names[i] + ".weight");
+    }
+    for (int s = 0; s < TrainBlock<float>::kNumSites; ++s) {
+      const SitePlan& sp = plan_.sites.at(p + TrainBlock<float>::SiteName(s));
+      TrainActQuant<float>& q = blk.act[s];
+      q.active = true;
+      q.log = sp.scheme.kind == QuantKind::kLogSqrt2;
+      q.bits = sp.scheme.bits;
+      q.zero_point = sp.params.zero_point[0];
+      q.qmin = sp.scheme.qmin();
+      q.qmax = sp.scheme.qmax();
+      q.scale = sp.params.scale[0];
+    }
+    ReconstructOptions ro;
+    ro.iters = opts_.recon_iters;
+    ro.batch = opts_.recon_batch;
+    ro.drop_prob = opts_.recon_drop;
+    ro.learn_steps = opts_.recon_steps;
+    ro.round_weight = opts_.recon_round_weight;
+    ro.lr_round = opts_.recon_lr;
+    double last_loss = 0;
+    const std::string detail_block = "block " + std::to_string(li + 1) + "/" +
+                                     std::to_string(c_.depth);
+    const ReconstructStats st = ReconstructBlock(
+        &blk, init, x.data(), xf->data(), target.data(), n_img_, ro,
+        opts_.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(li) + 1,
+        [&](int, double loss) {
+          last_loss = loss;
+          char buf[64];
+          std::snprintf(buf, sizeof buf, " loss %.4g", loss);
+          bar->SetDetail(detail_block + buf);
+          bar->Add(1);
+        });
+    for (int i = 0; i < 4; ++i) plan_.tensors[p + names[i] + ".weight"] = layers[i].first->wq;
+    for (int s = 0; s < TrainBlock<float>::kNumSites; ++s)
+      plan_.sites[p + TrainBlock<float>::SiteName(s)].params.scale[0] = blk.act[s].scale;
+    ReconReport rr;
+    rr.block = "blocks." + std::to_string(li);
+    rr.loss_init = st.loss_init;
+    rr.loss_final = st.loss_final;
+    rr.kept_init = st.kept_init;
+    rr.seconds = st.seconds;
+    report_->reconstruction.push_back(rr);
+    report_->search_seconds += st.seconds;
+    *xf = std::move(target);
+    return Status::Ok();
   }
 
   // Folds the LayerNorm `ln` into its consumers, records the replaced tensors and transforms the

@@ -4,6 +4,7 @@
 #include "vitq/quantize.h"
 
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -92,6 +93,28 @@ Status QuantizeOptions::Validate() const {
     return Status::Usage("--attn-quantizer '" + attn_quantizer +
                          "': expected auto, uniform or log-sqrt2");
   }
+  if (reconstruct) {
+    if (method != "vitq") {
+      return Status::Usage("--reconstruct: block reconstruction is part of --method vitq, not of "
+                           "--method " + method);
+    }
+    if (recon_iters < 1)
+      return Status::Usage("--recon-iters " + std::to_string(recon_iters) +
+                           ": at least 1 optimizer step per block is needed");
+    if (recon_batch < 1)
+      return Status::Usage("--recon-batch " + std::to_string(recon_batch) +
+                           ": at least 1 image per step is needed");
+    if (!(recon_drop >= 0.0 && recon_drop <= 1.0))
+      return Status::Usage("--recon-drop " + std::to_string(recon_drop) +
+                           ": a probability must lie in [0, 1]");
+    if (!(recon_round_weight >= 0.0) || !std::isfinite(recon_round_weight))
+      return Status::Usage("--recon-round-weight: expected a finite value >= 0");
+    if (!(recon_lr > 0.0) || !std::isfinite(recon_lr))
+      return Status::Usage("--recon-lr: expected a finite value > 0");
+    if (recon_augment < 0 || recon_augment > 64)
+      return Status::Usage("--recon-augment " + std::to_string(recon_augment) +
+                           ": expected 0-64 extra copies per image");
+  }
   if (candidates < 1 || max_rounds < 1)
     return Status::InvalidInput("candidates and rounds must be positive");
   return Status::Ok();
@@ -130,6 +153,17 @@ std::string QuantizeReport::ToJson() const {
                     {"seconds", o.seconds}});
   }
   j["ops"] = rows;
+  if (!reconstruction.empty()) {
+    nlohmann::ordered_json rec = nlohmann::ordered_json::array();
+    for (const auto& r : reconstruction) {
+      rec.push_back({{"block", r.block},
+                     {"loss_init", r.loss_init},
+                     {"loss_final", r.loss_final},
+                     {"kept_init", r.kept_init},
+                     {"seconds", r.seconds}});
+    }
+    j["reconstruction"] = rec;
+  }
   return j.dump(1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
