@@ -53,6 +53,13 @@ struct QuantizeOptions {
   double recon_round_weight = 0.01;  // AdaRound regularizer weight
   double recon_lr = 0.03;          // Adam step of the rounding variables
   int recon_augment = 0;           // extra randomly cropped / flipped copies per image
+  // Reconstruction checkpoint: after every block the plan so far is written here (atomically);
+  // with resume, a checkpoint of the same options and calibration images is continued (finished
+  // blocks are taken from it, the result is the same as an uninterrupted run). Removed by the
+  // caller once the output is written. Empty: no checkpoint.
+  std::string checkpoint_path;
+  bool resume = false;
+  int recon_stop_after = -1;  // testing: stop after this many blocks, as an interruption would
   bool quiet = false;
   // Per-module bit-widths (mixed precision): module name ("blocks.3.attn", "blocks.3.mlp") ->
   // bits for its weights and inputs. Modules not listed use wbits/abits.

@@ -63,13 +63,17 @@ void AddQuantizeOptions(CLI::App* cmd, QuantizeOptions* q) {
   cmd->add_option("--recon-augment", q->recon_augment,
                   "reconstruction: extra copies of each calibration image, randomly cropped and "
                   "flipped (default 0)");
+  cmd->add_flag("--resume", q->resume,
+                "reconstruction: continue an interrupted run from OUT.ckpt (written after every "
+                "block, removed when OUT is written)");
 }
 
 Status CheckMethodFlags(const CLI::App& cmd, const QuantizeOptions& q) {
   const bool vitq = q.method == "vitq";
   static const char* kRecon[] = {"--recon-iters",        "--recon-batch", "--recon-drop",
                                  "--recon-no-steps",     "--recon-round-weight",
-                                 "--recon-lr",           "--recon-augment"};
+                                 "--recon-lr",           "--recon-augment",
+                                 "--resume"};
   for (const char* flag : kRecon) {
     if (!q.reconstruct && cmd.count(flag) > 0)
       return Status::Usage(std::string(flag) + " configures --reconstruct, which is not given");
@@ -160,6 +164,10 @@ void RegisterQuantize(CLI::App* app, Runner* run) {
       if (args->mixed && !args->report.empty()) {
         outputs.push_back({"--report (Pareto curve)", ParetoSvgPath(args->report)});
       }
+      if (args->q.reconstruct) {
+        args->q.checkpoint_path = args->out + ".ckpt";
+        outputs.push_back({"--out (reconstruction checkpoint)", args->q.checkpoint_path});
+      }
       Status paths = CheckOutputPaths(outputs, ModelInputFiles(args->model));
       if (!paths.ok()) return ReportError(paths);
       auto model = LoadModel(args->model);
@@ -182,6 +190,10 @@ void RegisterQuantize(CLI::App* app, Runner* run) {
       report.total_seconds += report.load_seconds;
       Status s = SaveQuantizedFile(args->out, model.value(), plan.value());
       if (!s.ok()) return ReportError(s);
+      if (!args->q.checkpoint_path.empty()) {  // the output is complete: the checkpoint is done
+        std::error_code ec;
+        std::filesystem::remove(args->q.checkpoint_path, ec);
+      }
       nlohmann::ordered_json rj = nlohmann::ordered_json::parse(report.ToJson());
       if (args->mixed) rj["mixed_precision"] = nlohmann::ordered_json::parse(mpr.ToJson());
       if (!args->report.empty()) {

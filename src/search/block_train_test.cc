@@ -326,3 +326,88 @@ TEST(Reconstruct, LowersTheBlockLossAndEndsOnTheGrid) {
 
 }  // namespace
 }  // namespace vitq::search
+
+#include "test_util.h"
+#include "vitq/qfile.h"
+#include "vitq/quantize.h"
+#include "vitq/safetensors.h"
+
+namespace vitq::search {
+namespace {
+
+QuantizeOptions ReconOptions(const std::string& ckpt) {
+  QuantizeOptions o;
+  o.wbits = o.abits = 4;
+  o.reconstruct = true;
+  o.recon_iters = 6;
+  o.recon_batch = 2;
+  o.quiet = true;
+  o.checkpoint_path = ckpt;
+  return o;
+}
+
+// An interrupted run continued with resume writes the same .vitq bytes as an uninterrupted one,
+// and a second uninterrupted run with the same seed does too.
+TEST(Reconstruct, ResumeAndTheSameSeedGiveTheSameFile) {
+  testing::TempDir dir;
+  const ViTConfig c = testing::SmallConfig();
+  ViTModel m = RandomModel(c, 3);
+  CalibrationSet calib = testing::RandomCalibration(c, 6);
+  QuantizeReport r1, r2, r3, r4;
+  auto whole = QuantizeModel(m, calib, ReconOptions(dir.path("a.ckpt")), &r1);
+  ASSERT_TRUE(whole.ok()) << whole.status().message();
+  ASSERT_EQ(r1.reconstruction.size(), 2u);
+  ASSERT_TRUE(SaveQuantizedFile(dir.path("a.vitq"), m, whole.value()).ok());
+  auto again = QuantizeModel(m, calib, ReconOptions(dir.path("b.ckpt")), &r2);
+  ASSERT_TRUE(again.ok());
+  ASSERT_TRUE(SaveQuantizedFile(dir.path("b.vitq"), m, again.value()).ok());
+  EXPECT_EQ(testing::ReadText(dir.path("a.vitq")), testing::ReadText(dir.path("b.vitq")));
+
+  QuantizeOptions stop = ReconOptions(dir.path("c.ckpt"));
+  stop.recon_stop_after = 1;
+  auto stopped = QuantizeModel(m, calib, stop, &r3);
+  ASSERT_FALSE(stopped.ok());
+  ASSERT_TRUE(std::filesystem::exists(dir.path("c.ckpt")));
+  QuantizeOptions resume = ReconOptions(dir.path("c.ckpt"));
+  resume.resume = true;
+  auto resumed = QuantizeModel(m, calib, resume, &r4);
+  ASSERT_TRUE(resumed.ok()) << resumed.status().message();
+  EXPECT_EQ(r4.reconstruction.size(), 1u);  // block 0 came from the checkpoint
+  ASSERT_TRUE(SaveQuantizedFile(dir.path("c.vitq"), m, resumed.value()).ok());
+  EXPECT_EQ(testing::ReadText(dir.path("a.vitq")), testing::ReadText(dir.path("c.vitq")));
+
+  // A checkpoint of other options is refused, naming the file.
+  QuantizeOptions other = ReconOptions(dir.path("c.ckpt"));
+  other.resume = true;
+  other.recon_iters = 7;
+  auto refused = QuantizeModel(m, calib, other, &r4);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidInput);
+  EXPECT_NE(refused.status().message().find("c.ckpt"), std::string::npos);
+  EXPECT_NE(refused.status().message().find("other options"), std::string::npos);
+}
+
+TEST(Reconstruct, ImpossibleOptionsAreRefusedBeforeWork) {
+  QuantizeOptions o = ReconOptions("");
+  o.recon_iters = 0;
+  EXPECT_NE(o.Validate().message().find("--recon-iters"), std::string::npos);
+  o = ReconOptions("");
+  o.recon_drop = 1.5;
+  EXPECT_NE(o.Validate().message().find("--recon-drop"), std::string::npos);
+  o = ReconOptions("");
+  o.recon_drop = -0.1;
+  EXPECT_EQ(o.Validate().code(), StatusCode::kUsage);
+  o = ReconOptions("");
+  o.method = "liu2021";
+  EXPECT_NE(o.Validate().message().find("--reconstruct"), std::string::npos);
+  o = ReconOptions("");
+  o.reconstruct = false;
+  o.resume = true;
+  EXPECT_NE(o.Validate().message().find("--resume"), std::string::npos);
+  o = ReconOptions("");
+  o.recon_augment = 65;
+  EXPECT_NE(o.Validate().message().find("--recon-augment"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vitq::search

@@ -10,7 +10,11 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <random>
+#include <filesystem>
+#include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <cmath>
 #include <functional>
 
@@ -19,6 +23,7 @@
 #include "pipeline.h"
 #include "reconstruct.h"
 #include "vitq/progress.h"
+#include "vitq/safetensors.h"
 #include "vitq/quant.h"
 #include "vitq/simulate.h"
 
@@ -26,6 +31,50 @@ namespace vitq::search {
 namespace {
 
 std::vector<float> ToVector(const Tensor& t) { return {t.f32(), t.f32() + t.size()}; }
+
+// Unlabelled augmentation for reconstruction: the n images [n, ch, size, size] followed by
+// `copies` copies of each, every copy a random crop (8-100 % of the area, aspect 3/4-4/3)
+// resized back bilinearly and flipped horizontally with probability 1/2. Deterministic in seed.
+std::vector<float> AugmentImages(const std::vector<float>& images, int n, int ch, int size,
+                                 int copies, uint64_t seed) {
+  const int64_t per = static_cast<int64_t>(ch) * size * size;
+  std::vector<float> out(static_cast<size_t>(n) * (1 + copies) * per);
+  std::copy(images.begin(), images.begin() + n * per, out.begin());
+  std::mt19937_64 rng(seed ^ 0xA5A5A5A5ull);
+  std::uniform_real_distribution<double> ud(0.0, 1.0);
+  for (int k = 0; k < copies; ++k) {
+    for (int i = 0; i < n; ++i) {
+      double area = 0.08 + 0.92 * ud(rng);
+      double aspect = std::exp(std::log(0.75) + (std::log(4.0 / 3.0) - std::log(0.75)) * ud(rng));
+      const double cw = std::min(1.0, std::sqrt(area * aspect)) * size;
+      const double chh = std::min(1.0, std::sqrt(area / aspect)) * size;
+      const double x0 = ud(rng) * (size - cw), y0 = ud(rng) * (size - chh);
+      const bool flip = ud(rng) < 0.5;
+      const float* src = images.data() + i * per;
+      float* dst = out.data() + (static_cast<int64_t>(n) * (k + 1) + i) * per;
+      for (int c = 0; c < ch; ++c) {
+        const float* sp = src + static_cast<int64_t>(c) * size * size;
+        float* dp = dst + static_cast<int64_t>(c) * size * size;
+        for (int y = 0; y < size; ++y) {
+          const double sy = std::clamp(y0 + (y + 0.5) * chh / size - 0.5, 0.0, size - 1.0);
+          const int yi = std::min(static_cast<int>(sy), size - 2 < 0 ? 0 : size - 2);
+          const double fy = sy - yi;
+          for (int xo = 0; xo < size; ++xo) {
+            const int xs = flip ? size - 1 - xo : xo;
+            const double sx = std::clamp(x0 + (xs + 0.5) * cw / size - 0.5, 0.0, size - 1.0);
+            const int xi = std::min(static_cast<int>(sx), size - 2 < 0 ? 0 : size - 2);
+            const double fx = sx - xi;
+            const int yj = std::min(yi + 1, size - 1), xj = std::min(xi + 1, size - 1);
+            const double v = (1 - fy) * ((1 - fx) * sp[yi * size + xi] + fx * sp[yi * size + xj]) +
+                             fy * ((1 - fx) * sp[yj * size + xi] + fx * sp[yj * size + xj]);
+            dp[y * size + xo] = static_cast<float>(v);
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
 
 // Pearson correlation and SQNR of a layer's output with quantized input and weights against the
 // float one, on at most 2048 evenly strided rows of its input.
@@ -54,7 +103,7 @@ class VitqPipeline {
         opts_(opts),
         report_(report),
         c_(model.spec.config),
-        n_img_(static_cast<int>(calib.items.size())),
+        n_img_(static_cast<int>(calib.items.size()) * (1 + (opts.reconstruct ? opts.recon_augment : 0))),
         folded_(CloneModel(model)),
         plan_(NewPlan(model, calib, opts)),
         module_bits_(opts.module_bits.begin(), opts.module_bits.end()) {}
@@ -63,6 +112,17 @@ class VitqPipeline {
     const auto t_start = Clock::now();
     report_->calib_images = n_img_;
     report_->calib_hash = calib_.hash;
+    VITQ_RETURN_IF_ERROR(CheckMemory());
+    images_ = &calib_.images;
+    if (n_img_ > static_cast<int>(calib_.items.size())) {
+      augmented_ = AugmentImages(calib_.images, static_cast<int>(calib_.items.size()), c_.in_chans,
+                                 c_.img_size, opts_.recon_augment, opts_.seed);
+      images_ = &augmented_;
+    }
+    int done = 0;  // blocks taken from a checkpoint
+    if (opts_.reconstruct && opts_.resume && !opts_.checkpoint_path.empty()) {
+      VITQ_ASSIGN_OR_RETURN(done, LoadCheckpoint());
+    }
     const int t = c_.num_tokens(), d = c_.embed_dim;
     const size_t per_image = static_cast<size_t>(c_.in_chans) * c_.img_size * c_.img_size;
     const int batch = std::max(1, std::min(opts_.batch, n_img_));
@@ -97,7 +157,7 @@ class VitqPipeline {
     };
     std::vector<float> x(static_cast<size_t>(n_img_) * t * d);
     auto embed = [&](Engine& e, int b, int nb, Observer* o) {
-      e.Embed(calib_.images.data() + per_image * b, nb, x.data() + static_cast<size_t>(b) * t * d,
+      e.Embed(images_->data() + per_image * b, nb, x.data() + static_cast<size_t>(b) * t * d,
               o);
     };
     // Reconstruction also follows the float model's stream (its inputs and targets).
@@ -108,7 +168,7 @@ class VitqPipeline {
       xf.resize(x.size());
       for (int b = 0; b < n_img_; b += batch) {
         const int nb = std::min(batch, n_img_ - b);
-        float_engine->Embed(calib_.images.data() + per_image * b, nb,
+        float_engine->Embed(images_->data() + per_image * b, nb,
                             xf.data() + static_cast<size_t>(b) * t * d, nullptr);
       }
     }
@@ -118,8 +178,10 @@ class VitqPipeline {
       CaptureObserver cap;
       cap.Add("patch_embed.proj:in", &patches);
       for_batches(&cap, [&](int b, int nb) { embed(engine, b, nb, &cap); });
-      VITQ_RETURN_IF_ERROR(
-          Linear("patch_embed.proj", &folded_.weights.patch_embed, patches, c_.num_patches()));
+      if (done == 0) {
+        VITQ_RETURN_IF_ERROR(
+            Linear("patch_embed.proj", &folded_.weights.patch_embed, patches, c_.num_patches()));
+      }
       VITQ_RETURN_IF_ERROR(advance(embed));
       bar.Add(stage_unit);
     }
@@ -127,6 +189,17 @@ class VitqPipeline {
                             "attn.pv:b",   "attn.proj:in", "mlp.fc1:in", "mlp.fc2:in"};
     for (int li = 0; li < c_.depth; ++li) {
       const std::string p = "blocks." + std::to_string(li) + ".";
+      if (li < done) {  // planned and reconstructed before the interruption: advance the streams
+        for (int b = 0; b < n_img_; b += batch) {
+          const int nb = std::min(batch, n_img_ - b);
+          float_engine->Block(li, xf.data() + static_cast<size_t>(b) * t * d, nb, nullptr);
+        }
+        VITQ_RETURN_IF_ERROR(advance([&](Engine& e, int b, int nb, Observer* o) {
+          e.Block(li, x.data() + static_cast<size_t>(b) * t * d, nb, o);
+        }));
+        bar.Add(opts_.recon_iters);
+        continue;
+      }
       std::map<std::string, std::vector<float>> buf;
       {  // block li's sites, on a copy of the stream (x is advanced once the block is planned)
         Engine engine(prefix);
@@ -158,6 +231,13 @@ class VitqPipeline {
         e.Block(li, x.data() + static_cast<size_t>(b) * t * d, nb, o);
       }));
       bar.Add(stage_unit);
+      if (opts_.reconstruct && !opts_.checkpoint_path.empty()) {
+        VITQ_RETURN_IF_ERROR(WriteCheckpoint(li + 1));
+      }
+      if (opts_.recon_stop_after == li + 1) {
+        return Status::InvalidInput("reconstruction stopped after " + std::to_string(li + 1) +
+                                    " blocks as asked (recon_stop_after); the checkpoint is kept");
+      }
     }
     {  // final LayerNorm and head(s)
       std::vector<float> h0, h1, logits(static_cast<size_t>(batch) * c_.num_classes);
@@ -187,6 +267,110 @@ class VitqPipeline {
     auto it = module_bits_.find(ModuleOf(layer));
     if (it != module_bits_.end()) return it->second;
     return weight ? opts_.wbits : opts_.abits;
+  }
+
+  // The checkpoint's identity: a checkpoint is continued only by the same run.
+  std::string Fingerprint() const {
+    nlohmann::ordered_json f = {{"options", plan_.options_json}, {"seed", plan_.seed},
+                                {"calib_hash", plan_.calib_hash}, {"calib_size", plan_.calib_size},
+                                {"architecture", plan_.architecture},
+                                {"tool_version", plan_.tool_version}};
+    return f.dump();
+  }
+
+  Status WriteCheckpoint(int blocks_done) {
+    std::vector<Tensor> store;
+    store.reserve(plan_.tensors.size());
+    std::vector<NamedTensor> named;
+    for (const auto& [name, v] : plan_.tensors) {
+      store.push_back(Tensor::F32({static_cast<int64_t>(v.size())}));
+      std::copy(v.begin(), v.end(), store.back().f32());
+    }
+    size_t i = 0;
+    for (const auto& [name, v] : plan_.tensors) named.push_back({name, &store[i++]});
+    QuantPlan sites = plan_;
+    sites.tensors.clear();
+    sites.report_json.clear();
+    nlohmann::ordered_json meta = {{"version", 1},
+                                   {"blocks_done", blocks_done},
+                                   {"fingerprint", Fingerprint()},
+                                   {"plan", PlanToJson(sites)}};
+    return WriteSafetensors(opts_.checkpoint_path, named, {{"vitq_checkpoint", meta.dump()}})
+        .WithContext("reconstruction checkpoint '" + opts_.checkpoint_path + "'");
+  }
+
+  // The number of blocks the checkpoint holds (0 when there is none), its plan in plan_.
+  Result<int> LoadCheckpoint() {
+    const std::string& path = opts_.checkpoint_path;
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) {
+      if (!opts_.quiet)
+        std::fprintf(stderr, "vitq: no checkpoint '%s' to resume: starting from the first block\n",
+                     path.c_str());
+      return 0;
+    }
+    const std::string what = "reconstruction checkpoint '" + path + "'";
+    auto file = SafetensorsFile::Open(path);
+    if (!file.ok()) return file.status().WithContext(what);
+    auto it = file->metadata().find("vitq_checkpoint");
+    if (it == file->metadata().end())
+      return Status::InvalidInput(what + " has no vitq_checkpoint metadata: not a checkpoint");
+    nlohmann::json meta = nlohmann::json::parse(it->second, nullptr, false);
+    if (meta.is_discarded() || !meta.is_object() || !meta.contains("version") ||
+        !meta["version"].is_number_integer() || meta["version"] != 1 ||
+        !meta.contains("blocks_done") || !meta["blocks_done"].is_number_integer() ||
+        !meta.contains("fingerprint") || !meta["fingerprint"].is_string() ||
+        !meta.contains("plan") || !meta["plan"].is_string()) {
+      return Status::InvalidInput(what + ": metadata is not a version-1 checkpoint description");
+    }
+    const int blocks = meta["blocks_done"].get<int>();
+    if (blocks < 1 || blocks > c_.depth) {
+      return Status::InvalidInput(what + ": " + std::to_string(blocks) +
+                                  " blocks done, expected 1-" + std::to_string(c_.depth));
+    }
+    if (meta["fingerprint"].get<std::string>() != Fingerprint()) {
+      return Status::InvalidInput(
+          what + " belongs to a run with other options, calibration images or model (" +
+          meta["fingerprint"].get<std::string>() + ", this run: " + Fingerprint() +
+          "); remove it or run without --resume");
+    }
+    VITQ_ASSIGN_OR_RETURN(QuantPlan plan, PlanFromJson(meta["plan"].get<std::string>(), path));
+    VITQ_RETURN_IF_ERROR(ValidatePlan(plan, c_).WithContext(what));
+    for (const auto& e : file->entries()) {
+      VITQ_ASSIGN_OR_RETURN(Tensor t, file->ReadF32(e.name));
+      plan.tensors[e.name] = ToVector(t);
+    }
+    VITQ_RETURN_IF_ERROR(ApplyPlanTensors(model_, plan).status().WithContext(what));
+    plan.report_json.clear();
+    plan_ = std::move(plan);
+    return blocks;
+  }
+
+  // Refuses an augmentation whose buffers would not fit into the available memory.
+  Status CheckMemory() const {
+    if (!opts_.reconstruct || opts_.recon_augment == 0) return Status::Ok();
+    const double t = c_.num_tokens(), d = c_.embed_dim;
+    const double per_image =
+        4.0 * (t * d * 10 + c_.num_heads * t * t + t * c_.mlp_hidden +
+               static_cast<double>(c_.in_chans) * c_.img_size * c_.img_size);
+    const double need = per_image * n_img_;
+    double avail = 0;
+    std::ifstream meminfo("/proc/meminfo");
+    std::string key;
+    double kb = 0;
+    std::string unit;
+    while (meminfo >> key >> kb >> unit) {
+      if (key == "MemAvailable:") avail = kb * 1024.0;
+    }
+    if (avail > 0 && need > 0.8 * avail) {
+      char buf[256];
+      std::snprintf(buf, sizeof buf,
+                    "--recon-augment %d: %d calibration images need about %.1f GB of buffers, "
+                    "more than 80%% of the %.1f GB available",
+                    opts_.recon_augment, n_img_, need / 1e9, avail / 1e9);
+      return Status::Usage(buf);
+    }
+    return Status::Ok();
   }
 
   // Block reconstruction of block li (after its closed-form plan): learns the rounding of its
@@ -381,6 +565,8 @@ class VitqPipeline {
 
   const ViTModel& model_;
   const CalibrationSet& calib_;
+  const std::vector<float>* images_ = nullptr;  // the calibration images (with augmentation)
+  std::vector<float> augmented_;
   const QuantizeOptions& opts_;
   QuantizeReport* report_;
   const ViTConfig& c_;

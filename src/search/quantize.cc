@@ -47,6 +47,15 @@ QuantPlan NewPlan(const ViTModel& model, const CalibrationSet& calib, const Quan
               {"gptq", opts.gptq},
               {"asymmetric", opts.asymmetric},
               {"attn_quantizer", opts.attn_quantizer}});
+    if (opts.reconstruct) {
+      o["reconstruct"] = {{"iters", opts.recon_iters},
+                          {"batch", opts.recon_batch},
+                          {"drop", opts.recon_drop},
+                          {"steps", opts.recon_steps},
+                          {"round_weight", opts.recon_round_weight},
+                          {"lr", opts.recon_lr},
+                          {"augment", opts.recon_augment}};
+    }
   }
   if (!opts.module_bits.empty()) {
     o["module_bits"] = std::map<std::string, int>(opts.module_bits.begin(), opts.module_bits.end());
@@ -93,6 +102,9 @@ Status QuantizeOptions::Validate() const {
     return Status::Usage("--attn-quantizer '" + attn_quantizer +
                          "': expected auto, uniform or log-sqrt2");
   }
+  if (resume && !reconstruct)
+    return Status::Usage("--resume continues an interrupted --reconstruct run; --reconstruct is "
+                         "not given");
   if (reconstruct) {
     if (method != "vitq") {
       return Status::Usage("--reconstruct: block reconstruction is part of --method vitq, not of "
