@@ -411,3 +411,83 @@ TEST(Reconstruct, ImpossibleOptionsAreRefusedBeforeWork) {
 
 }  // namespace
 }  // namespace vitq::search
+
+#include <nlohmann/json.hpp>
+
+#include "vitq/model.h"
+
+namespace vitq::search {
+namespace {
+
+// Block 0 of the bundled DeiT-Tiny in float64 with AdaRound soft weights on all four layers,
+// against PyTorch autograd (tests/data/block0_grad_reference.json, made by
+// tools/block_grad_reference.py with the same inputs).
+TEST(BlockTrain, MatchesPyTorchAutogradOnDeitTinyBlock0) {
+  auto model = LoadModel(testing::RepoPath("models/deit-tiny"));
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  const nlohmann::json ref =
+      nlohmann::json::parse(testing::ReadText(testing::RepoPath("tests/data/block0_grad_reference.json")));
+  const BlockWeights& bw = model->weights.blocks[0];
+  const ViTConfig& c = model->spec.config;
+  TrainBlock<double> b;
+  b.tokens = c.num_tokens();
+  b.dim = c.embed_dim;
+  b.heads = c.num_heads;
+  b.hidden = c.mlp_hidden;
+  b.eps = c.ln_eps;
+  auto vec = [](const Tensor& t) { return std::vector<double>(t.f32(), t.f32() + t.size()); };
+  b.norm1_w = vec(bw.norm1_weight);
+  b.norm1_b = vec(bw.norm1_bias);
+  b.norm2_w = vec(bw.norm2_weight);
+  b.norm2_b = vec(bw.norm2_bias);
+  const std::pair<TrainLinear<double>*, const LinearWeights*> layers[] = {
+      {&b.qkv, &bw.qkv}, {&b.proj, &bw.proj}, {&b.fc1, &bw.fc1}, {&b.fc2, &bw.fc2}};
+  for (int li = 0; li < 4; ++li) {
+    TrainLinear<double>& l = *layers[li].first;
+    l.n = static_cast<int>(layers[li].second->weight.dim(0));
+    l.k = static_cast<int>(layers[li].second->weight.dim(1));
+    l.w = vec(layers[li].second->weight);
+    l.bias = vec(layers[li].second->bias);
+    l.scale.assign(l.n, 0.0);
+    for (int r = 0; r < l.n; ++r) {
+      for (int k = 0; k < l.k; ++k) l.scale[r] = std::max(l.scale[r], std::fabs(l.w[r * l.k + k]));
+      l.scale[r] /= 7.0;
+    }
+    l.qmin = -8;
+    l.qmax = 7;
+    l.InitRounding();
+    for (size_t i = 0; i < l.v.size(); ++i) l.v[i] = 2.0 * std::sin(0.37 * i + 1.0 + li);
+    l.Materialize();
+  }
+  const int64_t n = static_cast<int64_t>(b.tokens) * b.dim;
+  std::vector<double> x(n), g(n), out(n), dx(n);
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = 2.0 * std::sin(0.007 * i + 0.3);
+    g[i] = std::cos(0.0013 * i + 0.1);
+  }
+  b.Forward(x.data(), 1, out.data(), 0);
+  b.Backward(g.data(), dx.data());
+  const int stride = ref["stride"].get<int>();
+  auto check = [&](const std::string& key, const std::vector<double>& got) {
+    const auto& want = ref[key]["values"];
+    double norm = 0;
+    for (double v : got) norm += v * v;
+    norm = std::sqrt(norm);
+    const double ref_norm = ref[key]["norm"].get<double>();
+    EXPECT_NEAR(norm, ref_norm, 1e-9 * ref_norm) << key;
+    ASSERT_EQ(want.size(), (got.size() + stride - 1) / stride) << key;
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_NEAR(got[i * stride], want[i].get<double>(), 1e-9 * std::max(1.0, ref_norm)) << key
+                                                                                           << " " << i;
+    }
+  };
+  check("out", out);
+  check("dx", dx);
+  check("dv.attn.qkv", b.qkv.grad_v);
+  check("dv.attn.proj", b.proj.grad_v);
+  check("dv.mlp.fc1", b.fc1.grad_v);
+  check("dv.mlp.fc2", b.fc2.grad_v);
+}
+
+}  // namespace
+}  // namespace vitq::search

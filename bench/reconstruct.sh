@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Block reconstruction (`vitq quantize --method vitq --reconstruct`, issue 13) on the integer
+# engine, beside vitq's closed form (the same rows as bench/lowbit.sh, shared through its cache):
+#   DeiT-Tiny, 100 calibration images of data/imagenet-samples/calib, evaluated on the 400 val
+#   images: W4A4, W6A6, W3A3 with the default settings;
+#   the ablation at W4A4: AdaRound alone (--recon-no-steps --recon-drop 0), + LSQ steps
+#   (--recon-drop 0), + QDrop (the default), + augmentation (--recon-augment 1);
+#   accuracy against optimizer steps per block at W4A4 (ITERS, default "100 1000"; 300 is the
+#   default row);
+#   the CIFAR-10 ViT, 500 calibration images of data/cifar10/calib, on its 10,000 test images of
+#   ../shared/data/cifar10/test (skipped with a message when absent): W4A4, W3A3.
+# Writes bench/results/reconstruct.jsonl and bench/results/reconstruct.md. Rows are cached in
+# build/bench-lowbit/NAME.json like bench/lowbit.sh's (delete a row's file to rerun it);
+# ABLATION=0, ITERS="" and CIFAR=0 leave sections out; ONLY_CACHED=1 runs nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${VITQ_BIN:-}" ]; then  # VITQ_BIN: an already built vitq (no setup, no build)
+  bash scripts/setup.sh
+  bash scripts/build.sh
+fi
+V=${VITQ_BIN:-./build/vitq}
+W=build/bench-lowbit
+mkdir -p "$W" bench/results
+OUT=bench/results/reconstruct.jsonl
+: >"$OUT.tmp"
+# shellcheck source=bench/accuracy_rows.sh
+source bench/accuracy_rows.sh
+T=models/deit-tiny TC=data/imagenet-samples/calib TV=data/imagenet-samples/val
+for b in 4 6 3; do
+  run "tiny-vitq-w${b}a$b" $T $TC 100 vitq "$b" "$b" $TV
+  run "tiny-rec-w${b}a$b" $T $TC 100 vitq "$b" "$b" $TV --reconstruct
+done
+if [ "${ABLATION:-1}" != 0 ]; then
+  run tiny-rec-w4a4-adaround $T $TC 100 vitq 4 4 $TV --reconstruct --recon-no-steps --recon-drop 0
+  run tiny-rec-w4a4-lsq $T $TC 100 vitq 4 4 $TV --reconstruct --recon-drop 0
+  run tiny-rec-w4a4-aug1 $T $TC 100 vitq 4 4 $TV --reconstruct --recon-augment 1
+fi
+for it in ${ITERS-100 1000}; do
+  run "tiny-rec-w4a4-it$it" $T $TC 100 vitq 4 4 $TV --reconstruct --recon-iters "$it"
+done
+CT=../shared/data/cifar10/test
+if [ "${CIFAR:-1}" = 0 ]; then
+  echo "bench/reconstruct.sh: CIFAR=0, CIFAR-10 rows left out" >&2
+elif [ -d "$CT" ]; then
+  for b in 4 3; do
+    run "cifar-vitq-w${b}a$b" models/vit-cifar10 data/cifar10/calib 500 vitq "$b" "$b" "$CT"
+    run "cifar-rec-w${b}a$b" models/vit-cifar10 data/cifar10/calib 500 vitq "$b" "$b" "$CT" \
+      --reconstruct
+  done
+else
+  echo "bench/reconstruct.sh: $CT absent, CIFAR-10 rows skipped" >&2
+fi
+mv "$OUT.tmp" "$OUT"
+table "Block reconstruction on the integer engine" bench/reconstruct.sh "$OUT" \
+  >bench/results/reconstruct.md
+cat bench/results/reconstruct.md
