@@ -136,7 +136,14 @@ TEST(Cli, UsageErrorsExitTwo) {
            {"--method vitq --no-ranking", "--no-ranking configures"},
            {"--method vitq --grid 50", "--grid configures"},
            {"--method vitq --attn-quantizer log2", "--attn-quantizer 'log2'"},
-           {"--mixed-precision --target-bits 6", "does not support it yet"}}) {
+           {"--mixed-precision --target-bits 6", "does not support it yet"},
+           {"--method liu2021 --reconstruct", "--reconstruct applies to --method vitq only"},
+           {"--recon-iters 100", "--recon-iters configures --reconstruct"},
+           {"--resume", "--resume configures --reconstruct"},
+           {"--reconstruct --recon-iters 0", "--recon-iters 0"},
+           {"--reconstruct --recon-drop 1.5", "--recon-drop 1.5"},
+           {"--reconstruct --recon-batch 0", "--recon-batch 0"},
+           {"--reconstruct --recon-augment 100", "--recon-augment 100"}}) {
     CmdResult r = Vitq(q + args);
     EXPECT_EQ(r.code, 2) << args << ": " << r.out;
     EXPECT_NE(r.out.find(needle), std::string::npos) << args << ": " << r.out;
@@ -306,6 +313,31 @@ TEST(CliQuantize, CompareWritesEveryReportAndTakesTheCoarseVariant) {
   }
   WriteText(dir.path("file"), "x");
   ExpectBadInput(base + " --report-dir " + dir.path("file/sub") + " -q", "--report-dir");
+}
+
+// --reconstruct end to end on the CIFAR-10 ViT: a report row per block, the checkpoint removed
+// once the output is written, and the engine equal to its simulation on the result.
+TEST(CliQuantize, ReconstructWritesTheModelAndRemovesItsCheckpoint) {
+  TempDir dir;
+  const std::string model = RepoPath("models/vit-cifar10");
+  CmdResult q = Vitq("quantize " + model + " --calib " + RepoPath("data/cifar10/calib") +
+                         " --calib-size 8 --wbits 4 --abits 4 --reconstruct --recon-iters 3 "
+                         "--recon-batch 4 --out " + dir.path("m.vitq") + " -q --json",
+                     false);
+  ASSERT_EQ(q.code, 0) << q.out;
+  auto j = nlohmann::json::parse(q.out);
+  ASSERT_EQ(j["reconstruction"].size(), 6u);
+  for (const auto& r : j["reconstruction"]) {
+    EXPECT_LE(r["loss_final"].get<double>(), r["loss_init"].get<double>()) << r.dump();
+  }
+  EXPECT_TRUE(fs::exists(dir.path("m.vitq")));
+  EXPECT_FALSE(fs::exists(dir.path("m.vitq.ckpt")));
+  CmdResult e = Vitq("eval " + dir.path("m.vitq") + " --data " + RepoPath("data/cifar10/calib") +
+                         " --limit 16 --reference " + dir.path("m.vitq") +
+                         " --reference-simulate --json -q",
+                     false);
+  ASSERT_EQ(e.code, 0) << e.out;
+  EXPECT_EQ(nlohmann::json::parse(e.out)["agreement"].get<double>(), 1.0);
 }
 
 TEST(CliQuantize, QuantizeEvalAndBadOptions) {

@@ -83,8 +83,10 @@ struct OpReport {
 // float block, on the calibration inputs from the quantized prefix) before and after.
 struct ReconReport {
   std::string block;
-  double loss_init = 0, loss_final = 0;
-  bool kept_init = false;  // reconstruction did not lower the loss: the closed form was kept
+  double loss_init = 0;     // the closed-form plan's
+  double loss_learned = 0;  // the reconstruction's (hard rounding, learned steps)
+  double loss_final = 0;    // the kept one's: the lower of the two
+  bool kept_init = false;   // reconstruction did not lower the loss: the closed form was kept
   double seconds = 0;
 };
 

@@ -450,7 +450,8 @@ class VitqPipeline {
     ReconReport rr;
     rr.block = "blocks." + std::to_string(li);
     rr.loss_init = st.loss_init;
-    rr.loss_final = st.loss_final;
+    rr.loss_learned = st.loss_final;
+    rr.loss_final = st.kept_init ? st.loss_init : st.loss_final;
     rr.kept_init = st.kept_init;
     rr.seconds = st.seconds;
     report_->reconstruction.push_back(rr);

@@ -170,6 +170,7 @@ std::string QuantizeReport::ToJson() const {
     for (const auto& r : reconstruction) {
       rec.push_back({{"block", r.block},
                      {"loss_init", r.loss_init},
+                     {"loss_learned", r.loss_learned},
                      {"loss_final", r.loss_final},
                      {"kept_init", r.kept_init},
                      {"seconds", r.seconds}});

@@ -24,7 +24,7 @@ struct ReconstructOptions {
 
 struct ReconstructStats {
   double loss_init = 0;   // block loss of the closed-form initialization (hard weights, no drop)
-  double loss_final = 0;  // after reconstruction (hard weights, no drop)
+  double loss_final = 0;  // of the learned result (hard weights, no drop), kept or not
   bool kept_init = false; // the reconstruction did not improve on the initialization
   double seconds = 0;
 };
