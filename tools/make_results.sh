@@ -46,6 +46,19 @@ CIFAR=${CIFAR:-1}   # 0: skip the CIFAR-10 section
   echo "| RepQ-ViT | first 32 of calib/ | 0.7875 / 0.9725 | 0.775 / 0.9225 | 0.625 / 0.6925 |"
   echo "| PTQ4ViT BasePTQ (cosine search) | first 32 | 0.770 / 0.920 | 0.735 / 0.840 | – |"
   echo
+  echo "## Block reconstruction on the integer engine"
+  echo
+  echo "From [bench/results/reconstruct.md](../bench/results/reconstruct.md), made by"
+  echo "\`bench/reconstruct.sh\`: \`--reconstruct\` after vitq's closed form (rows without flags), the"
+  echo "same calibration images; the ablation and the step counts at W4A4 (docs/METHOD.md,"
+  echo "\"Reconstruction\")."
+  echo
+  if [ -f bench/results/reconstruct.md ]; then
+    sed -n '/^| model/,$p' bench/results/reconstruct.md
+  else
+    echo "(bench/results/reconstruct.md is missing: run bench/reconstruct.sh)"
+  fi
+  echo
   echo "## DeiT-Tiny, ImageNet samples"
   echo
   echo "Calibration: $TINY_CALIB images drawn (seed 0) from \`data/imagenet-samples/calib\` (100 images,"

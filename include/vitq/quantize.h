@@ -51,7 +51,8 @@ struct QuantizeOptions {
   double recon_drop = 0.5;         // QDrop probability, in [0, 1]
   bool recon_steps = true;         // learn the activation steps (else only the rounding)
   double recon_round_weight = 0.01;  // AdaRound regularizer weight
-  double recon_lr = 0.03;          // Adam step of the rounding variables
+  double recon_lr = 0.1;           // Adam step of the rounding variables
+  double recon_step_lr = 0.01;     // Adam step of the activation steps (relative to their start)
   int recon_augment = 0;           // extra randomly cropped / flipped copies per image
   // Reconstruction checkpoint: after every block the plan so far is written here (atomically);
   // with resume, a checkpoint of the same options and calibration images is continued (finished

@@ -59,7 +59,10 @@ void AddQuantizeOptions(CLI::App* cmd, QuantizeOptions* q) {
   cmd->add_option("--recon-round-weight", q->recon_round_weight,
                   "reconstruction: weight of AdaRound's rounding regularizer (default 0.01)");
   cmd->add_option("--recon-lr", q->recon_lr,
-                  "reconstruction: Adam step of the rounding variables (default 0.03)");
+                  "reconstruction: Adam step of the rounding variables (default 0.1)");
+  cmd->add_option("--recon-step-lr", q->recon_step_lr,
+                  "reconstruction: Adam step of the activation steps, relative to their "
+                  "closed-form value (default 0.01)");
   cmd->add_option("--recon-augment", q->recon_augment,
                   "reconstruction: extra copies of each calibration image, randomly cropped and "
                   "flipped (default 0)");
@@ -72,7 +75,7 @@ Status CheckMethodFlags(const CLI::App& cmd, const QuantizeOptions& q) {
   const bool vitq = q.method == "vitq";
   static const char* kRecon[] = {"--recon-iters",        "--recon-batch", "--recon-drop",
                                  "--recon-no-steps",     "--recon-round-weight",
-                                 "--recon-lr",           "--recon-augment",
+                                 "--recon-lr",           "--recon-step-lr",   "--recon-augment",
                                  "--resume"};
   for (const char* flag : kRecon) {
     if (!q.reconstruct && cmd.count(flag) > 0)

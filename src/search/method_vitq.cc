@@ -431,6 +431,7 @@ class VitqPipeline {
     ro.learn_steps = opts_.recon_steps;
     ro.round_weight = opts_.recon_round_weight;
     ro.lr_round = opts_.recon_lr;
+    ro.lr_step = opts_.recon_step_lr;
     double last_loss = 0;
     const std::string detail_block = "block " + std::to_string(li + 1) + "/" +
                                      std::to_string(c_.depth);

@@ -54,6 +54,7 @@ QuantPlan NewPlan(const ViTModel& model, const CalibrationSet& calib, const Quan
                           {"steps", opts.recon_steps},
                           {"round_weight", opts.recon_round_weight},
                           {"lr", opts.recon_lr},
+                          {"step_lr", opts.recon_step_lr},
                           {"augment", opts.recon_augment}};
     }
   }
@@ -123,6 +124,8 @@ Status QuantizeOptions::Validate() const {
       return Status::Usage("--recon-round-weight: expected a finite value >= 0");
     if (!(recon_lr > 0.0) || !std::isfinite(recon_lr))
       return Status::Usage("--recon-lr: expected a finite value > 0");
+    if (!(recon_step_lr > 0.0) || !std::isfinite(recon_step_lr))
+      return Status::Usage("--recon-step-lr: expected a finite value > 0");
     if (recon_augment < 0 || recon_augment > 64)
       return Status::Usage("--recon-augment " + std::to_string(recon_augment) +
                            ": expected 0-64 extra copies per image");

@@ -16,8 +16,8 @@ struct ReconstructOptions {
   int batch = 8;              // images per step
   double drop_prob = 0.5;     // QDrop: probability that an element keeps its float value
   double round_weight = 0.01; // λ of AdaRound's rounding regularizer
-  double lr_round = 0.03;     // Adam step for the rounding variables
-  double lr_step = 1e-3;      // Adam step for the activation steps, relative to their start
+  double lr_round = 0.1;      // Adam step for the rounding variables
+  double lr_step = 0.01;      // Adam step for the activation steps, relative to their start
   bool learn_steps = true;    // LSQ steps (else only the rounding is learned)
   double warmup = 0.2;        // share of the steps without the rounding regularizer
 };
