@@ -9,7 +9,7 @@
 #   default row);
 #   the CIFAR-10 ViT, 500 calibration images of data/cifar10/calib, on its 10,000 test images of
 #   ../shared/data/cifar10/test (skipped with a message when absent): W4A4, W3A3, and W4A4 with
-#   AdaRound's step size 1e-3 instead of the default 0.03.
+#   AdaRound's step size 1e-3 for the rounding instead of the default 0.1.
 # Writes bench/results/reconstruct.jsonl and bench/results/reconstruct.md. Rows are cached in
 # build/bench-lowbit/NAME.json like bench/lowbit.sh's (delete a row's file to rerun it);
 # ABLATION=0, ITERS="" and CIFAR=0 leave sections out; ONLY_CACHED=1 runs nothing.
@@ -48,7 +48,7 @@ elif [ -d "$CT" ]; then
     run "cifar-rec-w${b}a$b" models/vit-cifar10 data/cifar10/calib 500 vitq "$b" "$b" "$CT" \
       --reconstruct
   done
-  # AdaRound's own step size (1e-3) against the default 0.03 at the default step count.
+  # AdaRound's own step size (1e-3) for the rounding against the default 0.1.
   run cifar-rec-w4a4-lr0.001 models/vit-cifar10 data/cifar10/calib 500 vitq 4 4 "$CT" \
     --reconstruct --recon-lr 0.001
 else
