@@ -143,7 +143,8 @@ TEST(Cli, UsageErrorsExitTwo) {
            {"--reconstruct --recon-iters 0", "--recon-iters 0"},
            {"--reconstruct --recon-drop 1.5", "--recon-drop 1.5"},
            {"--reconstruct --recon-batch 0", "--recon-batch 0"},
-           {"--reconstruct --recon-augment 100", "--recon-augment 100"}}) {
+           {"--reconstruct --recon-augment 100", "--recon-augment 100"},
+           {"--reconstruct --recon-augment 64 --calib-size 1000000", "more than 80%"}}) {
     CmdResult r = Vitq(q + args);
     EXPECT_EQ(r.code, 2) << args << ": " << r.out;
     EXPECT_NE(r.out.find(needle), std::string::npos) << args << ": " << r.out;

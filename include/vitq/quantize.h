@@ -109,6 +109,11 @@ struct CalibrationSet {
 Result<CalibrationSet> LoadCalibrationSet(const ModelSpec& spec, const std::string& dir, int count,
                                           uint64_t seed, bool quiet);
 
+// With --reconstruct and augmentation: refuses (usage error naming --recon-augment) when the
+// buffers for calib_images · (1 + augment) images would exceed 80 % of the available memory.
+Status CheckReconstructMemory(const ViTConfig& config, const QuantizeOptions& options,
+                              int calib_images);
+
 // Runs the method over the calibration set and returns the plan (with provenance) and report.
 Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& calib,
                                 const QuantizeOptions& options, QuantizeReport* report);

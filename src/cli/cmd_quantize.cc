@@ -175,6 +175,8 @@ void RegisterQuantize(CLI::App* app, Runner* run) {
       if (!paths.ok()) return ReportError(paths);
       auto model = LoadModel(args->model);
       if (!model.ok()) return ReportError(model.status());
+      Status memory = CheckReconstructMemory(model->spec.config, args->q, args->q.calib_size);
+      if (!memory.ok()) return ReportError(memory);
       auto t0 = std::chrono::steady_clock::now();
       auto calib = LoadCalibrationSet(model->spec, args->calib, args->q.calib_size, args->q.seed,
                                       args->q.quiet);

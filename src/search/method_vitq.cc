@@ -112,7 +112,7 @@ class VitqPipeline {
     const auto t_start = Clock::now();
     report_->calib_images = n_img_;
     report_->calib_hash = calib_.hash;
-    VITQ_RETURN_IF_ERROR(CheckMemory());
+    VITQ_RETURN_IF_ERROR(CheckReconstructMemory(c_, opts_, static_cast<int>(calib_.items.size())));
     images_ = &calib_.images;
     if (n_img_ > static_cast<int>(calib_.items.size())) {
       augmented_ = AugmentImages(calib_.images, static_cast<int>(calib_.items.size()), c_.in_chans,
@@ -346,33 +346,6 @@ class VitqPipeline {
     return blocks;
   }
 
-  // Refuses an augmentation whose buffers would not fit into the available memory.
-  Status CheckMemory() const {
-    if (!opts_.reconstruct || opts_.recon_augment == 0) return Status::Ok();
-    const double t = c_.num_tokens(), d = c_.embed_dim;
-    const double per_image =
-        4.0 * (t * d * 10 + c_.num_heads * t * t + t * c_.mlp_hidden +
-               static_cast<double>(c_.in_chans) * c_.img_size * c_.img_size);
-    const double need = per_image * n_img_;
-    double avail = 0;
-    std::ifstream meminfo("/proc/meminfo");
-    std::string key;
-    double kb = 0;
-    std::string unit;
-    while (meminfo >> key >> kb >> unit) {
-      if (key == "MemAvailable:") avail = kb * 1024.0;
-    }
-    if (avail > 0 && need > 0.8 * avail) {
-      char buf[256];
-      std::snprintf(buf, sizeof buf,
-                    "--recon-augment %d: %d calibration images need about %.1f GB of buffers, "
-                    "more than 80%% of the %.1f GB available",
-                    opts_.recon_augment, n_img_, need / 1e9, avail / 1e9);
-      return Status::Usage(buf);
-    }
-    return Status::Ok();
-  }
-
   // Block reconstruction of block li (after its closed-form plan): learns the rounding of its
   // four weights and its activation steps, writes them into the plan, and advances the float
   // stream xf to the float block's outputs (the targets).
@@ -586,3 +559,33 @@ Result<QuantPlan> QuantizeVitq(const ViTModel& model, const CalibrationSet& cali
 }
 
 }  // namespace vitq::search
+
+namespace vitq {
+
+Status CheckReconstructMemory(const ViTConfig& c, const QuantizeOptions& opts, int calib_images) {
+  if (!opts.reconstruct || opts.recon_augment == 0) return Status::Ok();
+  const double t = c.num_tokens(), d = c.embed_dim;
+  // Per calibration image: the streams and targets, the captured sites of one block, the image.
+  const double per_image = 4.0 * (t * d * 10 + static_cast<double>(c.num_heads) * t * t +
+                                  t * c.mlp_hidden +
+                                  static_cast<double>(c.in_chans) * c.img_size * c.img_size);
+  const double images = static_cast<double>(calib_images) * (1 + opts.recon_augment);
+  const double need = per_image * images;
+  double avail = 0, kb = 0;
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key, unit;
+  while (meminfo >> key >> kb >> unit) {
+    if (key == "MemAvailable:") avail = kb * 1024.0;
+  }
+  if (avail > 0 && need > 0.8 * avail) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf,
+                  "--recon-augment %d: %.0f calibration images need about %.1f GB of buffers, "
+                  "more than 80%% of the %.1f GB of memory available",
+                  opts.recon_augment, images, need / 1e9, avail / 1e9);
+    return Status::Usage(buf);
+  }
+  return Status::Ok();
+}
+
+}  // namespace vitq
