@@ -3,13 +3,14 @@
 # engine, beside vitq's closed form (the same rows as bench/lowbit.sh, shared through its cache):
 #   DeiT-Tiny, 100 calibration images of data/imagenet-samples/calib, evaluated on the 400 val
 #   images: W4A4, W6A6, W3A3 with the default settings;
-#   the ablation at W4A4: AdaRound alone (--recon-no-steps --recon-drop 0), + LSQ steps
-#   (--recon-drop 0), + QDrop (the default), + augmentation (--recon-augment 1);
 #   accuracy against optimizer steps per block at W4A4 (ITERS, default "100 1000"; 300 is the
 #   default row);
 #   the CIFAR-10 ViT, 500 calibration images of data/cifar10/calib, on its 10,000 test images of
-#   ../shared/data/cifar10/test (skipped with a message when absent): W4A4, W3A3, and W4A4 with
-#   AdaRound's step size 1e-3 for the rounding instead of the default 0.1.
+#   ../shared/data/cifar10/test (skipped with a message when absent): W4A4, W3A3, W4A4 with
+#   AdaRound's step size 1e-3 for the rounding instead of the default 0.1, and the ablation at
+#   W4A4 (on this model, where a row takes minutes): AdaRound alone (--recon-no-steps
+#   --recon-drop 0), + LSQ steps (--recon-drop 0), + QDrop (the default row), + augmentation
+#   (--recon-augment 1).
 # Writes bench/results/reconstruct.jsonl and bench/results/reconstruct.md. Rows are cached in
 # build/bench-lowbit/NAME.json like bench/lowbit.sh's (delete a row's file to rerun it);
 # ABLATION=0, ITERS="" and CIFAR=0 leave sections out; ONLY_CACHED=1 runs nothing.
@@ -31,11 +32,6 @@ for b in 4 6 3; do
   run "tiny-vitq-w${b}a$b" $T $TC 100 vitq "$b" "$b" $TV
   run "tiny-rec-w${b}a$b" $T $TC 100 vitq "$b" "$b" $TV --reconstruct
 done
-if [ "${ABLATION:-1}" != 0 ]; then
-  run tiny-rec-w4a4-adaround $T $TC 100 vitq 4 4 $TV --reconstruct --recon-no-steps --recon-drop 0
-  run tiny-rec-w4a4-lsq $T $TC 100 vitq 4 4 $TV --reconstruct --recon-drop 0
-  run tiny-rec-w4a4-aug1 $T $TC 100 vitq 4 4 $TV --reconstruct --recon-augment 1
-fi
 for it in ${ITERS-100 1000}; do
   run "tiny-rec-w4a4-it$it" $T $TC 100 vitq 4 4 $TV --reconstruct --recon-iters "$it"
 done
@@ -51,6 +47,12 @@ elif [ -d "$CT" ]; then
   # AdaRound's own step size (1e-3) for the rounding against the default 0.1.
   run cifar-rec-w4a4-lr0.001 models/vit-cifar10 data/cifar10/calib 500 vitq 4 4 "$CT" \
     --reconstruct --recon-lr 0.001
+  if [ "${ABLATION:-1}" != 0 ]; then
+    C=(models/vit-cifar10 data/cifar10/calib 500 vitq 4 4 "$CT" --reconstruct)
+    run cifar-rec-w4a4-adaround "${C[@]}" --recon-no-steps --recon-drop 0
+    run cifar-rec-w4a4-lsq "${C[@]}" --recon-drop 0
+    run cifar-rec-w4a4-aug1 "${C[@]}" --recon-augment 1
+  fi
 else
   echo "bench/reconstruct.sh: $CT absent, CIFAR-10 rows skipped" >&2
 fi

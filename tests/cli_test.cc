@@ -323,7 +323,8 @@ TEST(CliQuantize, ReconstructWritesTheModelAndRemovesItsCheckpoint) {
   const std::string model = RepoPath("models/vit-cifar10");
   CmdResult q = Vitq("quantize " + model + " --calib " + RepoPath("data/cifar10/calib") +
                          " --calib-size 8 --wbits 4 --abits 4 --reconstruct --recon-iters 3 "
-                         "--recon-batch 4 --out " + dir.path("m.vitq") + " -q --json",
+                         "--recon-batch 4 --out " +
+                         dir.path("m.vitq") + " -q --json",
                      false);
   ASSERT_EQ(q.code, 0) << q.out;
   auto j = nlohmann::json::parse(q.out);
@@ -333,10 +334,10 @@ TEST(CliQuantize, ReconstructWritesTheModelAndRemovesItsCheckpoint) {
   }
   EXPECT_TRUE(fs::exists(dir.path("m.vitq")));
   EXPECT_FALSE(fs::exists(dir.path("m.vitq.ckpt")));
-  CmdResult e = Vitq("eval " + dir.path("m.vitq") + " --data " + RepoPath("data/cifar10/calib") +
-                         " --limit 16 --reference " + dir.path("m.vitq") +
-                         " --reference-simulate --json -q",
-                     false);
+  CmdResult e =
+      Vitq("eval " + dir.path("m.vitq") + " --data " + RepoPath("data/cifar10/calib") +
+               " --limit 16 --reference " + dir.path("m.vitq") + " --reference-simulate --json -q",
+           false);
   ASSERT_EQ(e.code, 0) << e.out;
   EXPECT_EQ(nlohmann::json::parse(e.out)["agreement"].get<double>(), 1.0);
 }

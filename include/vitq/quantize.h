@@ -46,14 +46,14 @@ struct QuantizeOptions {
   // block, AdaRound weight rounding and LSQ activation steps learned by Adam on the calibration
   // images, inputs mixed with the float model's (QDrop). vitq only.
   bool reconstruct = false;
-  int recon_iters = 300;           // optimizer steps per block
-  int recon_batch = 8;             // images per step
-  double recon_drop = 0.5;         // QDrop probability, in [0, 1]
-  bool recon_steps = true;         // learn the activation steps (else only the rounding)
+  int recon_iters = 300;             // optimizer steps per block
+  int recon_batch = 8;               // images per step
+  double recon_drop = 0.5;           // QDrop probability, in [0, 1]
+  bool recon_steps = true;           // learn the activation steps (else only the rounding)
   double recon_round_weight = 0.01;  // AdaRound regularizer weight
-  double recon_lr = 0.1;           // Adam step of the rounding variables
-  double recon_step_lr = 0.01;     // Adam step of the activation steps (relative to their start)
-  int recon_augment = 0;           // extra randomly cropped / flipped copies per image
+  double recon_lr = 0.1;             // Adam step of the rounding variables
+  double recon_step_lr = 0.01;       // Adam step of the activation steps (relative to their start)
+  int recon_augment = 0;             // extra randomly cropped / flipped copies per image
   // Reconstruction checkpoint: after every block the plan so far is written here (atomically);
   // with resume, a checkpoint of the same options and calibration images is continued (finished
   // blocks are taken from it, the result is the same as an uninterrupted run). Removed by the

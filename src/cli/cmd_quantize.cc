@@ -73,10 +73,9 @@ void AddQuantizeOptions(CLI::App* cmd, QuantizeOptions* q) {
 
 Status CheckMethodFlags(const CLI::App& cmd, const QuantizeOptions& q) {
   const bool vitq = q.method == "vitq";
-  static const char* kRecon[] = {"--recon-iters",        "--recon-batch", "--recon-drop",
-                                 "--recon-no-steps",     "--recon-round-weight",
-                                 "--recon-lr",           "--recon-step-lr",   "--recon-augment",
-                                 "--resume"};
+  static const char* kRecon[] = {"--recon-iters",    "--recon-batch",        "--recon-drop",
+                                 "--recon-no-steps", "--recon-round-weight", "--recon-lr",
+                                 "--recon-step-lr",  "--recon-augment",      "--resume"};
   for (const char* flag : kRecon) {
     if (!q.reconstruct && cmd.count(flag) > 0)
       return Status::Usage(std::string(flag) + " configures --reconstruct, which is not given");

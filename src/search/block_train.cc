@@ -38,8 +38,8 @@ T GeluErfGrad(T x) {
 }
 
 template <typename T>
-void LayerNormForward(const T* x, int64_t rows, int d, const T* g, const T* b, double eps,
-                      T* xhat, T* rstd, T* y) {
+void LayerNormForward(const T* x, int64_t rows, int d, const T* g, const T* b, double eps, T* xhat,
+                      T* rstd, T* y) {
 #pragma omp parallel for
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * d;
@@ -112,10 +112,10 @@ void Gemm<double>(bool trans_a, bool trans_b, int m, int n, int k, double alpha,
     for (int j = 0; j < n; ++j) {
       double s = 0;
       for (int p = 0; p < k; ++p) {
-        const double av = trans_a ? a[static_cast<int64_t>(p) * lda + i]
-                                  : a[static_cast<int64_t>(i) * lda + p];
-        const double bv = trans_b ? b[static_cast<int64_t>(j) * ldb + p]
-                                  : b[static_cast<int64_t>(p) * ldb + j];
+        const double av =
+            trans_a ? a[static_cast<int64_t>(p) * lda + i] : a[static_cast<int64_t>(i) * lda + p];
+        const double bv =
+            trans_b ? b[static_cast<int64_t>(j) * ldb + p] : b[static_cast<int64_t>(p) * ldb + j];
         s += av * bv;
       }
       double& cv = c[static_cast<int64_t>(i) * ldc + j];
@@ -162,8 +162,8 @@ void TrainLinear<T>::Materialize() {
       const int64_t i = static_cast<int64_t>(r) * k + c;
       const double h = RectifiedSigmoid(v[i]);
       const double code = floor_w[i] + (hard ? (h >= 0.5 ? 1.0 : 0.0) : h);
-      wq[i] = static_cast<T>(s * std::clamp(code, static_cast<double>(qmin),
-                                            static_cast<double>(qmax)));
+      wq[i] = static_cast<T>(
+          s * std::clamp(code, static_cast<double>(qmin), static_cast<double>(qmax)));
     }
   }
 }
@@ -288,8 +288,8 @@ void TrainBlock<T>::QuantizeBackward(int site, const T* x, const std::vector<uin
 template <typename T>
 void TrainBlock<T>::LinearForward(TrainLinear<T>& l, const T* x, int m, T* y) {
 #pragma omp parallel for
-  for (int r = 0; r < m; ++r) std::memcpy(y + static_cast<int64_t>(r) * l.n, l.bias.data(),
-                                          l.n * sizeof(T));
+  for (int r = 0; r < m; ++r)
+    std::memcpy(y + static_cast<int64_t>(r) * l.n, l.bias.data(), l.n * sizeof(T));
   Gemm<T>(false, true, m, l.n, l.k, T(1), x, l.k, l.wq.data(), l.k, T(1), y, l.n);
 }
 
@@ -447,8 +447,7 @@ void TrainBlock<T>::Backward(const T* dout, T* dx) {
     for (int hi = 0; hi < nh; ++hi) {
       for (int ti = 0; ti < t; ++ti) {
         std::memcpy(doh.data() + ((static_cast<int64_t>(bi) * nh + hi) * t + ti) * hd,
-                    da2.data() + (static_cast<int64_t>(bi) * t + ti) * d + hi * hd,
-                    hd * sizeof(T));
+                    da2.data() + (static_cast<int64_t>(bi) * t + ti) * d + hi * hd, hd * sizeof(T));
       }
     }
   }

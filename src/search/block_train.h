@@ -21,8 +21,8 @@ double RectifiedSigmoidInverse(double frac);
 
 // C[M,N] = alpha · op(A) op(B) + beta · C, row-major (float: oneDNN's sgemm; double: plain loops).
 template <typename T>
-void Gemm(bool trans_a, bool trans_b, int m, int n, int k, T alpha, const T* a, int lda,
-          const T* b, int ldb, T beta, T* c, int ldc);
+void Gemm(bool trans_a, bool trans_b, int m, int n, int k, T alpha, const T* a, int lda, const T* b,
+          int ldb, T beta, T* c, int ldc);
 
 // One per-tensor activation quantizer of the block.
 template <typename T>
@@ -44,16 +44,16 @@ struct TrainLinear {
   std::vector<T> w, bias;  // [n, k], [n]
   bool quantize = false, hard = false;
   int qmin = -127, qmax = 127;
-  std::vector<T> scale;             // one per output row
-  std::vector<T> floor_w, v;        // AdaRound state, [n, k]
-  std::vector<T> wq;                // the weights of the last Forward
-  std::vector<double> grad_v;       // d loss / d v (without the rounding regularizer)
-  std::vector<T> grad_w;            // d loss / d wq
+  std::vector<T> scale;        // one per output row
+  std::vector<T> floor_w, v;   // AdaRound state, [n, k]
+  std::vector<T> wq;           // the weights of the last Forward
+  std::vector<double> grad_v;  // d loss / d v (without the rounding regularizer)
+  std::vector<T> grad_w;       // d loss / d wq
   // Starts AdaRound at the float weights (h(v) = fractional part of w / scale), or at given
   // integer codes `init_codes` (then h(v) is 0.25 or 0.75 towards the code's side of floor).
   void InitRounding(const std::vector<float>* init_codes = nullptr);
-  void Materialize();                          // wq from v (and hard)
-  std::vector<float> HardWeights() const;      // hard-rounded weights, as float
+  void Materialize();                      // wq from v (and hard)
+  std::vector<float> HardWeights() const;  // hard-rounded weights, as float
   double RoundingRegularizer(double beta, std::vector<double>* grad, double weight) const;
 };
 
@@ -69,7 +69,8 @@ class TrainBlock {
   std::vector<T> norm1_w, norm1_b, norm2_w, norm2_b;
   TrainLinear<T> qkv, proj, fc1, fc2;
   std::array<TrainActQuant<T>, kNumSites> act;
-  double drop_prob = 0;  // QDrop: each quantized element keeps its float value with this probability
+  double drop_prob =
+      0;  // QDrop: each quantized element keeps its float value with this probability
 
   // out [batch, tokens, dim] from x [batch, tokens, dim]; keeps what Backward needs. drop_seed
   // draws QDrop's masks (deterministic in the seed, independent of the thread count).

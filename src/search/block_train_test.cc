@@ -143,7 +143,8 @@ TEST(BlockTrain, RectifiedSigmoidHandValues) {
   EXPECT_DOUBLE_EQ(RectifiedSigmoid(20.0), 1.0);
   EXPECT_DOUBLE_EQ(RectifiedSigmoidGrad(20.0), 0.0);
   EXPECT_NEAR(RectifiedSigmoidGrad(0.0), 1.2 * 0.25, 1e-15);
-  for (double f : {0.0, 0.1, 0.37, 0.5, 0.99}) EXPECT_NEAR(RectifiedSigmoid(RectifiedSigmoidInverse(f)), f, 1e-12);
+  for (double f : {0.0, 0.1, 0.37, 0.5, 0.99})
+    EXPECT_NEAR(RectifiedSigmoid(RectifiedSigmoidInverse(f)), f, 1e-12);
 }
 
 // LSQ: x̂ = s (clamp(round(x/s) + z) - z); ∂x̂/∂s = round(x/s) - x/s inside the grid, qmin - z or
@@ -302,8 +303,8 @@ TEST(Reconstruct, LowersTheBlockLossAndEndsOnTheGrid) {
   ro.drop_prob = 0;  // inputs are exact here
   ro.batch = 8;
   ro.lr_round = 0.03;
-  ReconstructStats st = ReconstructBlock(&b, init, x.data(), x.data(), target.data(), n, ro, 1,
-                                         nullptr);
+  ReconstructStats st =
+      ReconstructBlock(&b, init, x.data(), x.data(), target.data(), n, ro, 1, nullptr);
   EXPECT_FALSE(st.kept_init);
   EXPECT_LT(st.loss_final, 0.85 * st.loss_init) << st.loss_init << " -> " << st.loss_final;
   for (auto* l : {&b.qkv, &b.proj, &b.fc1, &b.fc2}) {
@@ -425,8 +426,8 @@ namespace {
 TEST(BlockTrain, MatchesPyTorchAutogradOnDeitTinyBlock0) {
   auto model = LoadModel(testing::RepoPath("models/deit-tiny"));
   ASSERT_TRUE(model.ok()) << model.status().message();
-  const nlohmann::json ref =
-      nlohmann::json::parse(testing::ReadText(testing::RepoPath("tests/data/block0_grad_reference.json")));
+  const nlohmann::json ref = nlohmann::json::parse(
+      testing::ReadText(testing::RepoPath("tests/data/block0_grad_reference.json")));
   const BlockWeights& bw = model->weights.blocks[0];
   const ViTConfig& c = model->spec.config;
   TrainBlock<double> b;
@@ -477,8 +478,8 @@ TEST(BlockTrain, MatchesPyTorchAutogradOnDeitTinyBlock0) {
     EXPECT_NEAR(norm, ref_norm, 1e-9 * ref_norm) << key;
     ASSERT_EQ(want.size(), (got.size() + stride - 1) / stride) << key;
     for (size_t i = 0; i < want.size(); ++i) {
-      EXPECT_NEAR(got[i * stride], want[i].get<double>(), 1e-9 * std::max(1.0, ref_norm)) << key
-                                                                                           << " " << i;
+      EXPECT_NEAR(got[i * stride], want[i].get<double>(), 1e-9 * std::max(1.0, ref_norm))
+          << key << " " << i;
     }
   };
   check("out", out);

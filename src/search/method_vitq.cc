@@ -9,22 +9,22 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
-#include <random>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <cmath>
-#include <functional>
+#include <random>
 
 #include "lowbit.h"
 #include "methods.h"
 #include "pipeline.h"
 #include "reconstruct.h"
 #include "vitq/progress.h"
-#include "vitq/safetensors.h"
 #include "vitq/quant.h"
+#include "vitq/safetensors.h"
 #include "vitq/simulate.h"
 
 namespace vitq::search {
@@ -103,7 +103,8 @@ class VitqPipeline {
         opts_(opts),
         report_(report),
         c_(model.spec.config),
-        n_img_(static_cast<int>(calib.items.size()) * (1 + (opts.reconstruct ? opts.recon_augment : 0))),
+        n_img_(static_cast<int>(calib.items.size()) *
+               (1 + (opts.reconstruct ? opts.recon_augment : 0))),
         folded_(CloneModel(model)),
         plan_(NewPlan(model, calib, opts)),
         module_bits_(opts.module_bits.begin(), opts.module_bits.end()) {}
@@ -127,10 +128,10 @@ class VitqPipeline {
     const size_t per_image = static_cast<size_t>(c_.in_chans) * c_.img_size * c_.img_size;
     const int batch = std::max(1, std::min(opts_.batch, n_img_));
     // With reconstruction the bar counts optimizer steps (they are nearly all of the time).
-    ProgressBar bar(opts_.reconstruct ? "quantize vitq+reconstruct" : "quantize vitq",
-                    opts_.reconstruct ? static_cast<int64_t>(c_.depth) * opts_.recon_iters
-                                      : c_.depth + 2,
-                    opts_.reconstruct ? "steps/s" : "stages/s", opts_.quiet);
+    ProgressBar bar(
+        opts_.reconstruct ? "quantize vitq+reconstruct" : "quantize vitq",
+        opts_.reconstruct ? static_cast<int64_t>(c_.depth) * opts_.recon_iters : c_.depth + 2,
+        opts_.reconstruct ? "steps/s" : "stages/s", opts_.quiet);
     const int stage_unit = opts_.reconstruct ? 0 : 1;
     auto for_batches = [&](CaptureObserver* cap, const std::function<void(int, int)>& stage) {
       auto t0 = Clock::now();
@@ -157,8 +158,7 @@ class VitqPipeline {
     };
     std::vector<float> x(static_cast<size_t>(n_img_) * t * d);
     auto embed = [&](Engine& e, int b, int nb, Observer* o) {
-      e.Embed(images_->data() + per_image * b, nb, x.data() + static_cast<size_t>(b) * t * d,
-              o);
+      e.Embed(images_->data() + per_image * b, nb, x.data() + static_cast<size_t>(b) * t * d, o);
     };
     // Reconstruction also follows the float model's stream (its inputs and targets).
     std::unique_ptr<Engine> float_engine;
@@ -271,10 +271,10 @@ class VitqPipeline {
 
   // The checkpoint's identity: a checkpoint is continued only by the same run.
   std::string Fingerprint() const {
-    nlohmann::ordered_json f = {{"options", plan_.options_json}, {"seed", plan_.seed},
-                                {"calib_hash", plan_.calib_hash}, {"calib_size", plan_.calib_size},
-                                {"architecture", plan_.architecture},
-                                {"tool_version", plan_.tool_version}};
+    nlohmann::ordered_json f = {
+        {"options", plan_.options_json},      {"seed", plan_.seed},
+        {"calib_hash", plan_.calib_hash},     {"calib_size", plan_.calib_size},
+        {"architecture", plan_.architecture}, {"tool_version", plan_.tool_version}};
     return f.dump();
   }
 
@@ -406,12 +406,11 @@ class VitqPipeline {
     ro.lr_round = opts_.recon_lr;
     ro.lr_step = opts_.recon_step_lr;
     double last_loss = 0;
-    const std::string detail_block = "block " + std::to_string(li + 1) + "/" +
-                                     std::to_string(c_.depth);
+    const std::string detail_block =
+        "block " + std::to_string(li + 1) + "/" + std::to_string(c_.depth);
     const ReconstructStats st = ReconstructBlock(
         &blk, init, x.data(), xf->data(), target.data(), n_img_, ro,
-        opts_.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(li) + 1,
-        [&](int, double loss) {
+        opts_.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(li) + 1, [&](int, double loss) {
           last_loss = loss;
           char buf[64];
           std::snprintf(buf, sizeof buf, " loss %.4g", loss);
@@ -566,9 +565,9 @@ Status CheckReconstructMemory(const ViTConfig& c, const QuantizeOptions& opts, i
   if (!opts.reconstruct || opts.recon_augment == 0) return Status::Ok();
   const double t = c.num_tokens(), d = c.embed_dim;
   // Per calibration image: the streams and targets, the captured sites of one block, the image.
-  const double per_image = 4.0 * (t * d * 10 + static_cast<double>(c.num_heads) * t * t +
-                                  t * c.mlp_hidden +
-                                  static_cast<double>(c.in_chans) * c.img_size * c.img_size);
+  const double per_image =
+      4.0 * (t * d * 10 + static_cast<double>(c.num_heads) * t * t + t * c.mlp_hidden +
+             static_cast<double>(c.in_chans) * c.img_size * c.img_size);
   const double images = static_cast<double>(calib_images) * (1 + opts.recon_augment);
   const double need = per_image * images;
   double avail = 0, kb = 0;

@@ -104,12 +104,15 @@ Status QuantizeOptions::Validate() const {
                          "': expected auto, uniform or log-sqrt2");
   }
   if (resume && !reconstruct)
-    return Status::Usage("--resume continues an interrupted --reconstruct run; --reconstruct is "
-                         "not given");
+    return Status::Usage(
+        "--resume continues an interrupted --reconstruct run; --reconstruct is "
+        "not given");
   if (reconstruct) {
     if (method != "vitq") {
-      return Status::Usage("--reconstruct: block reconstruction is part of --method vitq, not of "
-                           "--method " + method);
+      return Status::Usage(
+          "--reconstruct: block reconstruction is part of --method vitq, not of "
+          "--method " +
+          method);
     }
     if (recon_iters < 1)
       return Status::Usage("--recon-iters " + std::to_string(recon_iters) +

@@ -40,8 +40,7 @@ std::array<TrainLinear<float>*, 4> Linears(TrainBlock<float>* b) {
 
 }  // namespace
 
-double BlockLoss(TrainBlock<float>* block, const float* x, const float* target, int n,
-                 int batch) {
+double BlockLoss(TrainBlock<float>* block, const float* x, const float* target, int n, int batch) {
   const int64_t per = static_cast<int64_t>(block->tokens) * block->dim;
   const double saved_drop = block->drop_prob;
   block->drop_prob = 0;
@@ -85,7 +84,8 @@ ReconstructStats ReconstructBlock(TrainBlock<float>* block,
       lin[i]->InitRounding();
       for (auto& v : lin[i]->v) v = 0;  // h(0) = 0.5: hard rounding takes floor + 1 at >= 0.5
       for (size_t e = 0; e < lin[i]->v.size(); ++e) {
-        const double s = lin[i]->scale.size() == 1 ? lin[i]->scale[0] : lin[i]->scale[e / lin[i]->k];
+        const double s =
+            lin[i]->scale.size() == 1 ? lin[i]->scale[0] : lin[i]->scale[e / lin[i]->k];
         const double u = float_w[i][e] / s;
         lin[i]->v[e] = u - std::floor(u) >= 0.5 ? 20.0f : -20.0f;
       }
@@ -140,7 +140,8 @@ ReconstructStats ReconstructBlock(TrainBlock<float>* block,
       // QDrop on the block input: each element from the float model with drop_prob.
       float* dst = in.data() + j * per;
       for (int64_t e = 0; e < per; ++e) {
-        const uint64_t z = (step_seed ^ (static_cast<uint64_t>(j) << 48)) + e * 0x9E3779B97F4A7C15ull;
+        const uint64_t z =
+            (step_seed ^ (static_cast<uint64_t>(j) << 48)) + e * 0x9E3779B97F4A7C15ull;
         uint64_t h = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
         h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
         h ^= h >> 31;
@@ -161,7 +162,8 @@ ReconstructStats ReconstructBlock(TrainBlock<float>* block,
     block->Backward(dout.data(), nullptr);
     // Cosine decay of both step sizes.
     const double decay = 0.5 * (1 + std::cos(M_PI * it / opts.iters));
-    const double rel = it < warm ? -1 : static_cast<double>(it - warm) / std::max(1, opts.iters - warm);
+    const double rel =
+        it < warm ? -1 : static_cast<double>(it - warm) / std::max(1, opts.iters - warm);
     const double beta = 2.0 + (20.0 - 2.0) * (1.0 - std::max(0.0, rel));
     for (int i = 0; i < 4; ++i) {
       if (rel >= 0) lin[i]->RoundingRegularizer(beta, &lin[i]->grad_v, opts.round_weight);

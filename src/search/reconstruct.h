@@ -12,20 +12,20 @@
 namespace vitq::search {
 
 struct ReconstructOptions {
-  int iters = 300;            // optimizer steps per block
-  int batch = 8;              // images per step
-  double drop_prob = 0.5;     // QDrop: probability that an element keeps its float value
-  double round_weight = 0.01; // λ of AdaRound's rounding regularizer
-  double lr_round = 0.1;      // Adam step for the rounding variables
-  double lr_step = 0.01;      // Adam step for the activation steps, relative to their start
-  bool learn_steps = true;    // LSQ steps (else only the rounding is learned)
-  double warmup = 0.2;        // share of the steps without the rounding regularizer
+  int iters = 300;             // optimizer steps per block
+  int batch = 8;               // images per step
+  double drop_prob = 0.5;      // QDrop: probability that an element keeps its float value
+  double round_weight = 0.01;  // λ of AdaRound's rounding regularizer
+  double lr_round = 0.1;       // Adam step for the rounding variables
+  double lr_step = 0.01;       // Adam step for the activation steps, relative to their start
+  bool learn_steps = true;     // LSQ steps (else only the rounding is learned)
+  double warmup = 0.2;         // share of the steps without the rounding regularizer
 };
 
 struct ReconstructStats {
-  double loss_init = 0;   // block loss of the closed-form initialization (hard weights, no drop)
-  double loss_final = 0;  // of the learned result (hard weights, no drop), kept or not
-  bool kept_init = false; // the reconstruction did not improve on the initialization
+  double loss_init = 0;    // block loss of the closed-form initialization (hard weights, no drop)
+  double loss_final = 0;   // of the learned result (hard weights, no drop), kept or not
+  bool kept_init = false;  // the reconstruction did not improve on the initialization
   double seconds = 0;
 };
 
