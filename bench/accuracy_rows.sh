@@ -1,7 +1,17 @@
 # Shared by bench/lowbit.sh and bench/reconstruct.sh: one accuracy row = `vitq quantize` (timed
 # by /usr/bin/time) then `vitq eval` of the .vitq on the integer engine against the float model.
-# The caller sets V (the vitq binary), W (row cache folder) and OUT (jsonl being assembled).
-# Rows already in $W/NAME.json are reused (ONLY_CACHED=1: nothing is run).
+# The caller sets OUT (the jsonl being assembled, from $OUT.tmp) and sources this file from the
+# repository root; VITQ_BIN names an already built vitq (else setup and build run first). Rows are
+# cached in $W/NAME.json and reused (ONLY_CACHED=1: nothing is run).
+if [ -z "${VITQ_BIN:-}" ]; then
+  bash scripts/setup.sh
+  bash scripts/build.sh
+fi
+V=${VITQ_BIN:-./build/vitq}
+W=build/bench-lowbit
+mkdir -p "$W" bench/results
+: >"$OUT.tmp"
+T=models/deit-tiny TC=data/imagenet-samples/calib TV=data/imagenet-samples/val
 run() {  # name model calib n method wbits abits data [extra quantize flags...]
   local name=$1 model=$2 calib=$3 n=$4 method=$5 wb=$6 ab=$7 data=$8
   shift 8

@@ -16,18 +16,9 @@
 # ONLY_CACHED=1 writes the results from the rows already measured, running nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ -z "${VITQ_BIN:-}" ]; then  # VITQ_BIN: an already built vitq (no setup, no build)
-  bash scripts/setup.sh
-  bash scripts/build.sh
-fi
-V=${VITQ_BIN:-./build/vitq}
-W=build/bench-lowbit
-mkdir -p "$W" bench/results
 OUT=bench/results/lowbit.jsonl
-: >"$OUT.tmp"
 # shellcheck source=bench/accuracy_rows.sh
-source bench/accuracy_rows.sh
-T=models/deit-tiny TC=data/imagenet-samples/calib TV=data/imagenet-samples/val
+source bench/accuracy_rows.sh  # builds unless VITQ_BIN is set; defines V, W, T, TC, TV, run, table
 if [ "${1:-}" = quick ]; then
   run tiny-vitq-w6a6 $T $TC 100 vitq 6 6 $TV
   run tiny-vitq-w4a4 $T $TC 100 vitq 4 4 $TV

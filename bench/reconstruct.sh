@@ -16,18 +16,9 @@
 # ABLATION=0, ITERS="" and CIFAR=0 leave sections out; ONLY_CACHED=1 runs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ -z "${VITQ_BIN:-}" ]; then  # VITQ_BIN: an already built vitq (no setup, no build)
-  bash scripts/setup.sh
-  bash scripts/build.sh
-fi
-V=${VITQ_BIN:-./build/vitq}
-W=build/bench-lowbit
-mkdir -p "$W" bench/results
 OUT=bench/results/reconstruct.jsonl
-: >"$OUT.tmp"
 # shellcheck source=bench/accuracy_rows.sh
-source bench/accuracy_rows.sh
-T=models/deit-tiny TC=data/imagenet-samples/calib TV=data/imagenet-samples/val
+source bench/accuracy_rows.sh  # builds unless VITQ_BIN is set; defines V, W, T, TC, TV, run, table
 for b in 4 6 3; do
   run "tiny-vitq-w${b}a$b" $T $TC 100 vitq "$b" "$b" $TV
   run "tiny-rec-w${b}a$b" $T $TC 100 vitq "$b" "$b" $TV --reconstruct

@@ -16,11 +16,7 @@ constexpr double kZeta = 1.1, kGamma = -0.1;
 
 // Counter-based uniform in [0, 1): the same value for the same (seed, index) on any thread.
 inline double Uniform(uint64_t seed, uint64_t index) {
-  uint64_t z = seed + (index + 1) * 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
-  return static_cast<double>(z >> 11) * (1.0 / 9007199254740992.0);
+  return SplitMixUniform(seed + (index + 1) * kGoldenGamma);
 }
 
 // Sums of per-chunk partials in chunk order: the same result for any thread count.
@@ -378,7 +374,7 @@ void TrainBlock<T>::Forward(const T* x, int batch, T* out, uint64_t drop_seed) {
   }
   Quantize(kPvA, p_.data(), psize, pq_.data(), drop_seed, &kept_[kPvA]);
   o_.resize(hsize);
-  std::vector<T> oh(hsize);
+  std::vector<T>& oh = Work(0, hsize);
 #pragma omp parallel for
   for (int i = 0; i < bh; ++i) {
     const int64_t qo = static_cast<int64_t>(i) * t * hd, po = static_cast<int64_t>(i) * t * t;
@@ -426,22 +422,23 @@ void TrainBlock<T>::Backward(const T* dout, T* dx) {
   const int64_t m = static_cast<int64_t>(batch) * t, hsize = m * d;
   const T attn_scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(hd)));
   // out = y1 + fc2(Q(gelu(fc1(Q(ln2(y1))))))
-  std::vector<T> dy1(dout, dout + hsize);
-  std::vector<T> da4(m * hid);
+  std::vector<T>& dy1 = Work(1, hsize);
+  std::copy(dout, dout + hsize, dy1.begin());
+  std::vector<T>& da4 = Work(2, m * hid);
   LinearBackward(fc2, a4_.data(), dout, static_cast<int>(m), da4.data());
   QuantizeBackward(kFc2In, g_.data(), kept_[kFc2In], m * hid, da4.data());
 #pragma omp parallel for
   for (int64_t i = 0; i < m * hid; ++i) da4[i] *= GeluErfGrad(h_[i]);
-  std::vector<T> da3(hsize);
+  std::vector<T>& da3 = Work(3, hsize);
   LinearBackward(fc1, a3_.data(), da4.data(), static_cast<int>(m), da3.data());
   QuantizeBackward(kFc1In, ln2_.data(), kept_[kFc1In], hsize, da3.data());
   LayerNormBackward(da3.data(), xhat2_.data(), rstd2_.data(), m, d, norm2_w.data(), dy1.data());
   // y1 = x + proj(Q(o))
-  std::vector<T> da2(hsize);
+  std::vector<T>& da2 = Work(4, hsize);
   LinearBackward(proj, a2_.data(), dy1.data(), static_cast<int>(m), da2.data());
   QuantizeBackward(kProjIn, o_.data(), kept_[kProjIn], hsize, da2.data());
   // o (merged heads) -> per head [B, H, T, hd]
-  std::vector<T> doh(hsize);
+  std::vector<T>& doh = Work(5, hsize);
 #pragma omp parallel for collapse(2)
   for (int bi = 0; bi < batch; ++bi) {
     for (int hi = 0; hi < nh; ++hi) {
@@ -453,7 +450,10 @@ void TrainBlock<T>::Backward(const T* dout, T* dx) {
   }
   const int bh = batch * nh;
   const int64_t psize = static_cast<int64_t>(bh) * t * t;
-  std::vector<T> dp(psize), dv(hsize), dq(hsize), dk(hsize);
+  std::vector<T>& dp = Work(6, psize);
+  std::vector<T>& dv = Work(7, hsize);
+  std::vector<T>& dq = Work(8, hsize);
+  std::vector<T>& dk = Work(9, hsize);
 #pragma omp parallel for
   for (int i = 0; i < bh; ++i) {
     const int64_t qo = static_cast<int64_t>(i) * t * hd, po = static_cast<int64_t>(i) * t * t;
@@ -483,7 +483,7 @@ void TrainBlock<T>::Backward(const T* dout, T* dx) {
   }
   QuantizeBackward(kQkA, q_.data(), kept_[kQkA], hsize, dq.data());
   QuantizeBackward(kQkB, k_.data(), kept_[kQkB], hsize, dk.data());
-  std::vector<T> dqkv(m * 3 * d);
+  std::vector<T>& dqkv = Work(10, m * 3 * d);
 #pragma omp parallel for collapse(2)
   for (int bi = 0; bi < batch; ++bi) {
     for (int ti = 0; ti < t; ++ti) {
@@ -496,7 +496,7 @@ void TrainBlock<T>::Backward(const T* dout, T* dx) {
       }
     }
   }
-  std::vector<T> da1(hsize);
+  std::vector<T>& da1 = Work(11, hsize);
   LinearBackward(qkv, a1_.data(), dqkv.data(), static_cast<int>(m), da1.data());
   QuantizeBackward(kQkvIn, ln1_.data(), kept_[kQkvIn], hsize, da1.data());
   if (dx != nullptr) {

@@ -13,6 +13,16 @@
 
 namespace vitq::search {
 
+// SplitMix64's finalizer of z as a uniform double in [0, 1): QDrop's masks draw element e of a
+// stream with seed s as SplitMixUniform(s + e · kGoldenGamma), so any thread draws the same value.
+constexpr uint64_t kGoldenGamma = 0x9E3779B97F4A7C15ull;
+inline double SplitMixUniform(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return static_cast<double>(z >> 11) * (1.0 / 9007199254740992.0);
+}
+
 // AdaRound's rectified sigmoid: h(v) = clamp(sigmoid(v) (ζ - γ) + γ, 0, 1), ζ = 1.1, γ = -0.1.
 double RectifiedSigmoid(double v);
 double RectifiedSigmoidGrad(double v);  // dh/dv (0 where the clamp is active)
@@ -90,6 +100,13 @@ class TrainBlock {
   std::vector<T> x_, xhat1_, rstd1_, ln1_, a1_, qkv_, q_, k_, v_, qa_, kb_, p_, pq_, vq_, o_, a2_,
       y1_, xhat2_, rstd2_, ln2_, a3_, h_, g_, a4_;
   std::array<std::vector<uint8_t>, kNumSites> kept_;
+  // Work buffers of Forward and Backward, kept between calls (every element is written before
+  // it is read), so a training step allocates nothing.
+  std::vector<T>& Work(int i, int64_t n) {
+    work_[i].resize(n);
+    return work_[i];
+  }
+  std::array<std::vector<T>, 12> work_;
 };
 
 }  // namespace vitq::search

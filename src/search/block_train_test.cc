@@ -9,6 +9,7 @@
 #include <cmath>
 #include <random>
 
+#include "lowbit.h"
 #include "reconstruct.h"
 
 namespace vitq::search {
@@ -296,7 +297,14 @@ TEST(Reconstruct, LowersTheBlockLossAndEndsOnTheGrid) {
   q.qmin = 0;
   q.qmax = 15;
   q.scale = 0.3f;
-  std::array<std::vector<float>, 4> init;  // round to nearest
+  std::array<std::vector<float>, 4> init;  // round to nearest on the 3-bit grid
+  {
+    int i = 0;
+    for (auto* l : {&b.qkv, &b.proj, &b.fc1, &b.fc2}) {
+      init[i] = l->w;
+      RoundToGrid(init[i++].data(), l->n, l->k, l->scale, 3);
+    }
+  }
   TrainBlock<float> again = b;
   ReconstructOptions ro;
   ro.iters = 500;

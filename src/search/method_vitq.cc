@@ -405,13 +405,11 @@ class VitqPipeline {
     ro.round_weight = opts_.recon_round_weight;
     ro.lr_round = opts_.recon_lr;
     ro.lr_step = opts_.recon_step_lr;
-    double last_loss = 0;
     const std::string detail_block =
         "block " + std::to_string(li + 1) + "/" + std::to_string(c_.depth);
     const ReconstructStats st = ReconstructBlock(
         &blk, init, x.data(), xf->data(), target.data(), n_img_, ro,
         opts_.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(li) + 1, [&](int, double loss) {
-          last_loss = loss;
           char buf[64];
           std::snprintf(buf, sizeof buf, " loss %.4g", loss);
           bar->SetDetail(detail_block + buf);

@@ -76,26 +76,12 @@ ReconstructStats ReconstructBlock(TrainBlock<float>* block,
   for (int s = 0; s < TrainBlock<float>::kNumSites; ++s) init_scale[s] = block->act[s].scale;
   for (int i = 0; i < 4; ++i) {
     float_w[i] = lin[i]->w;
-    if (!init_weights[i].empty()) {
-      lin[i]->w = init_weights[i];
-      lin[i]->quantize = false;
-    } else {  // round to nearest
-      lin[i]->hard = true;
-      lin[i]->InitRounding();
-      for (auto& v : lin[i]->v) v = 0;  // h(0) = 0.5: hard rounding takes floor + 1 at >= 0.5
-      for (size_t e = 0; e < lin[i]->v.size(); ++e) {
-        const double s =
-            lin[i]->scale.size() == 1 ? lin[i]->scale[0] : lin[i]->scale[e / lin[i]->k];
-        const double u = float_w[i][e] / s;
-        lin[i]->v[e] = u - std::floor(u) >= 0.5 ? 20.0f : -20.0f;
-      }
-    }
+    lin[i]->w = init_weights[i];
+    lin[i]->quantize = false;
     lin[i]->Materialize();
   }
   st.loss_init = BlockLoss(block, xq, target, n, eval_batch);
-  std::array<std::vector<float>, 4> init_wq;
   for (int i = 0; i < 4; ++i) {
-    init_wq[i] = lin[i]->wq;
     lin[i]->w = float_w[i];
     lin[i]->hard = false;
     lin[i]->InitRounding();
@@ -139,13 +125,9 @@ ReconstructStats ReconstructBlock(TrainBlock<float>* block,
       std::copy(target + src, target + src + per, tg.begin() + j * per);
       // QDrop on the block input: each element from the float model with drop_prob.
       float* dst = in.data() + j * per;
+      const uint64_t image_seed = step_seed ^ (static_cast<uint64_t>(j) << 48);
       for (int64_t e = 0; e < per; ++e) {
-        const uint64_t z =
-            (step_seed ^ (static_cast<uint64_t>(j) << 48)) + e * 0x9E3779B97F4A7C15ull;
-        uint64_t h = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
-        h ^= h >> 31;
-        const double u = static_cast<double>(h >> 11) * (1.0 / 9007199254740992.0);
+        const double u = SplitMixUniform(image_seed + static_cast<uint64_t>(e) * kGoldenGamma);
         dst[e] = u < opts.drop_prob ? xf[src + e] : xq[src + e];
       }
     }
@@ -192,7 +174,7 @@ ReconstructStats ReconstructBlock(TrainBlock<float>* block,
     st.kept_init = true;
     for (int i = 0; i < 4; ++i) {
       lin[i]->quantize = false;
-      lin[i]->w = init_wq[i];
+      lin[i]->w = init_weights[i];
       lin[i]->Materialize();
     }
     for (int s = 0; s < TrainBlock<float>::kNumSites; ++s) block->act[s].scale = init_scale[s];

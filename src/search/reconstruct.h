@@ -35,7 +35,7 @@ double BlockLoss(TrainBlock<float>* block, const float* x, const float* target, 
 
 // `block` arrives with its quantizers set up: linear layers with their float weights (w) and
 // scales, activation quantizers with their closed-form grids; `init_weights` holds the
-// closed-form rounded weights of qkv, proj, fc1, fc2 (empty: round to nearest). Inputs xq (from
+// closed-form rounded weights of qkv, proj, fc1, fc2 (on their grid). Inputs xq (from
 // the quantized prefix), xf (from the float model) and the float block's outputs `target`, each
 // [n, tokens, dim]. On return the block holds the better of the initialization and the learned
 // result: hard weights on the grid and the steps. `progress(step, loss)` is called every step.
