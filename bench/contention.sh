@@ -3,7 +3,10 @@
 # Runtime's int8 run (../shared/peers, ort_int8_dynamic: the faster ORT int8 run at batch 1 in
 # bench/results/int8.md), batch 1, on a machine that is
 #   idle     nothing else running;
-#   pair     a second copy of the same job running at the same time (both are recorded);
+#   pair     a second copy of the same job running at the same time (both are recorded); vitq's
+#            pair of 1-thread jobs is the control: two jobs that never synchronize threads, so
+#            what they lose against one 1-thread job is the hardware's share (caches, memory,
+#            the host's placement of the two vCPUs), not thread waiting;
 #   busy     a single-threaded busy loop (`while :; do :; done`) at normal priority;
 #   nice19   the same loop at nice 19.
 # vitq runs with 2 threads (the default here) and with 1; ORT with 2.
@@ -11,9 +14,10 @@
 # Writes bench/results/contention.jsonl (one JSON line per run) and bench/results/contention.md.
 # Models: random-weight checkpoints from `vitq init`, quantized with minmax W8A8 on 32 images of
 # data/imagenet-samples/calib (as bench/int8.sh). Every cell is measured REPEATS times
-# (VITQ_BENCH_REPEATS, default 3), all cells of an arch interleaved within a repeat; the tables
+# (VITQ_BENCH_REPEATS, default 5), all cells of an arch interleaved within a repeat; the tables
 # show the median. Each run times at least 2 s after 0.5 s of warm-up (images/s of the median
-# call, as bench/int8.sh; vitq also records its mean rate over the whole timed span).
+# call, as bench/int8.sh; vitq also records its mean rate over the whole timed span and the
+# share of its calls that its adaptive thread choice ran on one thread).
 # Run it alone (scripts hold /tmp/vitq-cpu.lock around it on shared machines). Every row records
 # `others_cpu_share`: the share of the machine's CPU time (from /proc/stat) that processes other
 # than this script's took during its cell; the table flags cells where it exceeded 5 %.
@@ -24,7 +28,7 @@ ARCHS=("$@")
 PEERS=../shared/peers/run.sh
 CACHE=${VITQ_BENCH_CACHE:-$HOME/.cache/vitq-bench}
 OUT=bench/results/contention.jsonl
-REPEATS=${VITQ_BENCH_REPEATS:-3}
+REPEATS=${VITQ_BENCH_REPEATS:-5}
 bash scripts/setup.sh
 bash scripts/build.sh
 mkdir -p "$CACHE" bench/results
@@ -147,7 +151,6 @@ for rep in $(seq "$REPEATS"); do
     for scenario in idle pair busy nice19; do
       for engine in vitq_int8 vitq_fp32; do
         for threads in 2 1; do
-          [ "$scenario" = pair ] && [ "$threads" = 1 ] && continue
           cell "$scenario" "$engine" "$arch" "$threads" "$rep" >>"$OUT.tmp"
         done
       done

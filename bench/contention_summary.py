@@ -22,6 +22,13 @@ for (arch, engine, threads, scenario, rep), rs in by_rep.items():
         mean_cells[(arch, engine, threads, scenario)].append(
             statistics.mean(r["mean_images_per_second"] for r in rs))
 med = {k: statistics.median(v) for k, v in cells.items()}
+# The share of vitq's calls its adaptive thread choice ran on one thread (median over repeats).
+share_cells = collections.defaultdict(list)
+for r in rows:
+    if "one_thread_share" in r:
+        share_cells[(r["arch"], r["engine"], r["threads"], r["scenario"])].append(
+            r["one_thread_share"])
+share_med = {k: statistics.median(v) for k, v in share_cells.items()}
 # The median share of CPU time other processes took during a cell's runs (contention.sh).
 others = collections.defaultdict(list)
 for r in rows:
@@ -74,19 +81,36 @@ print("Issue 17's checks (2 threads unless stated): each of two concurrent jobs 
       "(target ≥ 1.0x); vitq int8 against ORT int8 under the same load (target ≥ 1.3x). "
       "In brackets: the same from vitq's mean rate over the whole timed span.")
 print()
-print("| arch | engine | pair ÷ idle 1t | busy 2t ÷ busy 1t | nice19 2t ÷ nice19 1t | "
-      "idle 2t ÷ idle 1t |")
-print("|---|---|---|---|---|---|")
+print("| arch | engine | pair ÷ idle 1t | control: pair 1t ÷ idle 1t | busy 2t ÷ busy 1t | "
+      "nice19 2t ÷ nice19 1t | idle 2t ÷ idle 1t |")
+print("|---|---|---|---|---|---|---|")
 for arch in archs:
     for engine in ("vitq_int8", "vitq_fp32"):
         def both(a, b):
             return "%s (%s)" % (ratio(a, b), ratio(a, b, mean_med))
-        print("| %s | %s | %s | %s | %s | %s |" % (
+        print("| %s | %s | %s | %s | %s | %s | %s |" % (
             arch, engine,
             both((arch, engine, 2, "pair"), (arch, engine, 1, "idle")),
+            both((arch, engine, 1, "pair"), (arch, engine, 1, "idle")),
             both((arch, engine, 2, "busy"), (arch, engine, 1, "busy")),
             both((arch, engine, 2, "nice19"), (arch, engine, 1, "nice19")),
             both((arch, engine, 2, "idle"), (arch, engine, 1, "idle"))))
+print()
+print("The control column is two 1-thread jobs side by side: they never wait for each other's "
+      "threads, so their loss against one 1-thread job is what sharing the machine's caches, "
+      "memory and host cores costs; a 2-thread pair cannot beat it by more than noise.")
+if share_med:
+    print()
+    print("Share of calls vitq's adaptive thread choice ran on one thread (2-thread runs, warm-up "
+          "included; median over repeats):")
+    print()
+    print("| arch | engine | " + " | ".join(scenarios) + " |")
+    print("|---|---|" + "---|" * len(scenarios))
+    for arch in archs:
+        for engine in ("vitq_int8", "vitq_fp32"):
+            print("| %s | %s | %s |" % (arch, engine, " | ".join(
+                "%.2f" % share_med[(arch, engine, 2, s)] if (arch, engine, 2, s) in share_med
+                else "" for s in scenarios)))
 if "ort_int8" in engines:
     print()
     print("| arch | vitq_int8 ÷ ort_int8: " + " | ".join(scenarios) + " |")

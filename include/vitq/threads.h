@@ -35,25 +35,31 @@ void ApplyDefaultThreads();
 // Chooses, call by call, between `max_threads` and one thread for a repeated computation (an
 // engine's forward pass) from the wall time of past calls: on an idle machine `max_threads` wins;
 // beside a busy process, one thread can be faster (the second thread shares a core and every
-// barrier waits for it). The choice in use is timed on every call (moving average); the other
-// one is re-timed every kProbeEvery calls. The first call at each choice is not counted (it
-// creates oneDNN primitives). Pure decisions, no OpenMP calls: Run... helpers apply them.
+// barrier waits for it). The first call at each choice is not counted (it creates oneDNN
+// primitives); then the two choices alternate for kInitialSamples counted calls each, and each
+// starts from the median of its samples (one call delayed by a neighbour does not decide).
+// Afterwards the choice in use is timed on every call (moving average) and the other one is
+// re-timed every kProbeEvery calls. Pure decisions, no OpenMP calls: Run... helpers apply them.
 class AdaptiveThreads {
  public:
   static constexpr int kProbeEvery = 32;
+  static constexpr int kInitialSamples = 3;
   explicit AdaptiveThreads(int max_threads);
   // Threads for the next call of `batch` images.
   int Begin(int batch);
   // The wall time of the call Begin announced.
   void End(double seconds);
   int max_threads() const { return max_; }
-  // Calls run so far on one thread (for reports).
+  // Calls run so far on one thread, and all calls (for reports).
   int64_t single_thread_calls() const { return single_calls_; }
+  int64_t calls() const { return calls_; }
 
  private:
+  bool Starting() const;
   int max_;
-  double per_image_[2] = {0.0, 0.0};  // moving average of seconds per image: [max, one]
-  int samples_[2] = {0, 0};           // calls seen per choice (the first is not averaged)
+  double per_image_[2] = {0.0, 0.0};         // moving average of seconds per image: [max, one]
+  double initial_[2][kInitialSamples] = {};  // the counted calls of the starting phase
+  int samples_[2] = {0, 0};                  // calls seen per choice (the first is not counted)
   int64_t calls_ = 0, single_calls_ = 0;
   int current_ = 0, batch_ = 1;
 };

@@ -38,6 +38,12 @@ void RegisterBench(CLI::App* app, Runner* run) {
       if (!model.ok()) return ReportError(model.status());
       BenchResult r = BenchmarkForward((*model)->forward, (*model)->spec, args->batch, threads,
                                        args->warmup, args->seconds, args->min_reps);
+      // Share of the calls (warm-up included) that ran on one thread: the adaptive choice.
+      const auto* adaptive = (*model)->adaptive.get();
+      const double one_thread_share =
+          adaptive != nullptr && adaptive->calls() > 0
+              ? static_cast<double>(adaptive->single_thread_calls()) / adaptive->calls()
+              : (threads == 1 ? 1.0 : 0.0);
       if (args->common.json) {
         PrintJson({{"model", args->model},
                    {"architecture", (*model)->spec.config.architecture},
@@ -48,7 +54,8 @@ void RegisterBench(CLI::App* app, Runner* run) {
                    {"images_per_second", r.images_per_second},
                    {"ms_per_image", r.ms_per_image},
                    {"mean_images_per_second", r.mean_images_per_second},
-                   {"reps", r.reps}});
+                   {"reps", r.reps},
+                   {"one_thread_share", one_thread_share}});
       } else {
         std::printf(
             "%s %s batch %d, %d threads: %.1f images/s, %.2f ms/image (median of %d calls)\n",

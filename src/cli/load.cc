@@ -24,13 +24,14 @@ void AddQuantPathFlags(CLI::App* cmd, QuantPathFlags* flags, const std::string& 
 }
 
 namespace {
-// Runs `forward` on the thread count AdaptiveThreads picks call by call (max: the count in force
-// now, set by --threads or the default), restoring the max after each call.
-ForwardFn Adaptive(ForwardFn forward) {
+// Makes r->forward run on the thread count AdaptiveThreads picks call by call (max: the count in
+// force now, set by --threads or the default), restoring the max after each call.
+void MakeAdaptive(Runnable* r) {
   const int max_threads = omp_get_max_threads();
-  if (max_threads <= 1 || !AdaptiveThreadsEnabled()) return forward;
+  if (max_threads <= 1 || !AdaptiveThreadsEnabled()) return;
   auto choice = std::make_shared<AdaptiveThreads>(max_threads);
-  return [choice, forward = std::move(forward)](const float* x, int b, float* y) {
+  r->adaptive = choice;
+  r->forward = [choice, forward = std::move(r->forward)](const float* x, int b, float* y) {
     omp_set_num_threads(choice->Begin(b));
     const auto t0 = std::chrono::steady_clock::now();
     forward(x, b, y);
@@ -42,7 +43,7 @@ ForwardFn Adaptive(ForwardFn forward) {
 
 Result<std::unique_ptr<Runnable>> OpenRunnable(const std::string& path, QuantPath qpath) {
   VITQ_ASSIGN_OR_RETURN(std::unique_ptr<Runnable> r, OpenRunnableFixed(path, qpath));
-  r->forward = Adaptive(std::move(r->forward));
+  MakeAdaptive(r.get());
   return r;
 }
 

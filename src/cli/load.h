@@ -10,6 +10,7 @@
 #include "vitq/qfile.h"
 #include "vitq/runtime.h"
 #include "vitq/simulate.h"
+#include "vitq/threads.h"
 
 namespace vitq::cli {
 
@@ -20,6 +21,8 @@ struct Runnable {
   std::string engine;  // "fp32", "int8", "simulated" or "fake-quant"
   int64_t size_bytes = 0;
   ForwardFn forward;
+  // The thread chooser `forward` consults (null when its thread count is fixed).
+  std::shared_ptr<const AdaptiveThreads> adaptive;
   // Owners of what `forward` uses.
   std::unique_ptr<ViTModel> model;
   std::unique_ptr<Engine> float_engine;

@@ -155,19 +155,21 @@ int UsableCpuCount() {
 
 AdaptiveThreads::AdaptiveThreads(int max_threads) : max_(std::max(1, max_threads)) {}
 
+bool AdaptiveThreads::Starting() const {
+  return samples_[0] <= kInitialSamples || samples_[1] <= kInitialSamples;
+}
+
 int AdaptiveThreads::Begin(int batch) {
   batch_ = std::max(1, batch);
   if (max_ == 1) {
     current_ = 1;
     return 1;
   }
-  // Warm up at max threads (2 calls: the first is not counted), then time one thread (2 calls),
-  // then run the faster one and re-time the other every kProbeEvery calls.
   int pick;
-  if (samples_[0] < 2) {
-    pick = 0;
-  } else if (samples_[1] < 2) {
-    pick = 1;
+  if (Starting()) {
+    // Alternate, max threads first, until both choices have their uncounted call and
+    // kInitialSamples counted ones.
+    pick = samples_[0] > samples_[1] ? 1 : 0;
   } else {
     // One thread must be clearly faster (3 %) to be chosen: idle noise keeps max threads.
     const int best = per_image_[1] < 0.97 * per_image_[0] ? 1 : 0;
@@ -183,9 +185,15 @@ void AdaptiveThreads::End(double seconds) {
   if (current_ == 1) ++single_calls_;
   const int i = current_;
   const double per_image = seconds / batch_;
-  if (samples_[i] == 1) {
-    per_image_[i] = per_image;
-  } else if (samples_[i] > 1) {
+  if (samples_[i] >= 1 && samples_[i] <= kInitialSamples) {
+    initial_[i][samples_[i] - 1] = per_image;
+    if (samples_[i] == kInitialSamples) {
+      double sorted[kInitialSamples];
+      std::copy(initial_[i], initial_[i] + kInitialSamples, sorted);
+      std::sort(sorted, sorted + kInitialSamples);
+      per_image_[i] = sorted[kInitialSamples / 2];
+    }
+  } else if (samples_[i] > kInitialSamples) {
     // The choice in use: a short memory; a probe (rare) replaces half of the old figure.
     const bool in_use = (i == 1) == (per_image_[1] < 0.97 * per_image_[0]);
     const double alpha = in_use ? 0.2 : 0.5;
