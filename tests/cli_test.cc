@@ -111,7 +111,13 @@ TEST(Cli, InitThenBenchAndEvalWithLimit) {
            false);
   ASSERT_EQ(bench.code, 0) << bench.out;
   auto j = nlohmann::json::parse(bench.out);
-  EXPECT_GT(j["images_per_second"].get<double>(), 0);
+  // The figures describe one timing: at least --min-reps calls, rate = 1000 / ms per image, and
+  // the adaptive thread choice's share is a fraction.
+  EXPECT_GE(j["reps"].get<int>(), 2);
+  EXPECT_NEAR(j["images_per_second"].get<double>() * j["ms_per_image"].get<double>(), 1000.0,
+              1e-6 * 1000.0);
+  EXPECT_GE(j["one_thread_share"].get<double>(), 0.0);
+  EXPECT_LE(j["one_thread_share"].get<double>(), 1.0);
   CmdResult eval =
       Vitq("eval " + RepoPath("models/deit-tiny") + " --data " +
                RepoPath("data/imagenet-samples/val") + " --limit 16 --batch 8 --json -q",

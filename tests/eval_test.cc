@@ -2,6 +2,8 @@
 // PyTorch's top-1 and the same top-1 class per image (predictions.json).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -20,6 +22,7 @@ TEST(EvalEndToEnd, DeitTinyOnImageNetSamplesMatchesPyTorch) {
   Engine engine(model.value());
   EvalOptions opts;
   opts.quiet = true;
+  opts.keep_logits = true;
   auto r = EvaluateDataset([&](const float* x, int b, float* y) { engine.Forward(x, b, y); },
                            model->spec, ds.value(), opts);
   ASSERT_TRUE(r.ok()) << r.status().message();
@@ -30,14 +33,23 @@ TEST(EvalEndToEnd, DeitTinyOnImageNetSamplesMatchesPyTorch) {
   std::map<std::string, int> ref_top1;
   for (const auto& p : ref["predictions"])
     ref_top1[p["file"].get<std::string>()] = p["top5"][0].get<int>();
-  int same = 0;
+  // Logits agree with PyTorch's within 2.5e-5 (golden_test.cc), so the top-1 class must agree on
+  // every image whose top-1/top-2 margin exceeds twice that; only closer calls may flip.
+  const size_t classes = r->logits.size() / r->files.size();
+  int same = 0, close_calls = 0;
   for (size_t i = 0; i < r->files.size(); ++i) {
     ASSERT_TRUE(ref_top1.count(r->files[i])) << r->files[i];
-    same += ref_top1[r->files[i]] == r->top5_classes[i][0];
+    const float* l = r->logits.data() + i * classes;
+    std::vector<float> sorted(l, l + classes);
+    std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<float>());
+    const bool close = sorted[0] - sorted[1] <= 2 * 2.5e-5;
+    close_calls += close;
+    const bool agree = ref_top1[r->files[i]] == r->top5_classes[i][0];
+    same += agree;
+    EXPECT_TRUE(agree || close) << r->files[i] << ": top-1 margin " << sorted[0] - sorted[1];
   }
-  std::printf("top-1 %.4f (PyTorch %.4f), same top-1 class on %d/400\n", r->top1,
-              ref["top1"].get<double>(), same);
-  EXPECT_GE(same, 398);
+  std::printf("top-1 %.4f (PyTorch %.4f), same top-1 class on %d/400, %d close calls\n", r->top1,
+              ref["top1"].get<double>(), same, close_calls);
 }
 
 }  // namespace

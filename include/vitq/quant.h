@@ -46,11 +46,23 @@ struct QParams {
 // The method's symmetric signed per-tensor scheme at `bits` (method.md §1.2).
 QuantScheme SymmetricScheme(int bits);
 
+// The one round-and-clamp of every uniform grid in vitq: v is a value in grid units (x / scale,
+// or x · (1 / scale) where a path multiplies), rounded half to even, plus the zero point, then
+// clamped to [lo, hi] (integer bounds as float). The result is an integer-valued float. The
+// reference quantizer, the search's candidates, LayerNorm/softmax + quantize and the int8
+// epilogue all call it (with round-then-clamp and clamp-then-round equal for integer bounds).
+inline float QuantizeToGrid(float v, float lo, float hi, float zero_point = 0.0f) {
+  float r = __builtin_nearbyintf(v) + zero_point;
+  r = r < lo ? lo : r;
+  r = r > hi ? hi : r;
+  return r;
+}
+
+// The scheme's code of x: QuantizeToGrid(x / scale) with the zero point and [qmin, qmax].
 inline int32_t QuantizeValue(float x, float scale, int32_t zero_point, int qmin, int qmax) {
-  float r = __builtin_nearbyintf(x / scale) + static_cast<float>(zero_point);
-  r = r < static_cast<float>(qmin) ? static_cast<float>(qmin) : r;
-  r = r > static_cast<float>(qmax) ? static_cast<float>(qmax) : r;
-  return static_cast<int32_t>(r);
+  return static_cast<int32_t>(QuantizeToGrid(x / scale, static_cast<float>(qmin),
+                                             static_cast<float>(qmax),
+                                             static_cast<float>(zero_point)));
 }
 
 // log-√2 (QuantKind::kLogSqrt2): the largest non-zero code at `bits`: 2^bits - 2, capped at 27

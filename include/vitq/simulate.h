@@ -29,12 +29,14 @@ std::vector<std::pair<std::string, Shape>> LinearShapes(const ViTConfig& config)
 Status ValidatePlan(const QuantPlan& plan, const ViTConfig& config);
 Status ValidatePlan(const QuantPlan& plan, const ViTModel& model);
 
-// A deep copy of a model.
-ViTModel CloneModel(const ViTModel& model);
+// A deep copy of a model; with only_block >= 0, a one-block model (depth 1) whose blocks.0 is a
+// copy of that block (embedding and head copied too), for work on one block at a time.
+ViTModel CloneModel(const ViTModel& model, int only_block = -1);
 // A copy of `model` with the plan's replaced float tensors (QuantPlan::tensors) in place; errors
 // name a tensor the model lacks or one whose size differs.
 Result<ViTModel> ApplyPlanTensors(const ViTModel& model, const QuantPlan& plan);
-// A copy of `model` with the plan's tensors replaced, its weights fake-quantized and its corrected biases applied.
+// A copy of `model` with the plan's tensors replaced, its weights fake-quantized and its corrected
+// biases applied.
 Result<ViTModel> ApplyPlanToWeights(const ViTModel& model, const QuantPlan& plan);
 
 // Size of the model's parameters under the plan: each linear weight at its site's bit-width

@@ -201,25 +201,25 @@ struct Engine::Impl {
     float* h0 = ln.f32();
     float* h1 = ln.f32() + static_cast<int64_t>(b) * d;
     stages::HeadInputs(c, w, ops, xp, b, cls.f32(), h0, h1);
-    const int nc = c.num_classes;
-    if (!c.head_dist) {
-      Linear(*head, {-1, SiteLayer::kHead, SiteRole::kIn}, h0, {b, d}, b, logits, false, false, o);
-      return;
-    }
-    Linear(*head, {-1, SiteLayer::kHead, SiteRole::kIn}, h0, {b, d}, b, head_out.f32(), false,
-           false, o);
-    Linear(*head_dist, {-1, SiteLayer::kHeadDist, SiteRole::kIn}, h1, {b, d}, b,
-           head_dist_out.f32(), false, false, o);
-    for (int64_t i = 0; i < static_cast<int64_t>(b) * nc; ++i) {
-      logits[i] = 0.5f * (head_out.f32()[i] + head_dist_out.f32()[i]);
-    }
+    stages::RunHeads(
+        c, b, h0, h1, head_out.f32(), head_dist_out.f32(),
+        [&](int which, float* in, float* out) {
+          if (which == 0) {
+            Linear(*head, {-1, SiteLayer::kHead, SiteRole::kIn}, in, {b, d}, b, out, false, false,
+                   o);
+          } else {
+            Linear(*head_dist, {-1, SiteLayer::kHeadDist, SiteRole::kIn}, in, {b, d}, b, out, false,
+                   false, o);
+          }
+        },
+        logits);
   }
 
   void Forward(const float* images, int batch, float* logits, Observer* o) {
     Reserve(batch);
-    Embed(images, batch, x.f32(), o);
-    for (int li = 0; li < model.spec.config.depth; ++li) Block(li, x.f32(), batch, o);
-    Head(x.f32(), batch, logits, o);
+    stages::RunLayers(
+        model.spec.config, [&] { Embed(images, batch, x.f32(), o); },
+        [&](int li) { Block(li, x.f32(), batch, o); }, [&] { Head(x.f32(), batch, logits, o); });
   }
 };
 

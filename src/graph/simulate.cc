@@ -108,9 +108,10 @@ Status ValidatePlan(const QuantPlan& plan, const ViTModel& model) {
   return ValidatePlan(plan, model.spec.config);
 }
 
-ViTModel CloneModel(const ViTModel& model) {
+ViTModel CloneModel(const ViTModel& model, int only_block) {
   ViTModel q;
   q.spec = model.spec;
+  if (only_block >= 0) q.spec.config.depth = 1;
   const ViTWeights& w = model.weights;
   ViTWeights& qw = q.weights;
   auto clone = [](const LinearWeights& l) {
@@ -120,7 +121,9 @@ ViTModel CloneModel(const ViTModel& model) {
   qw.cls_token = w.cls_token.Clone();
   qw.dist_token = w.dist_token.Clone();
   qw.pos_embed = w.pos_embed.Clone();
-  for (const auto& b : w.blocks) {
+  for (size_t i = 0; i < w.blocks.size(); ++i) {
+    if (only_block >= 0 && static_cast<int>(i) != only_block) continue;
+    const BlockWeights& b = w.blocks[i];
     qw.blocks.push_back({b.norm1_weight.Clone(), b.norm1_bias.Clone(), clone(b.qkv), clone(b.proj),
                          b.norm2_weight.Clone(), b.norm2_bias.Clone(), clone(b.fc1), clone(b.fc2)});
   }

@@ -8,6 +8,9 @@
 #include <cstdio>
 #include <functional>
 
+#include "simd.h"
+#include "vitq/quant.h"
+
 namespace vitq::kernels {
 using dnnl::memory;
 using tag = dnnl::memory::format_tag;
@@ -176,9 +179,9 @@ void DnnlOps::Softmax(float* x, int rows, int cols) {
 }
 
 namespace {
-// One LayerNorm row; an AVX-512 / AVX2 clone is picked at load time (no -march flags needed).
-__attribute__((target_clones("avx512f", "avx2", "default"))) void LayerNormRow(
-    const float* x, int d, const float* gamma, const float* beta, float eps, float* y) {
+// One LayerNorm row, at the process's SIMD level (simd.h).
+VITQ_SIMD_BODY void LayerNormRowBody(const float* x, int d, const float* gamma, const float* beta,
+                                     float eps, float* y) {
   float sum = 0.f;
 #pragma omp simd reduction(+ : sum)
   for (int i = 0; i < d; ++i) sum += x[i];
@@ -190,20 +193,20 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void LayerNormRow(
 #pragma omp simd
   for (int i = 0; i < d; ++i) y[i] = (x[i] - mean) * inv * gamma[i] + beta[i];
 }
+VITQ_SIMD_FUNCTION(, void, LayerNormRow,
+                   (const float* x, int d, const float* gamma, const float* beta, float eps,
+                    float* y),
+                   (x, d, gamma, beta, eps, y))
 
-// One run of quantization to int8 (round half to even, clamp), vectorized.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void QuantizeRow(const float* x,
-                                                                              int64_t n,
-                                                                              float scale, float lo,
-                                                                              float hi, int8_t* q) {
+// One run of quantization to int8: QuantizeToGrid (vitq/quant.h) of x / scale, vectorized.
+VITQ_SIMD_BODY void QuantizeRowBody(const float* x, int64_t n, float scale, float lo, float hi,
+                                    int8_t* q) {
 #pragma omp simd
-  for (int64_t i = 0; i < n; ++i) {
-    float r = __builtin_nearbyintf(x[i] / scale);
-    r = r < lo ? lo : r;
-    r = r > hi ? hi : r;
-    q[i] = static_cast<int8_t>(static_cast<int>(r));
-  }
+  for (int64_t i = 0; i < n; ++i) q[i] = static_cast<int8_t>(QuantizeToGrid(x[i] / scale, lo, hi));
 }
+VITQ_SIMD_FUNCTION(, void, QuantizeRow,
+                   (const float* x, int64_t n, float scale, float lo, float hi, int8_t* q),
+                   (x, n, scale, lo, hi, q))
 }  // namespace
 
 void QuantizeS8Serial(const float* x, int64_t n, float scale, int qmin, int qmax, int8_t* q) {

@@ -1,10 +1,9 @@
 // int8 matmuls (s8 x s8 -> s32, exact), used by the scale search to evaluate candidate quantized
-// outputs and by the integer engine (kernels stage). oneDNN's kernels run where the CPU has VNNI;
-// below that (avx512_core, avx2, sse41) oneDNN's u8 x s8 pair products saturate at int16 for
-// full-range int8 operands, so vitq's own exact kernel (int16 products, int32 sums) runs instead.
-// Scales and biases are applied by the caller while it reads the accumulators: oneDNN 2.6 falls
-// back to its reference kernel when runtime output scales are attached, so the primitives carry no
-// attributes.
+// outputs and by the integer engine (kernels stage). These front classes hold one backend each
+// (gemm_backend.h), chosen once from the effective ISA: oneDNN's kernels where it has VNNI; below
+// that (avx512_core, avx2, sse41) oneDNN's u8 x s8 pair products saturate at int16 for full-range
+// int8 operands, so vitq's own exact kernel (int16 products, int32 sums) runs instead; and the
+// float simulation when asked for (GemmExec::kFloatSimulation).
 #pragma once
 
 #include <cstdint>
@@ -18,20 +17,22 @@
 
 namespace vitq::kernels {
 
+class Int8GemmBackend;  // gemm_backend.h
+class PackedWeights;
+
 // dst[M, N] = x[M, K] · w[N, K]^T in int32. Several packed weight sets of one shape (e.g. the
-// candidates of a search step) share the primitives.
+// candidates of a search step) share the backend's primitives.
 class S8Linear {
  public:
   S8Linear(DnnlContext* ctx, int n, int k);
-  // Packs w [N, K] (row-major) into oneDNN's layout.
-  dnnl::memory Pack(const int8_t* w);
-  void Run(const int8_t* x, int m, const dnnl::memory& packed, int32_t* dst);
+  ~S8Linear();
+  // Packs w [N, K] (row-major) into the backend's layout.
+  std::unique_ptr<PackedWeights> Pack(const int8_t* w);
+  void Run(const int8_t* x, int m, PackedWeights& packed, int32_t* dst);
 
  private:
-  DnnlContext* ctx_;
+  std::unique_ptr<Int8GemmBackend> backend_;
   int n_, k_;
-  dnnl::memory::desc packed_desc_;
-  std::map<std::pair<int, int>, dnnl::matmul> prims_;  // by (M, OpenMP threads)
 };
 
 // What oneDNN applies to the int32 accumulators of an int8 GEMM before writing dst (the
@@ -92,30 +93,19 @@ class S8GemmLayer {
  public:
   S8GemmLayer(DnnlContext* ctx, const int8_t* w, int n, int k, S8Epilogue epilogue,
               GemmExec exec = GemmExec::kInteger);
+  ~S8GemmLayer();
   int n() const { return n_; }
   int k() const { return k_; }
   // dst is float* (f32 epilogues) or int8_t* (s8_dst).
   void Run(const int8_t* x, int m, void* dst);
-  // oneDNN's implementation name for batch rows m (e.g. "brg:avx512_core_vnni").
+  // The implementation for batch rows m (oneDNN's name, e.g. "brg:avx512_core_vnni", or
+  // "vitq:exact_int16" / "vitq:f32_simulation").
   std::string Impl(int m);
 
  private:
-  dnnl::matmul& Prim(int m);
-  DnnlContext* ctx_;
   int n_, k_;
-  S8Epilogue ep_;
-  dnnl::primitive_attr attr_;
-  dnnl::memory::desc packed_desc_;
-  dnnl::memory packed_, bias_;
-  // By (M, OpenMP threads): a primitive keeps the thread count it was created with.
-  std::map<std::pair<int, int>, std::pair<dnnl::matmul, std::string>> prims_;
-  std::vector<int8_t> own_;   // the weights in the own exact kernel's layout (CPUs without VNNI)
-  std::vector<int32_t> acc_;  // accumulators of the own kernel and the simulation, kept
-  GemmExec exec_;
-  std::vector<float> wf_;  // kFloatSimulation: the weights' integers as float [N, K]
-  std::vector<float> af_;  // kFloatSimulation: the input's integers as float, kept
-  std::unique_ptr<ExactF32Matmul> exact_;
-  std::unique_ptr<DnnlOps> ops_;
+  std::unique_ptr<Int8GemmBackend> backend_;
+  std::unique_ptr<PackedWeights> weights_;
 };
 
 // Batched: dst[B, M, N] = a[B, M, K] · b[B, K, N] in int32, with b given either as [B, K, N]
@@ -123,6 +113,7 @@ class S8GemmLayer {
 class S8BatchedMatmul {
  public:
   explicit S8BatchedMatmul(DnnlContext* ctx, GemmExec exec = GemmExec::kInteger);
+  ~S8BatchedMatmul();
   void Run(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m, int k, int n,
            int32_t* dst);
   // The same with a common-scale epilogue (ep.scale has one value, no bias, GELU or accumulate):
@@ -131,19 +122,7 @@ class S8BatchedMatmul {
            const S8Epilogue& ep, void* dst);
 
  private:
-  // The oneDNN path of both: s32 output (ep == nullptr) or the epilogue's.
-  void Execute(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m, int k, int n,
-               const S8Epilogue* ep, void* dst);
-  // kFloatSimulation: exact float products of a and b, then ApplyEpilogue.
-  void Simulate(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m, int k, int n,
-                const S8Epilogue* ep, void* dst);
-  DnnlContext* ctx_;
-  GemmExec exec_;
-  std::map<std::string, dnnl::matmul> prims_;
-  std::unique_ptr<ExactF32Matmul> exact_;
-  std::unique_ptr<DnnlOps> ops_;
-  std::vector<int32_t> acc_;    // accumulators of the own kernel and the simulation, kept
-  std::vector<float> af_, bf_;  // kFloatSimulation: the operands' integers as float, kept
+  std::unique_ptr<Int8GemmBackend> backend_;
 };
 
 // Scalar references for the tests: acc[M, N] = x[M, K] · w[N, K]^T, and the epilogue applied to

@@ -11,7 +11,9 @@
 #include <set>
 #include <vector>
 
+#include "gemm_backend.h"
 #include "isa.h"
+#include "isa_test_fixture.h"
 
 namespace vitq::kernels {
 namespace {
@@ -37,21 +39,7 @@ S8Epilogue RandomEpilogue(int n, float scale, float bias, std::mt19937* rng) {
   return ep;
 }
 
-class Int8Kernels : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const char* env = std::getenv("VITQ_ISA");
-    if (env != nullptr && *env != '\0') {
-      bool supported = false;
-      for (const auto& isa : SupportedIsas()) supported |= isa == env;
-      if (!supported) GTEST_SKIP() << "this CPU lacks " << env;
-      Status s = ConfigureIsaFromEnv();
-      ASSERT_TRUE(s.ok()) << s.message();
-      EXPECT_EQ(EffectiveIsa(), env);
-    }
-  }
-  DnnlContext ctx;
-};
+class Int8Kernels : public IsaFixture {};
 
 TEST_F(Int8Kernels, GemmAccumulatorsAreExact) {
   // Shapes of the DeiT layers at batch 1 and odd sizes; worst-case magnitudes (-128 · -128 · K).
@@ -66,8 +54,8 @@ TEST_F(Int8Kernels, GemmAccumulatorsAreExact) {
     ReferenceS8Gemm(x.data(), w.data(), m, n, k, ref.data());
     // The search's raw s32 path.
     S8Linear raw(&ctx, n, k);
-    dnnl::memory packed = raw.Pack(w.data());
-    raw.Run(x.data(), m, packed, got.data());
+    auto packed = raw.Pack(w.data());
+    raw.Run(x.data(), m, *packed, got.data());
     EXPECT_EQ(got, ref) << m << "x" << n << "x" << k;
     // The engine's layer with an identity epilogue writes the accumulators as f32, exact below
     // 2^24 (|acc| <= 128 * 128 * 768 here).

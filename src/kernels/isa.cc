@@ -1,7 +1,11 @@
 // VITQ_ISA and CPU feature detection (kernels stage).
 #include "isa.h"
 
+#include "simd.h"
+
+#if VITQ_X86
 #include <cpuid.h>
+#endif
 
 #include <cstdlib>
 #include <dnnl.hpp>
@@ -11,6 +15,7 @@ namespace vitq::kernels {
 namespace {
 // CPUID leaf 7 bits GCC's __builtin_cpu_supports does not name: AMX (subleaf 0, EDX 24/25) and
 // AVX-VNNI (subleaf 1, EAX 4).
+#if VITQ_X86
 bool Leaf7(unsigned subleaf, int reg, unsigned bit) {
   unsigned r[4] = {0, 0, 0, 0};
   if (!__get_cpuid_count(7, subleaf, &r[0], &r[1], &r[2], &r[3])) return false;
@@ -19,7 +24,8 @@ bool Leaf7(unsigned subleaf, int reg, unsigned bit) {
 
 bool CpuHas(const std::string& isa) {
   __builtin_cpu_init();
-  const bool avx512_core = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+  const bool avx512_core = __builtin_cpu_supports("avx512f") &&
+                           __builtin_cpu_supports("avx512bw") &&
                            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
   if (isa == "avx512_core_amx") return avx512_core && Leaf7(0, 3, 24) && Leaf7(0, 3, 25);
   if (isa == "avx2_vnni") return __builtin_cpu_supports("avx2") && Leaf7(1, 0, 4);
@@ -33,6 +39,9 @@ bool CpuHas(const std::string& isa) {
   if (isa == "sse41") return __builtin_cpu_supports("sse4.1");
   return false;
 }
+#else
+bool CpuHas(const std::string&) { return false; }  // every name vitq knows is an x86 ISA
+#endif
 
 // Every ISA vitq knows, best first: its name (oneDNN's), oneDNN's enum, and whether its int8
 // dot products are VNNI (no int16 saturation).
@@ -87,9 +96,9 @@ Status ConfigureIsaFromEnv() {
   const std::string isa = env;
   const IsaEntry* entry = Find(isa);
   if (entry == nullptr) {
-    return Status::InvalidInput("VITQ_ISA='" + isa + "' is not an ISA vitq knows; expected one of " +
-                                Join(KnownIsas()) + " (this CPU has " + Join(SupportedIsas()) +
-                                ")");
+    return Status::InvalidInput("VITQ_ISA='" + isa +
+                                "' is not an ISA vitq knows; expected one of " + Join(KnownIsas()) +
+                                " (this CPU has " + Join(SupportedIsas()) + ")");
   }
   if (!CpuHas(isa)) {
     return Status::InvalidInput("VITQ_ISA='" + isa + "' is not supported by this CPU; it has " +
@@ -120,6 +129,36 @@ bool IsaHasVnni(const std::string& isa) {
 }
 
 bool IsaHasAvx2(const std::string& isa) { return Find(isa) != nullptr && isa != "sse41"; }
+
+SimdLevel SimdLevelOf(const std::string& isa) {
+  if (isa.rfind("avx512", 0) == 0) return SimdLevel::kAvx512;
+  if (isa.rfind("avx2", 0) == 0) return SimdLevel::kAvx2;
+  return SimdLevel::kPortable;
+}
+
+SimdLevel EffectiveSimd() {
+  static const SimdLevel level = [] {
+    const std::string isa = EffectiveIsa();
+    if (isa != "other") return SimdLevelOf(isa);
+    // An ISA this build of vitq does not name (a newer one, or none on another architecture):
+    // the best level the CPU has.
+    const auto supported = SupportedIsas();
+    return supported.empty() ? SimdLevel::kPortable : SimdLevelOf(supported.front());
+  }();
+  return level;
+}
+
+const char* SimdLevelName(SimdLevel level) {
+  switch (level) {
+    case SimdLevel::kAvx512:
+      return "avx512f";
+    case SimdLevel::kAvx2:
+      return "avx2";
+    case SimdLevel::kPortable:
+      break;
+  }
+  return "portable";
+}
 
 std::string EffectiveIsa() {
   const dnnl::cpu_isa effective = dnnl::get_effective_cpu_isa();

@@ -318,9 +318,7 @@ struct IntegerEngine::Impl {
     const float lo = static_cast<float>(out.qmin), hi = static_cast<float>(out.qmax);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < out_size; ++i) {
-      float r = __builtin_nearbyintf(sum[i] * k);
-      r = r < lo ? lo : (r > hi ? hi : r);
-      o[i] = static_cast<int8_t>(r);
+      o[i] = static_cast<int8_t>(QuantizeToGrid(sum[i] * k, lo, hi));
     }
   }
 
@@ -328,26 +326,22 @@ struct IntegerEngine::Impl {
     const int d = c.embed_dim;
     stages::HeadInputs(c, qm.model.weights, ops, x.f32(), b, cls.f32(), h0.f32(), h1.f32());
     int8_t* xq = in8.data<int8_t>();
-    kernels::QuantizeS8(h0.f32(), static_cast<int64_t>(b) * d, head.in.scale, head.in.qmin,
-                        head.in.qmax, xq);
-    if (!c.head_dist) {
-      head.gemm->Run(xq, b, logits);
-      return;
-    }
-    head.gemm->Run(xq, b, head_out.f32());
-    kernels::QuantizeS8(h1.f32(), static_cast<int64_t>(b) * d, head_dist.in.scale,
-                        head_dist.in.qmin, head_dist.in.qmax, xq);
-    head_dist.gemm->Run(xq, b, head_dist_out.f32());
-    for (int64_t i = 0; i < static_cast<int64_t>(b) * c.num_classes; ++i) {
-      logits[i] = 0.5f * (head_out.f32()[i] + head_dist_out.f32()[i]);
-    }
+    stages::RunHeads(
+        c, b, h0.f32(), h1.f32(), head_out.f32(), head_dist_out.f32(),
+        [&](int which, float* in, float* out) {
+          Linear& l = which == 0 ? head : head_dist;
+          kernels::QuantizeS8(in, static_cast<int64_t>(b) * d, l.in.scale, l.in.qmin, l.in.qmax,
+                              xq);
+          l.gemm->Run(xq, b, out);
+        },
+        logits);
   }
 
   void Forward(const float* images, int batch, float* logits) {
     Reserve(batch);
-    Embed(images, batch);
-    for (int li = 0; li < c.depth; ++li) Block(li, batch);
-    Head(batch, logits);
+    stages::RunLayers(
+        c, [&] { Embed(images, batch); }, [&](int li) { Block(li, batch); },
+        [&] { Head(batch, logits); });
   }
 };
 

@@ -9,7 +9,8 @@ namespace vitq::search {
 namespace {
 float OmseScale(const float* x, int64_t n, int bits) {
   const float d0 = InitialScale(x, n, bits);
-  const int qmin = -(1 << (bits - 1)), qmax = (1 << (bits - 1)) - 1;
+  const QuantScheme scheme = SymmetricScheme(bits);
+  const int qmin = scheme.qmin(), qmax = scheme.qmax();
   float best = d0;
   double best_err = 1e300;
   for (int i = 0; i < 100; ++i) {

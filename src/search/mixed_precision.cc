@@ -2,8 +2,6 @@
 // docs/ARCHITECTURE.md ("Mixed precision").
 #include "vitq/mixed_precision.h"
 
-#include "methods.h"
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -12,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
+#include "methods.h"
 #include "vitq/engine.h"
 #include "vitq/progress.h"
 #include "vitq/simulate.h"
@@ -159,6 +158,18 @@ QuantPlan Subplan(const QuantPlan& plan, const std::vector<std::string>& prefixe
   return p;
 }
 
+// `plan`'s sites and biases under blocks.<block>. renamed to blocks.0. (for a one-block model).
+QuantPlan AsBlockZero(const QuantPlan& plan, int block) {
+  const std::string from = "blocks." + std::to_string(block) + ".";
+  QuantPlan p;
+  p.method = plan.method;
+  for (const auto& [n, sp] : plan.sites)
+    if (n.rfind(from, 0) == 0) p.sites["blocks.0." + n.substr(from.size())] = sp;
+  for (const auto& [n, b] : plan.biases)
+    if (n.rfind(from, 0) == 0) p.biases["blocks.0." + n.substr(from.size())] = b;
+  return p;
+}
+
 // Captures block `block`'s P (after any fake quantization before it) and fc2 output.
 class ModuleCapture : public Observer {
  public:
@@ -201,8 +212,10 @@ Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const Calibratio
   using Clock = std::chrono::steady_clock;
   VITQ_RETURN_IF_ERROR(options.Validate());
   if (search::FindMethod(options.method)->pipeline != nullptr) {
-    return Status::Usage("mixed precision runs with the per-operation methods (liu2021 and the "
-                         "baselines); --method " + options.method + " does not support it yet");
+    return Status::Usage(
+        "mixed precision runs with the per-operation methods (liu2021 and the "
+        "baselines); --method " +
+        options.method + " does not support it yet");
   }
   VITQ_RETURN_IF_ERROR(mp.Validate());
   if (options.sequential) {
@@ -259,20 +272,6 @@ Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const Calibratio
   auto t0 = Clock::now();
   std::vector<std::string> attn_prefix, mlp_prefix;
   for (const auto& m : modules) (m.attn ? attn_prefix : mlp_prefix).push_back(m.name + ".");
-  struct PerBits {
-    ViTModel attn_model, mlp_model;
-    std::unique_ptr<Engine> attn_engine, mlp_engine;
-  };
-  std::vector<PerBits> per(cand.size());
-  for (size_t ci = 0; ci < cand.size(); ++ci) {
-    const QuantPlan& plan = cache->at(cand[ci]).plan;
-    VITQ_ASSIGN_OR_RETURN(per[ci].attn_model,
-                          ApplyPlanToWeights(model, Subplan(plan, attn_prefix, true)));
-    VITQ_ASSIGN_OR_RETURN(per[ci].mlp_model,
-                          ApplyPlanToWeights(model, Subplan(plan, mlp_prefix, true)));
-    per[ci].attn_engine = std::make_unique<Engine>(per[ci].attn_model);
-    per[ci].mlp_engine = std::make_unique<Engine>(per[ci].mlp_model);
-  }
   Engine float_engine(model);
   const int n_img = static_cast<int>(calib.items.size());
   const int t = c.num_tokens(), d = c.embed_dim, heads = c.num_heads;
@@ -291,12 +290,27 @@ Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const Calibratio
   std::vector<float> xf, xq;
   for (int bi = 0; bi < c.depth; ++bi) {
     const size_t ma = 2 * bi, ml = 2 * bi + 1;
-    // Per candidate, the activation sites of this block's MSA and MLP alone.
+    // Per candidate, this block alone as a one-block model (blocks.0) with its MSA's or its
+    // MLP's weights quantized, and the activation sites of that module alone: one block per
+    // candidate and module in memory, never a whole model copy.
     std::vector<QuantPlan> attn_sites(nc), mlp_sites(nc);
+    std::vector<ViTModel> attn_models(nc), mlp_models(nc);
+    std::vector<std::unique_ptr<Engine>> attn_engines(nc), mlp_engines(nc);
     for (size_t ci = 0; ci < nc; ++ci) {
       const QuantPlan& plan = cache->at(cand[ci]).plan;
-      attn_sites[ci] = Subplan(plan, {modules[ma].name + "."}, false);
-      mlp_sites[ci] = Subplan(plan, {modules[ml].name + "."}, false);
+      attn_sites[ci] = AsBlockZero(Subplan(plan, {modules[ma].name + "."}, false), bi);
+      mlp_sites[ci] = AsBlockZero(Subplan(plan, {modules[ml].name + "."}, false), bi);
+      const ViTModel block = CloneModel(model, bi);
+      VITQ_ASSIGN_OR_RETURN(
+          attn_models[ci],
+          ApplyPlanToWeights(block,
+                             AsBlockZero(Subplan(plan, {modules[ma].name + "."}, true), bi)));
+      VITQ_ASSIGN_OR_RETURN(
+          mlp_models[ci],
+          ApplyPlanToWeights(block,
+                             AsBlockZero(Subplan(plan, {modules[ml].name + "."}, true), bi)));
+      attn_engines[ci] = std::make_unique<Engine>(attn_models[ci]);
+      mlp_engines[ci] = std::make_unique<Engine>(mlp_models[ci]);
     }
     for (int s = 0; s < n_img; s += batch) {
       const int nb = std::min(batch, n_img - s);
@@ -316,12 +330,12 @@ Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const Calibratio
       frob2[ma] += SumOfSquares(ref.p) / (static_cast<double>(n_img) * heads);
       frob2[ml] += SumOfSquares(ref.out) / n_img;
       for (size_t ci = 0; ci < nc; ++ci) {
-        ModuleCapture qa(bi), qm(bi);
+        ModuleCapture qa(0), qm(0);
         FakeQuantObserver oa(attn_sites[ci], &qa), om(mlp_sites[ci], &qm);
         xq.assign(xs, xs + nb * x_floats);
-        per[ci].attn_engine->Block(bi, xq.data(), nb, &oa);
+        attn_engines[ci]->Block(0, xq.data(), nb, &oa);
         xq.assign(xs, xs + nb * x_floats);
-        per[ci].mlp_engine->Block(bi, xq.data(), nb, &om);
+        mlp_engines[ci]->Block(0, xq.data(), nb, &om);
         err[ma][ci] += SquaredDistance(qa.p, ref.p) / (static_cast<double>(n_img) * heads);
         err[ml][ci] += SquaredDistance(qm.out, ref.out) / n_img;
       }

@@ -9,39 +9,35 @@
 #include <cstdlib>
 #include <numeric>
 
+#include "../kernels/gemm_backend.h"
 #include "../kernels/int8_matmul.h"
+#include "../kernels/simd.h"
 #include "ranking_loss.h"
 #include "vitq/quant.h"
 
 namespace vitq::search {
 
 float InitialScale(const float* x, int64_t n, int bits) {
-  float m = 0.f;
-#pragma omp parallel for reduction(max : m)
-  for (int64_t i = 0; i < n; ++i) m = std::max(m, std::fabs(x[i]));
-  return m > 0 ? m / static_cast<float>(1 << (bits - 1)) : 1.0f;
+  return MinMaxParams(x, n, SymmetricScheme(bits)).scale[0];
 }
 
 namespace {
 
 // Candidate evaluation only: x · (1/Δ) may differ from x / Δ in the last bit at exact ties, which
 // cannot change which candidate wins measurably; plans and simulation use QuantizeValue.
-// Hot loops get an AVX-512 clone chosen at load time (GCC target_clones, ifunc dispatch); the
-// default clone runs on any x86-64.
-#define VITQ_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-
-VITQ_SIMD_CLONES void QuantizeRange(const float* x, int64_t n, float inv, float qmin, float qmax,
-                                    int8_t* q) {
-  for (int64_t i = 0; i < n; ++i) {
-    float r = __builtin_nearbyintf(x[i] * inv);
-    r = r < qmin ? qmin : (r > qmax ? qmax : r);
-    q[i] = static_cast<int8_t>(r);
-  }
+// Hot loops are compiled per SIMD level and run at the process's (kernels/simd.h).
+VITQ_SIMD_BODY void QuantizeRangeBody(const float* x, int64_t n, float inv, float qmin, float qmax,
+                                      int8_t* q) {
+  for (int64_t i = 0; i < n; ++i)
+    q[i] = static_cast<int8_t>(QuantizeToGrid(x[i] * inv, qmin, qmax));
 }
+VITQ_SIMD_FUNCTION(, void, QuantizeRange,
+                   (const float* x, int64_t n, float inv, float qmin, float qmax, int8_t* q),
+                   (x, n, inv, qmin, qmax, q))
 
 // Ô = scale · acc + bias for `rows` rows of `nch` channels (bias may be null).
-VITQ_SIMD_CLONES void ConvertRows(const int32_t* acc, int64_t rows, int nch, float scale,
-                                  const float* bias, float* out) {
+VITQ_SIMD_BODY void ConvertRowsBody(const int32_t* acc, int64_t rows, int nch, float scale,
+                                    const float* bias, float* out) {
   for (int64_t r = 0; r < rows; ++r) {
     const int32_t* a = acc + r * nch;
     float* o = out + r * nch;
@@ -52,10 +48,14 @@ VITQ_SIMD_CLONES void ConvertRows(const int32_t* acc, int64_t rows, int nch, flo
     }
   }
 }
+VITQ_SIMD_FUNCTION(, void, ConvertRows,
+                   (const int32_t* acc, int64_t rows, int nch, float scale, const float* bias,
+                    float* out),
+                   (acc, rows, nch, scale, bias, out))
 
 // Sums of q, q², o·q over n values: float partial sums over blocks of 1024, double across blocks.
-VITQ_SIMD_CLONES void SimilaritySums(const float* o, const float* q, int64_t n, double* s1,
-                                     double* s2, double* s12) {
+VITQ_SIMD_BODY void SimilaritySumsBody(const float* o, const float* q, int64_t n, double* s1,
+                                       double* s2, double* s12) {
   double d1 = 0, d2 = 0, d12 = 0;
   for (int64_t j0 = 0; j0 < n; j0 += 1024) {
     const int64_t j1 = std::min<int64_t>(n, j0 + 1024);
@@ -74,12 +74,15 @@ VITQ_SIMD_CLONES void SimilaritySums(const float* o, const float* q, int64_t n, 
   *s2 = d2;
   *s12 = d12;
 }
+VITQ_SIMD_FUNCTION(, void, SimilaritySums,
+                   (const float* o, const float* q, int64_t n, double* s1, double* s2, double* s12),
+                   (o, q, n, s1, s2, s12))
 
 // The same sums with q = scale · acc + bias[c] computed on the fly from `rows` rows of `nch`
 // integer accumulators (bias may be null): no candidate output is written.
-VITQ_SIMD_CLONES void SimilaritySumsAcc(const int32_t* acc, const float* o, int64_t rows, int nch,
-                                        float scale, const float* bias, double* s1, double* s2,
-                                        double* s12) {
+VITQ_SIMD_BODY void SimilaritySumsAccBody(const int32_t* acc, const float* o, int64_t rows, int nch,
+                                          float scale, const float* bias, double* s1, double* s2,
+                                          double* s12) {
   double d1 = 0, d2 = 0, d12 = 0;
   for (int64_t r = 0; r < rows; ++r) {
     const int32_t* a = acc + r * nch;
@@ -110,10 +113,14 @@ VITQ_SIMD_CLONES void SimilaritySumsAcc(const int32_t* acc, const float* o, int6
   *s2 = d2;
   *s12 = d12;
 }
+VITQ_SIMD_FUNCTION(, void, SimilaritySumsAcc,
+                   (const int32_t* acc, const float* o, int64_t rows, int nch, float scale,
+                    const float* bias, double* s1, double* s2, double* s12),
+                   (acc, o, rows, nch, scale, bias, s1, s2, s12))
 
 void QuantizeParallel(const float* x, int64_t n, float scale, int bits, int8_t* q) {
-  const float qmin = static_cast<float>(-(1 << (bits - 1))),
-              qmax = static_cast<float>((1 << (bits - 1)) - 1);
+  const QuantScheme scheme = SymmetricScheme(bits);
+  const float qmin = static_cast<float>(scheme.qmin()), qmax = static_cast<float>(scheme.qmax());
   const float inv = 1.0f / scale;
   const int64_t block = 1 << 16;
 #pragma omp parallel for schedule(static)
@@ -366,7 +373,7 @@ class Searcher {
   void ComputeAccumulators(const Candidate& c, int packed, int c0, int cn) {
     const int8_t* qx = QuantizedX(c.dx, c0, cn);
     if (!op_.is_matmul) {
-      lin_.Run(qx, static_cast<int>(cn * op_.rows), packed_[packed], acc_.data());
+      lin_.Run(qx, static_cast<int>(cn * op_.rows), *packed_[packed], acc_.data());
       return;
     }
     bmm_.Run(qx, QuantizedW(c.dw, c0, cn), op_.b_rows_are_k, cn * op_.heads, op_.m, op_.k, op_.n,
@@ -562,7 +569,7 @@ class Searcher {
   int64_t rank_pairs_ = 0;  // pairs with distinct float scores over all rows (ranking loss)
   std::vector<double> row_sums_, block_sums_;
   int64_t row_block_ = 1, row_blocks_ = 1;  // similarity sums: rows per block, blocks per image
-  std::vector<dnnl::memory> packed_;
+  std::vector<std::unique_ptr<kernels::PackedWeights>> packed_;
   std::vector<int8_t> qx_, qw_, qx_all_, qw_all_;
   float held_dx_ = -1.0f, held_dw_ = -1.0f, chunk_dx_ = -1.0f, chunk_dw_ = -1.0f;
   int chunk_c0_ = -1, chunk_w_c0_ = -1;

@@ -2,7 +2,11 @@
 // Transformer", NeurIPS 2021, eq. 7; the hinge Φ(p) = max(0, θ - p).
 #include "ranking_loss.h"
 
+#include "../kernels/simd.h"
+
+#if VITQ_X86
 #include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -40,11 +44,10 @@ RowOrder SortRow(const float* a, int w) {
 
 namespace {
 
-#define VITQ_RANK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-
-// The windowed sum once bv (the quantized scores in float order) is in scratch[0, w).
-VITQ_RANK_CLONES RankSum WindowedSorted(const uint16_t* group_end, const float* av, int w,
-                                        float theta, float* scratch) {
+// The windowed sum once bv (the quantized scores in float order) is in scratch[0, w); compiled
+// per SIMD level (kernels/simd.h).
+VITQ_SIMD_BODY RankSum WindowedSortedBody(const uint16_t* group_end, const float* av, int w,
+                                          float theta, float* scratch) {
   const float* bv = scratch;
   float* limit = scratch + w;  // per position p: pairs (p, q) with av[q] < limit[p] have no hinge
   int32_t* begin = reinterpret_cast<int32_t*>(scratch + 2 * w);  // group_end as int32
@@ -82,7 +85,11 @@ VITQ_RANK_CLONES RankSum WindowedSorted(const uint16_t* group_end, const float* 
   r.pairs = pairs;
   return r;
 }
+VITQ_SIMD_FUNCTION(, RankSum, WindowedSorted,
+                   (const uint16_t* group_end, const float* av, int w, float theta, float* scratch),
+                   (group_end, av, w, theta, scratch))
 
+#if VITQ_X86
 // The same sum with AVX-512: 16 consecutive positions p per vector, each block walking its
 // offsets k until all 16 windows have ended, so a block costs its own longest window rather
 // than the row's, and the lanes are summed once per block.
@@ -92,9 +99,9 @@ __attribute__((target("avx512f"))) inline __m512 Abs(__m512 x) {
       _mm512_and_epi32(_mm512_castps_si512(x), _mm512_set1_epi32(0x7fffffff)));
 }
 
-__attribute__((target("avx512f"))) RankSum WindowedSortedAvx512(const uint16_t* group_end,
-                                                                const float* av, int w, float theta,
-                                                                float* scratch) {
+__attribute__((target("avx512f"))) RankSum WindowedSortedBlocks512(const uint16_t* group_end,
+                                                                   const float* av, int w,
+                                                                   float theta, float* scratch) {
   const float* bv = scratch;
   __m512 emax = _mm512_setzero_ps();
   for (int p = 0; p < w; p += 16) {
@@ -157,11 +164,14 @@ __attribute__((target("avx512f"))) RankSum WindowedSortedAvx512(const uint16_t* 
   return r;
 }
 
+#endif  // VITQ_X86
+
 RankSum Windowed(const uint16_t* group_end, const float* av, int w, float theta, float* scratch,
                  RankingKernel kernel) {
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
-  if (kernel == RankingKernel::kBest && avx512)
-    return WindowedSortedAvx512(group_end, av, w, theta, scratch);
+#if VITQ_X86
+  if (kernel == RankingKernel::kBest && kernels::EffectiveSimd() == kernels::SimdLevel::kAvx512)
+    return WindowedSortedBlocks512(group_end, av, w, theta, scratch);
+#endif
   return WindowedSorted(group_end, av, w, theta, scratch);
 }
 

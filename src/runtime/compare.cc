@@ -1,0 +1,232 @@
+// The comparison grid of `vitq compare` (runtime stage): parsing, then quantize + evaluate per
+// cell.
+#include "vitq/compare.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <sstream>
+
+#include "vitq/qfile.h"
+#include "vitq/runtime.h"
+#include "vitq/simulate.h"
+
+namespace vitq {
+namespace {
+
+std::vector<std::string> Split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, sep)) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+// "8" -> (8, uniform), "6mp" / "6MP" -> (6, mixed); nullopt for anything else.
+Result<std::pair<int, bool>> ParseBits(const std::string& s) {
+  const bool mixed =
+      s.size() > 2 && (s.substr(s.size() - 2) == "mp" || s.substr(s.size() - 2) == "MP");
+  try {
+    size_t used = 0;
+    const int bits = std::stoi(s, &used);
+    if (used == s.size() - (mixed ? 2 : 0)) return std::make_pair(bits, mixed);
+  } catch (const std::exception&) {
+  }
+  return Status::InvalidInput("--bits: '" + s +
+                              "' is not a bit-width (e.g. 8, or 6mp for mixed precision)");
+}
+
+// Applies the "+variant" suffixes of a method entry.
+Status ApplyVariants(const std::string& entry, const std::vector<std::string>& parts,
+                     QuantizeOptions* q) {
+  const bool vitq = q->method == "vitq";
+  for (size_t i = 1; i < parts.size(); ++i) {
+    const std::string& v = parts[i];
+    if (v == "no-ranking") {
+      q->ranking = false;
+    } else if (v == "no-bias-correction") {
+      q->bias_correction = false;
+    } else if (v == "sequential") {
+      q->sequential = true;
+    } else if (v == "coarse") {
+      q->coarse_to_fine = true;
+    } else if (vitq && v == "no-per-channel") {
+      q->per_channel_weights = false;
+    } else if (vitq && v == "no-reparam") {
+      q->ln_reparam = false;
+    } else if (vitq && v == "no-gptq") {
+      q->gptq = false;
+    } else if (vitq && v == "no-asym") {
+      q->asymmetric = false;
+    } else if (vitq && v == "uniform-attn") {
+      q->attn_quantizer = "uniform";
+    } else {
+      return Status::InvalidInput("--methods: unknown variant '+" + v + "' in '" + entry + "'");
+    }
+  }
+  return Status::Ok();
+}
+
+// Writes the plan as a .vitq file in a private temporary directory and loads it back.
+Result<QuantizedModel> RoundTrip(const ViTModel& model, const QuantPlan& plan) {
+  std::error_code ec;
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path(ec) / ("vitq-compare-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::InvalidInput("cannot create temporary directory '" + dir.string() + "'");
+  const std::string file = (dir / "plan.vitq").string();
+  Status s = SaveQuantizedFile(file, model, plan);
+  Result<QuantizedModel> q = s.ok() ? LoadQuantizedFile(file) : Result<QuantizedModel>(s);
+  std::filesystem::remove_all(dir, ec);
+  return q;
+}
+
+// The plan of one cell and the seconds its calibration took (cached plans reused).
+Result<QuantPlan> QuantizeCell(const ViTModel& model, const CalibrationSet& calib,
+                               const CompareCell& cell, PlanCache* cache, double* seconds) {
+  QuantizeReport report;
+  const auto t0 = std::chrono::steady_clock::now();
+  Result<QuantPlan> plan = [&]() -> Result<QuantPlan> {
+    if (!cell.mixed) return QuantizeModel(model, calib, cell.q, &report);
+    MixedPrecisionReport mpr;
+    MixedPrecisionOptions mpo;
+    mpo.target_bits = cell.q.wbits;
+    mpo.omega = cell.omega;
+    return QuantizeMixedPrecision(model, calib, cell.q, mpo, &mpr, &report, cache);
+  }();
+  if (!plan.ok()) return plan.status();
+  *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (cell.mixed) {
+    *seconds = report.total_seconds;  // every candidate's search, cached or not, + Ω table
+  } else if (!cell.q.sequential) {
+    (*cache)[cell.q.wbits] = CachedPlan{plan.value(), report};
+  }
+  return plan;
+}
+
+// The deployed accuracy of a plan: the integer engine where it runs the plan, else fake-quant.
+Result<CompareRow> EvaluateCell(const ViTModel& model, const QuantPlan& plan, const Dataset& data,
+                                const EvalOptions& eval) {
+  VITQ_ASSIGN_OR_RETURN(QuantizedModel qm, RoundTrip(model, plan));
+  const bool on_engine = CheckIntegerPlan(qm.plan, model.spec.config).ok();
+  std::unique_ptr<IntegerEngine> engine;
+  std::unique_ptr<SimulatedModel> sim;
+  if (on_engine) {
+    VITQ_ASSIGN_OR_RETURN(engine, IntegerEngine::Create(qm));
+  } else {
+    VITQ_ASSIGN_OR_RETURN(sim, SimulatedModel::Create(model, plan));
+  }
+  VITQ_ASSIGN_OR_RETURN(EvalResult r, EvaluateDataset(
+                                          [&](const float* x, int b, float* y) {
+                                            if (engine) {
+                                              engine->Forward(x, b, y);
+                                            } else {
+                                              sim->Forward(x, b, y);
+                                            }
+                                          },
+                                          model.spec, data, eval));
+  CompareRow row;
+  row.top1 = r.top1;
+  row.top5 = r.top5;
+  row.agreement = r.agreement;
+  row.kl = r.kl;
+  row.size_mb = ModelSizeBytes(model, plan) / 1e6;
+  row.path = on_engine ? "int8" : "fake-quant";
+  return row;
+}
+
+}  // namespace
+
+std::string CompareCell::BitsLabel() const {
+  return std::to_string(q.wbits) +
+         (mixed ? (omega == OmegaCriterion::kScaleFree ? "mp-sf" : "mp") : "");
+}
+
+Result<std::vector<CompareCell>> ParseCompareGrid(const std::string& methods,
+                                                  const std::string& bits,
+                                                  const std::string& omegas,
+                                                  const QuantizeOptions& base) {
+  std::vector<OmegaCriterion> omega_list;
+  for (const auto& o : Split(omegas, ',')) {
+    auto c = ParseOmegaCriterion(o);
+    if (!c.ok()) return Status::InvalidInput("--omega: " + c.status().message());
+    omega_list.push_back(c.value());
+  }
+  if (omega_list.empty()) return Status::InvalidInput("--omega: give paper and/or scale-free");
+  std::vector<CompareCell> grid;
+  for (const auto& bits_s : Split(bits, ',')) {
+    VITQ_ASSIGN_OR_RETURN(auto parsed, ParseBits(bits_s));
+    const auto [width, mixed] = parsed;
+    for (const auto& entry : Split(methods, ',')) {
+      const auto parts = Split(entry, '+');
+      CompareCell cell{entry, base, mixed};
+      cell.q.method = parts.empty() ? "" : parts[0];
+      cell.q.wbits = cell.q.abits = width;
+      VITQ_RETURN_IF_ERROR(ApplyVariants(entry, parts, &cell.q));
+      VITQ_RETURN_IF_ERROR(cell.q.Validate());
+      if (mixed) {
+        if (cell.q.method == "vitq") {
+          return Status::Usage("--bits " + bits_s +
+                               ": mixed precision does not run --method vitq yet");
+        }
+        MixedPrecisionOptions mp;
+        mp.target_bits = width;
+        VITQ_RETURN_IF_ERROR(mp.Validate());
+        if (cell.q.sequential) {
+          return Status::InvalidInput("--bits " + bits_s +
+                                      ": mixed precision does not combine with +sequential");
+        }
+        for (OmegaCriterion o : omega_list) {
+          cell.omega = o;
+          grid.push_back(cell);
+        }
+      } else {
+        grid.push_back(cell);
+      }
+    }
+  }
+  // Uniform cells first: mixed-precision cells reuse their plans.
+  std::stable_partition(grid.begin(), grid.end(), [](const CompareCell& c) { return !c.mixed; });
+  return grid;
+}
+
+Result<CompareResult> RunCompare(const ViTModel& model, const CalibrationSet& calib,
+                                 const Dataset& data, const std::vector<CompareCell>& grid,
+                                 const CompareOptions& options) {
+  CompareResult result;
+  EvalOptions eo = options.eval;
+  eo.keep_logits = true;
+  eo.reference_logits = nullptr;
+  eo.label = "fp32";
+  Engine engine(model);
+  VITQ_ASSIGN_OR_RETURN(EvalResult fr, EvaluateDataset([&](const float* x, int b,
+                                                           float* y) { engine.Forward(x, b, y); },
+                                                       model.spec, data, eo));
+  result.images = fr.images;
+  CompareRow fp32{"fp32", "32", fr.top1, fr.top5, 1.0, 0.0, model.NumParams() * 4 / 1e6, 0.0};
+  result.rows.push_back(fp32);
+  const std::vector<float> ref = std::move(fr.logits);
+  for (const CompareCell& cell : grid) {
+    double seconds = 0;
+    VITQ_ASSIGN_OR_RETURN(QuantPlan plan,
+                          QuantizeCell(model, calib, cell, &result.searches[cell.label], &seconds));
+    EvalOptions qo = options.eval;
+    qo.keep_logits = false;
+    qo.reference_logits = &ref;
+    qo.label = cell.label + " W" + cell.BitsLabel();
+    VITQ_ASSIGN_OR_RETURN(CompareRow row, EvaluateCell(model, plan, data, qo));
+    row.method = cell.label;
+    row.bits = cell.BitsLabel();
+    row.calib_seconds = seconds;
+    result.rows.push_back(row);
+    if (options.on_row) options.on_row(row);
+  }
+  return result;
+}
+
+}  // namespace vitq
