@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Refactor check: two vitq binaries must write the same .vitq bytes for the same inputs. Quantizes
-# the bundled DeiT-Tiny with each binary (minmax W8A8, liu2021 W8A8 on 16 images, minmax mixed
+# the bundled DeiT-Tiny with each binary (minmax W8A8, liu2021 W8A8 on 16 images, minmax W6A6
+# --sequential on 16 images, minmax mixed
 # precision at a 6-bit budget on 32 images, vitq W4A4 on 16 images), compares the files with cmp,
 # and reports each run's time and peak RSS (GNU time: apt-get install time).
 # usage: bench/same_bytes.sh BINARY_A BINARY_B [WORKDIR]   (exit 1 when any file differs)
@@ -11,6 +12,7 @@ C=data/imagenet-samples/calib
 JOBS=(
   "minmax-w8a8|--method minmax --wbits 8 --abits 8"
   "liu2021-w8a8|--method liu2021 --wbits 8 --abits 8 --calib-size 16"
+  "minmax-w6a6-sequential|--method minmax --wbits 6 --abits 6 --sequential --calib-size 16"
   "minmax-6mp|--method minmax --mixed-precision --target-bits 6 --calib-size 32"
   "vitq-w4a4|--method vitq --wbits 4 --abits 4 --calib-size 16"
 )

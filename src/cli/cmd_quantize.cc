@@ -103,18 +103,147 @@ Status CheckMethodFlags(const CLI::App& cmd, const QuantizeOptions& q) {
   return Status::Ok();
 }
 
+namespace {
+struct QuantizeArgs {
+  std::string model, calib, out, report;
+  QuantizeOptions q;
+  bool mixed = false;
+  MixedPrecisionOptions mp;
+  std::string omega;
+  CommonOptions common;
+};
+
+// The options' consistency and every output path, before any work (the paths: not an input,
+// not another output, not a device).
+Status CheckQuantizeArgs(QuantizeArgs* args) {
+  VITQ_RETURN_IF_ERROR(args->q.Validate());
+  if (!args->omega.empty()) {
+    if (!args->mixed) return Status::InvalidInput("--omega needs --mixed-precision");
+    VITQ_ASSIGN_OR_RETURN(args->mp.omega, ParseOmegaCriterion(args->omega));
+  }
+  if (!args->mixed &&
+      (args->mp.target_bits || args->mp.target_size_mb > 0 || !args->mp.candidates.empty())) {
+    return Status::InvalidInput(
+        "--target-bits, --target-size-mb and --candidates need --mixed-precision");
+  }
+  std::vector<OutputPath> outputs = {{"--out", args->out}, {"--report", args->report}};
+  if (args->mixed && !args->report.empty()) {
+    outputs.push_back({"--report (Pareto curve)", ParetoSvgPath(args->report)});
+  }
+  if (args->q.reconstruct) {
+    args->q.checkpoint_path = args->out + ".ckpt";
+    outputs.push_back({"--out (reconstruction checkpoint)", args->q.checkpoint_path});
+  }
+  return CheckOutputPaths(outputs, ModelInputFiles(args->model));
+}
+
+// --report (with mixed precision also the Pareto curve's SVG).
+Status WriteReports(const QuantizeArgs& args, const nlohmann::ordered_json& rj,
+                    const MixedPrecisionReport& mpr) {
+  if (args.report.empty()) return Status::Ok();
+  VITQ_RETURN_IF_ERROR(WriteFileAtomic(args.report, DumpJson(rj, 1) + "\n"));
+  if (args.mixed)
+    VITQ_RETURN_IF_ERROR(WriteFileAtomic(ParetoSvgPath(args.report), mpr.ParetoSvg()));
+  return Status::Ok();
+}
+
+// The summary on stdout: what was quantized, the similarity, the times, the chosen bits.
+void PrintSummary(const QuantizeArgs& args, const QuantizeReport& report,
+                  const MixedPrecisionReport& mpr, int threads) {
+  double mean_before = 0, mean_after = 0;
+  for (const auto& o : report.ops) {
+    mean_before += o.similarity_before;
+    mean_after += o.similarity_after;
+  }
+  mean_before /= report.ops.size();
+  mean_after /= report.ops.size();
+  char what[96];
+  if (args.mixed) {
+    std::snprintf(what, sizeof what, "mixed precision (budget %s)",
+                  args.mp.target_bits ? ("W" + std::to_string(args.mp.target_bits)).c_str()
+                                      : (std::to_string(args.mp.target_size_mb) + " MB").c_str());
+  } else {
+    std::snprintf(what, sizeof what, "W%dA%d", args.q.wbits, args.q.abits);
+  }
+  std::printf("quantized %s with %s %s on %d calibration images (seed %llu, list %s)\n",
+              args.model.c_str(), args.q.method.c_str(), what, report.calib_images,
+              static_cast<unsigned long long>(args.q.seed), report.calib_hash.c_str());
+  std::printf("  %zu operations, mean similarity %.5f -> %.5f\n", report.ops.size(), mean_before,
+              mean_after);
+  std::printf("  time: load %.1f s, capture %.1f s, search %.1f s, total %.1f s (%d threads)\n",
+              report.load_seconds, report.capture_seconds, report.search_seconds,
+              report.total_seconds, threads);
+  if (args.mixed) {
+    std::printf(
+        "  mixed precision: %.3f MB of parameters (budget %.3f MB), sum of omega "
+        "%.4g, Omega table %.1f s\n  bits per module:",
+        mpr.size_bytes / 1e6, mpr.budget_bytes / 1e6, mpr.total_omega, mpr.table_seconds);
+    for (size_t i = 0; i < mpr.modules.size(); ++i) {
+      std::printf("%s %s %d", i % 6 == 0 ? "\n   " : ",", mpr.modules[i].c_str(), mpr.bits[i]);
+    }
+    std::printf("\n");
+  }
+  std::printf("  wrote %s%s%s\n", args.out.c_str(), args.report.empty() ? "" : " and ",
+              args.report.c_str());
+}
+
+// Loads, calibrates, quantizes and writes FILE.vitq; returns the exit code.
+int RunQuantize(QuantizeArgs* args) {
+  const int threads = ApplyThreads(args->common.threads);
+  args->q.quiet = args->common.quiet;
+  Status valid = CheckQuantizeArgs(args);
+  if (!valid.ok()) return ReportError(valid);
+  auto model = LoadModel(args->model);
+  if (!model.ok()) return ReportError(model.status());
+  Status memory = CheckReconstructMemory(model->spec.config, args->q, args->q.calib_size);
+  if (!memory.ok()) return ReportError(memory);
+  auto t0 = std::chrono::steady_clock::now();
+  auto calib =
+      LoadCalibrationSet(model->spec, args->calib, args->q.calib_size, args->q.seed, args->q.quiet);
+  if (!calib.ok()) return ReportError(calib.status());
+  QuantizeReport report;
+  report.load_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  MixedPrecisionReport mpr;
+  if (args->mixed && args->mp.target_bits == 0 && args->mp.target_size_mb <= 0)
+    args->mp.target_bits = args->q.wbits;
+  Result<QuantPlan> plan =
+      args->mixed
+          ? QuantizeMixedPrecision(model.value(), calib.value(), args->q, args->mp, &mpr, &report)
+          : QuantizeModel(model.value(), calib.value(), args->q, &report);
+  if (!plan.ok()) return ReportError(plan.status());
+  report.total_seconds += report.load_seconds;
+  Status s = SaveQuantizedFile(args->out, model.value(), plan.value());
+  if (!s.ok()) return ReportError(s);
+  if (!args->q.checkpoint_path.empty()) {  // the output is complete: the checkpoint is done
+    std::error_code ec;
+    std::filesystem::remove(args->q.checkpoint_path, ec);
+  }
+  nlohmann::ordered_json rj = nlohmann::ordered_json::parse(report.ToJson());
+  if (args->mixed) rj["mixed_precision"] = nlohmann::ordered_json::parse(mpr.ToJson());
+  s = WriteReports(*args, rj, mpr);
+  if (!s.ok()) return ReportError(s);
+  if (args->common.json) {
+    nlohmann::ordered_json j = rj;
+    j["out"] = args->out;
+    j["method"] = args->q.method;
+    if (!args->mixed) {
+      j["wbits"] = args->q.wbits;
+      j["abits"] = args->q.abits;
+    }
+    j["threads"] = threads;
+    PrintJson(j);
+  } else {
+    PrintSummary(*args, report, mpr, threads);
+  }
+  return 0;
+}
+}  // namespace
+
 void RegisterQuantize(CLI::App* app, Runner* run) {
   auto* cmd = app->add_subcommand("quantize",
                                   "post-training quantization: calibrate, search, write FILE.vitq");
-  struct Args {
-    std::string model, calib, out, report;
-    QuantizeOptions q;
-    bool mixed = false;
-    MixedPrecisionOptions mp;
-    std::string omega;
-    CommonOptions common;
-  };
-  auto args = std::make_shared<Args>();
+  auto args = std::make_shared<QuantizeArgs>();
   cmd->add_option("MODEL", args->model, "float model directory or .safetensors file")->required();
   cmd->add_option("--calib", args->calib, "calibration ImageFolder (e.g. training images)")
       ->required();
@@ -145,121 +274,7 @@ void RegisterQuantize(CLI::App* app, Runner* run) {
     Status flags = CheckMethodFlags(*cmd, args->q);
     *run = [args, flags]() -> int {
       if (!flags.ok()) return ReportError(flags);
-      int threads = ApplyThreads(args->common.threads);
-      args->q.quiet = args->common.quiet;
-      Status valid = args->q.Validate();
-      if (!valid.ok()) return ReportError(valid);
-      if (!args->omega.empty()) {
-        if (!args->mixed)
-          return ReportError(Status::InvalidInput("--omega needs --mixed-precision"));
-        auto omega = ParseOmegaCriterion(args->omega);
-        if (!omega.ok()) return ReportError(omega.status());
-        args->mp.omega = omega.value();
-      }
-      if (!args->mixed &&
-          (args->mp.target_bits || args->mp.target_size_mb > 0 || !args->mp.candidates.empty())) {
-        return ReportError(Status::InvalidInput(
-            "--target-bits, --target-size-mb and --candidates need --mixed-precision"));
-      }
-      // Every output path before any work: not an input, not another output, not a device.
-      std::vector<OutputPath> outputs = {{"--out", args->out}, {"--report", args->report}};
-      if (args->mixed && !args->report.empty()) {
-        outputs.push_back({"--report (Pareto curve)", ParetoSvgPath(args->report)});
-      }
-      if (args->q.reconstruct) {
-        args->q.checkpoint_path = args->out + ".ckpt";
-        outputs.push_back({"--out (reconstruction checkpoint)", args->q.checkpoint_path});
-      }
-      Status paths = CheckOutputPaths(outputs, ModelInputFiles(args->model));
-      if (!paths.ok()) return ReportError(paths);
-      auto model = LoadModel(args->model);
-      if (!model.ok()) return ReportError(model.status());
-      Status memory = CheckReconstructMemory(model->spec.config, args->q, args->q.calib_size);
-      if (!memory.ok()) return ReportError(memory);
-      auto t0 = std::chrono::steady_clock::now();
-      auto calib = LoadCalibrationSet(model->spec, args->calib, args->q.calib_size, args->q.seed,
-                                      args->q.quiet);
-      if (!calib.ok()) return ReportError(calib.status());
-      QuantizeReport report;
-      report.load_seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      MixedPrecisionReport mpr;
-      if (args->mixed && args->mp.target_bits == 0 && args->mp.target_size_mb <= 0)
-        args->mp.target_bits = args->q.wbits;
-      Result<QuantPlan> plan = args->mixed
-                                   ? QuantizeMixedPrecision(model.value(), calib.value(), args->q,
-                                                            args->mp, &mpr, &report)
-                                   : QuantizeModel(model.value(), calib.value(), args->q, &report);
-      if (!plan.ok()) return ReportError(plan.status());
-      report.total_seconds += report.load_seconds;
-      Status s = SaveQuantizedFile(args->out, model.value(), plan.value());
-      if (!s.ok()) return ReportError(s);
-      if (!args->q.checkpoint_path.empty()) {  // the output is complete: the checkpoint is done
-        std::error_code ec;
-        std::filesystem::remove(args->q.checkpoint_path, ec);
-      }
-      nlohmann::ordered_json rj = nlohmann::ordered_json::parse(report.ToJson());
-      if (args->mixed) rj["mixed_precision"] = nlohmann::ordered_json::parse(mpr.ToJson());
-      if (!args->report.empty()) {
-        s = WriteFileAtomic(args->report, DumpJson(rj, 1) + "\n");
-        if (!s.ok()) return ReportError(s);
-        if (args->mixed) {
-          std::string svg = ParetoSvgPath(args->report);
-          s = WriteFileAtomic(svg, mpr.ParetoSvg());
-          if (!s.ok()) return ReportError(s);
-        }
-      }
-      double mean_before = 0, mean_after = 0;
-      for (const auto& o : report.ops) {
-        mean_before += o.similarity_before;
-        mean_after += o.similarity_after;
-      }
-      mean_before /= report.ops.size();
-      mean_after /= report.ops.size();
-      if (args->common.json) {
-        nlohmann::ordered_json j = rj;
-        j["out"] = args->out;
-        j["method"] = args->q.method;
-        if (!args->mixed) {
-          j["wbits"] = args->q.wbits;
-          j["abits"] = args->q.abits;
-        }
-        j["threads"] = threads;
-        PrintJson(j);
-      } else {
-        char what[96];
-        if (args->mixed) {
-          std::snprintf(what, sizeof what, "mixed precision (budget %s)",
-                        args->mp.target_bits
-                            ? ("W" + std::to_string(args->mp.target_bits)).c_str()
-                            : (std::to_string(args->mp.target_size_mb) + " MB").c_str());
-        } else {
-          std::snprintf(what, sizeof what, "W%dA%d", args->q.wbits, args->q.abits);
-        }
-        std::printf("quantized %s with %s %s on %d calibration images (seed %llu, list %s)\n",
-                    args->model.c_str(), args->q.method.c_str(), what, report.calib_images,
-                    static_cast<unsigned long long>(args->q.seed), report.calib_hash.c_str());
-        std::printf("  %zu operations, mean similarity %.5f -> %.5f\n", report.ops.size(),
-                    mean_before, mean_after);
-        std::printf(
-            "  time: load %.1f s, capture %.1f s, search %.1f s, total %.1f s (%d threads)\n",
-            report.load_seconds, report.capture_seconds, report.search_seconds,
-            report.total_seconds, threads);
-        if (args->mixed) {
-          std::printf(
-              "  mixed precision: %.3f MB of parameters (budget %.3f MB), sum of omega "
-              "%.4g, Omega table %.1f s\n  bits per module:",
-              mpr.size_bytes / 1e6, mpr.budget_bytes / 1e6, mpr.total_omega, mpr.table_seconds);
-          for (size_t i = 0; i < mpr.modules.size(); ++i) {
-            std::printf("%s %s %d", i % 6 == 0 ? "\n   " : ",", mpr.modules[i].c_str(),
-                        mpr.bits[i]);
-          }
-          std::printf("\n");
-        }
-        std::printf("  wrote %s%s%s\n", args->out.c_str(), args->report.empty() ? "" : " and ",
-                    args->report.c_str());
-      }
-      return 0;
+      return RunQuantize(args.get());
     };
   });
 }

@@ -114,73 +114,67 @@ Result<json> ReadJson(const std::string& path) {
   }
 }
 
-Status ParseTimm(const json& j, const std::string& file, ModelSpec* spec) {
-  std::string arch;
-  VITQ_RETURN_IF_ERROR(Get(j, "architecture", file, &arch));
-  ViTConfig c;
-  auto implied = ConfigFromTimmName(arch);
-  if (implied.ok()) {
-    c = implied.value();
-  } else if (!j.contains("model_args")) {
-    return implied.status().WithContext("config '" + file + "'");
-  }
-  c.architecture = arch;
-  VITQ_RETURN_IF_ERROR(Get(j, "num_classes", file, &c.num_classes));
-  if (j.contains("model_args")) {
-    const json& a = j["model_args"];
-    if (!a.is_object())
-      return Status::InvalidInput("config '" + file + "': model_args is not an object");
-    static const char* kKnown[] = {"img_size",    "patch_size",  "in_chans",    "embed_dim",
-                                   "depth",       "num_heads",   "mlp_ratio",   "qkv_bias",
-                                   "num_classes", "global_pool", "class_token", "distilled"};
-    for (auto it = a.begin(); it != a.end(); ++it) {
-      bool known = false;
-      for (const char* k : kKnown) known |= it.key() == k;
-      if (!known) {
-        return Status::InvalidInput("config '" + file + "': model_args." + it.key() +
-                                    " is not supported by vitq (supported: img_size, patch_size, "
-                                    "in_chans, embed_dim, depth, num_heads, mlp_ratio, qkv_bias, "
-                                    "num_classes, global_pool=token, class_token=true, distilled)");
-      }
-    }
-    double mlp_ratio = c.embed_dim > 0 ? static_cast<double>(c.mlp_hidden) / c.embed_dim : 4.0;
-    VITQ_RETURN_IF_ERROR(Get(a, "img_size", file, &c.img_size, "model_args."));
-    VITQ_RETURN_IF_ERROR(Get(a, "patch_size", file, &c.patch_size, "model_args."));
-    VITQ_RETURN_IF_ERROR(Get(a, "in_chans", file, &c.in_chans, "model_args."));
-    VITQ_RETURN_IF_ERROR(Get(a, "embed_dim", file, &c.embed_dim, "model_args."));
-    VITQ_RETURN_IF_ERROR(Get(a, "depth", file, &c.depth, "model_args."));
-    VITQ_RETURN_IF_ERROR(Get(a, "num_heads", file, &c.num_heads, "model_args."));
-    VITQ_RETURN_IF_ERROR(Get(a, "mlp_ratio", file, &mlp_ratio, "model_args."));
-    VITQ_RETURN_IF_ERROR(Get(a, "qkv_bias", file, &c.qkv_bias, "model_args."));
-    VITQ_RETURN_IF_ERROR(Get(a, "num_classes", file, &c.num_classes, "model_args."));
-    bool distilled = c.dist_token;
-    VITQ_RETURN_IF_ERROR(Get(a, "distilled", file, &distilled, "model_args."));
-    c.dist_token = c.head_dist = distilled;
-    std::string pool = "token";
-    VITQ_RETURN_IF_ERROR(Get(a, "global_pool", file, &pool, "model_args."));
-    bool class_token = true;
-    VITQ_RETURN_IF_ERROR(Get(a, "class_token", file, &class_token, "model_args."));
-    if (pool != "token" || !class_token) {
-      return Status::InvalidInput("config '" + file +
-                                  "': only global_pool 'token' with a class token is supported, "
-                                  "found global_pool '" +
-                                  pool + "'");
-    }
-    const double hidden = mlp_ratio * c.embed_dim;
-    if (c.embed_dim < 1 || c.embed_dim > kMaxEmbedDim) {
-      c.mlp_hidden = 1;  // Validate below names embed_dim
-    } else if (!(hidden >= 1 && hidden <= kMaxMlpHidden)) {
-      return Status::InvalidInput(
-          "config '" + file + "': model_args.mlp_ratio " + std::to_string(mlp_ratio) +
-          " gives an MLP hidden size outside [1, " + std::to_string(kMaxMlpHidden) + "]");
-    } else {
-      c.mlp_hidden = static_cast<int>(std::lround(hidden));
+// timm's model_args (architectures timm does not name, e.g. the bundled CIFAR-10 ViT) over the
+// config the name implied, if any.
+Status ParseModelArgs(const json& j, const std::string& file, ViTConfig* config) {
+  ViTConfig& c = *config;
+  const json& a = j["model_args"];
+  if (!a.is_object())
+    return Status::InvalidInput("config '" + file + "': model_args is not an object");
+  static const char* kKnown[] = {"img_size",    "patch_size",  "in_chans",    "embed_dim",
+                                 "depth",       "num_heads",   "mlp_ratio",   "qkv_bias",
+                                 "num_classes", "global_pool", "class_token", "distilled"};
+  for (auto it = a.begin(); it != a.end(); ++it) {
+    bool known = false;
+    for (const char* k : kKnown) known |= it.key() == k;
+    if (!known) {
+      return Status::InvalidInput("config '" + file + "': model_args." + it.key() +
+                                  " is not supported by vitq (supported: img_size, patch_size, "
+                                  "in_chans, embed_dim, depth, num_heads, mlp_ratio, qkv_bias, "
+                                  "num_classes, global_pool=token, class_token=true, distilled)");
     }
   }
-  VITQ_RETURN_IF_ERROR(c.Validate(file));
-  spec->config = c;
-  // Preprocessing from pretrained_cfg (timm's eval transform).
-  PreprocessConfig& p = spec->preprocess;
+  double mlp_ratio = c.embed_dim > 0 ? static_cast<double>(c.mlp_hidden) / c.embed_dim : 4.0;
+  VITQ_RETURN_IF_ERROR(Get(a, "img_size", file, &c.img_size, "model_args."));
+  VITQ_RETURN_IF_ERROR(Get(a, "patch_size", file, &c.patch_size, "model_args."));
+  VITQ_RETURN_IF_ERROR(Get(a, "in_chans", file, &c.in_chans, "model_args."));
+  VITQ_RETURN_IF_ERROR(Get(a, "embed_dim", file, &c.embed_dim, "model_args."));
+  VITQ_RETURN_IF_ERROR(Get(a, "depth", file, &c.depth, "model_args."));
+  VITQ_RETURN_IF_ERROR(Get(a, "num_heads", file, &c.num_heads, "model_args."));
+  VITQ_RETURN_IF_ERROR(Get(a, "mlp_ratio", file, &mlp_ratio, "model_args."));
+  VITQ_RETURN_IF_ERROR(Get(a, "qkv_bias", file, &c.qkv_bias, "model_args."));
+  VITQ_RETURN_IF_ERROR(Get(a, "num_classes", file, &c.num_classes, "model_args."));
+  bool distilled = c.dist_token;
+  VITQ_RETURN_IF_ERROR(Get(a, "distilled", file, &distilled, "model_args."));
+  c.dist_token = c.head_dist = distilled;
+  std::string pool = "token";
+  VITQ_RETURN_IF_ERROR(Get(a, "global_pool", file, &pool, "model_args."));
+  bool class_token = true;
+  VITQ_RETURN_IF_ERROR(Get(a, "class_token", file, &class_token, "model_args."));
+  if (pool != "token" || !class_token) {
+    return Status::InvalidInput("config '" + file +
+                                "': only global_pool 'token' with a class token is supported, "
+                                "found global_pool '" +
+                                pool + "'");
+  }
+  const double hidden = mlp_ratio * c.embed_dim;
+  if (c.embed_dim < 1 || c.embed_dim > kMaxEmbedDim) {
+    c.mlp_hidden = 1;  // Validate below names embed_dim
+  } else if (!(hidden >= 1 && hidden <= kMaxMlpHidden)) {
+    return Status::InvalidInput(
+        "config '" + file + "': model_args.mlp_ratio " + std::to_string(mlp_ratio) +
+        " gives an MLP hidden size outside [1, " + std::to_string(kMaxMlpHidden) + "]");
+  } else {
+    c.mlp_hidden = static_cast<int>(std::lround(hidden));
+  }
+  return Status::Ok();
+}
+
+// The preprocessing of timm's eval transform from pretrained_cfg (input size, crop_pct,
+// interpolation, crop mode, mean and std).
+Status ParsePretrainedCfg(const json& j, const std::string& file, const ViTConfig& c,
+                          PreprocessConfig* preprocess) {
+  PreprocessConfig& p = *preprocess;
   p.crop_height = p.crop_width = c.img_size;
   double crop_pct = 0.875;
   std::string interp = "bicubic", crop_mode = "center";
@@ -233,10 +227,29 @@ Status ParseTimm(const json& j, const std::string& file, ModelSpec* spec) {
     return Status::InvalidInput("config '" + file + "': unsupported crop_mode '" + crop_mode +
                                 "' (expected center or squash)");
   }
+  return Status::Ok();
+}
+
+Status ParseTimm(const json& j, const std::string& file, ModelSpec* spec) {
+  std::string arch;
+  VITQ_RETURN_IF_ERROR(Get(j, "architecture", file, &arch));
+  ViTConfig c;
+  auto implied = ConfigFromTimmName(arch);
+  if (implied.ok()) {
+    c = implied.value();
+  } else if (!j.contains("model_args")) {
+    return implied.status().WithContext("config '" + file + "'");
+  }
+  c.architecture = arch;
+  VITQ_RETURN_IF_ERROR(Get(j, "num_classes", file, &c.num_classes));
+  if (j.contains("model_args")) VITQ_RETURN_IF_ERROR(ParseModelArgs(j, file, &c));
+  VITQ_RETURN_IF_ERROR(c.Validate(file));
+  spec->config = c;
+  VITQ_RETURN_IF_ERROR(ParsePretrainedCfg(j, file, c, &spec->preprocess));
   if (j.contains("label_names")) {
     VITQ_RETURN_IF_ERROR(Get(j, "label_names", file, &spec->class_names));
   }
-  VITQ_RETURN_IF_ERROR(ValidatePreprocess(p, c, file));
+  VITQ_RETURN_IF_ERROR(ValidatePreprocess(spec->preprocess, c, file));
   spec->layout = "timm";
   return Status::Ok();
 }

@@ -202,31 +202,18 @@ double SquaredDistance(const std::vector<float>& a, const std::vector<float>& b)
   return s;
 }
 
-}  // namespace
-
-Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const CalibrationSet& calib,
-                                         const QuantizeOptions& options,
-                                         const MixedPrecisionOptions& mp,
-                                         MixedPrecisionReport* report, QuantizeReport* qreport,
-                                         PlanCache* cache) {
-  using Clock = std::chrono::steady_clock;
-  VITQ_RETURN_IF_ERROR(options.Validate());
-  if (search::FindMethod(options.method)->pipeline != nullptr) {
-    return Status::Usage(
-        "mixed precision runs with the per-operation methods (liu2021 and the "
-        "baselines); --method " +
-        options.method + " does not support it yet");
-  }
-  VITQ_RETURN_IF_ERROR(mp.Validate());
-  if (options.sequential) {
-    return Status::InvalidInput(
-        "mixed precision combines searches made on float inputs; --sequential is not supported");
-  }
-  const ViTConfig& c = model.spec.config;
-  const std::vector<int> cand = mp.Candidates();
-  const int top = cand.back();
-  // Modules and sizes (bits).
+// The modules (each block's MSA and MLP) and the size budget in bits: every parameter outside
+// the linear layers at fp32, patch_embed and the head(s) at the top candidate.
+struct Budget {
   std::vector<Module> modules;
+  int64_t other_bits = 0, fixed_bits = 0, budget_bits = 0, min_bits = 0;
+};
+Result<Budget> MakeBudget(const ViTModel& model, const MixedPrecisionOptions& mp,
+                          const std::vector<int>& cand) {
+  const ViTConfig& c = model.spec.config;
+  const int top = cand.back();
+  Budget out;
+  std::vector<Module>& modules = out.modules;
   for (int i = 0; i < c.depth; ++i) {
     const std::string p = "blocks." + std::to_string(i);
     const int64_t d = c.embed_dim;
@@ -238,26 +225,26 @@ Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const Calibratio
   int64_t module_params = 0;
   for (const auto& m : modules) module_params += m.params;
   const int64_t fixed_params = linear - module_params;  // patch_embed, head(s)
-  const int64_t other_bits = (model.NumParams() - linear) * 32;
-  const int64_t fixed_bits = fixed_params * top;
-  const int64_t budget_bits = mp.target_bits > 0
-                                  ? other_bits + linear * mp.target_bits
-                                  : static_cast<int64_t>(std::floor(mp.target_size_mb * 8e6));
-  const int64_t min_bits = other_bits + fixed_bits + module_params * cand.front();
-  report->uniform_min_bytes = min_bits / 8;
-  report->budget_bytes = budget_bits / 8;
-  if (budget_bits < min_bits) {
+  out.other_bits = (model.NumParams() - linear) * 32;
+  out.fixed_bits = fixed_params * top;
+  out.budget_bits = mp.target_bits > 0 ? out.other_bits + linear * mp.target_bits
+                                       : static_cast<int64_t>(std::floor(mp.target_size_mb * 8e6));
+  out.min_bits = out.other_bits + out.fixed_bits + module_params * cand.front();
+  if (out.budget_bits < out.min_bits) {
     char msg[256];
     std::snprintf(msg, sizeof msg,
                   "mixed precision: the budget of %.3f MB is below the smallest model the "
                   "candidates allow (%.3f MB: every module at %d bits, patch_embed and head at %d)",
-                  budget_bits / 8e6, min_bits / 8e6, cand.front(), top);
+                  out.budget_bits / 8e6, out.min_bits / 8e6, cand.front(), top);
     return Status::InvalidInput(msg);
   }
+  return out;
+}
 
-  // 1. Uniform searches at every candidate bit-width (float inputs).
-  PlanCache local;
-  if (cache == nullptr) cache = &local;
+// The uniform searches at every candidate bit-width (float inputs) that `cache` lacks.
+Status RunUniformSearches(const ViTModel& model, const CalibrationSet& calib,
+                          const QuantizeOptions& options, const std::vector<int>& cand,
+                          PlanCache* cache) {
   for (int b : cand) {
     if (cache->count(b)) continue;
     QuantizeOptions o = options;
@@ -267,11 +254,21 @@ Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const Calibratio
     VITQ_ASSIGN_OR_RETURN(cp.plan, QuantizeModel(model, calib, o, &cp.report));
     cache->emplace(b, std::move(cp));
   }
+  return Status::Ok();
+}
 
-  // 2. The Ω table: float Y and, per candidate, Ŷ with only the module quantized.
-  auto t0 = Clock::now();
-  std::vector<std::string> attn_prefix, mlp_prefix;
-  for (const auto& m : modules) (m.attn ? attn_prefix : mlp_prefix).push_back(m.name + ".");
+// The terms of Ω per module and candidate: the nuclear norm of the float output Y (P for an
+// MSA, fc2's output for an MLP), its squared Frobenius norm, and ||Ŷ(b) - Y||² with only that
+// module quantized at b (weights and activation sites), all means over the calibration images.
+struct OmegaTerms {
+  std::vector<double> nuc, frob2;
+  std::vector<std::vector<double>> err;  // [module][candidate]
+};
+Result<OmegaTerms> MeasureOmegaTerms(const ViTModel& model, const CalibrationSet& calib,
+                                     const QuantizeOptions& options,
+                                     const std::vector<Module>& modules,
+                                     const std::vector<int>& cand, const PlanCache& cache) {
+  const ViTConfig& c = model.spec.config;
   Engine float_engine(model);
   const int n_img = static_cast<int>(calib.items.size());
   const int t = c.num_tokens(), d = c.embed_dim, heads = c.num_heads;
@@ -284,8 +281,13 @@ Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const Calibratio
     float_engine.Embed(calib.images.data() + s * img_floats, nb, x.data() + s * x_floats);
   }
   const size_t nm = modules.size(), nc = cand.size();
-  std::vector<double> nuc(nm, 0.0), frob2(nm, 0.0);
-  std::vector<std::vector<double>> err(nm, std::vector<double>(nc, 0.0));
+  OmegaTerms terms;
+  std::vector<double>& nuc = terms.nuc;
+  std::vector<double>& frob2 = terms.frob2;
+  std::vector<std::vector<double>>& err = terms.err;
+  nuc.assign(nm, 0.0);
+  frob2.assign(nm, 0.0);
+  err.assign(nm, std::vector<double>(nc, 0.0));
   ProgressBar bar("mixed precision: Ω table", c.depth, "blocks/s", options.quiet);
   std::vector<float> xf, xq;
   for (int bi = 0; bi < c.depth; ++bi) {
@@ -297,7 +299,7 @@ Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const Calibratio
     std::vector<ViTModel> attn_models(nc), mlp_models(nc);
     std::vector<std::unique_ptr<Engine>> attn_engines(nc), mlp_engines(nc);
     for (size_t ci = 0; ci < nc; ++ci) {
-      const QuantPlan& plan = cache->at(cand[ci]).plan;
+      const QuantPlan& plan = cache.at(cand[ci]).plan;
       attn_sites[ci] = AsBlockZero(Subplan(plan, {modules[ma].name + "."}, false), bi);
       mlp_sites[ci] = AsBlockZero(Subplan(plan, {modules[ml].name + "."}, false), bi);
       const ViTModel block = CloneModel(model, bi);
@@ -344,31 +346,54 @@ Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const Calibratio
     bar.Add(1);
   }
   bar.Finish();
-  report->table_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return terms;
+}
 
-  // 3. The exact optimum under the budget, in units of the modules' gcd.
-  int64_t g = 0;
+// The exact optimum of Σ Ω under the budget, in units of the modules' gcd (report->omega gets
+// every module's Ω per candidate).
+struct Choice {
+  std::vector<int> picks;     // per module, the index of its candidate
+  std::vector<double> curve;  // least Σ Ω per size in units
+  int64_t unit_bits = 0;      // the unit (gcd of the module sizes)
+};
+Result<Choice> ChooseBits(const Budget& budget, const OmegaTerms& terms,
+                          const std::vector<int>& cand, OmegaCriterion omega,
+                          MixedPrecisionReport* report) {
+  const std::vector<Module>& modules = budget.modules;
+  const size_t nm = modules.size(), nc = cand.size();
+  Choice out;
+  int64_t& g = out.unit_bits;
   for (const auto& m : modules) g = std::gcd(g, m.params);
   std::vector<KnapsackItem> items(nm);
   report->omega.assign(nm, std::vector<double>(nc));
   for (size_t i = 0; i < nm; ++i) {
     // Scale-free: Y/s and Ŷ/s with s = sqrt(frob2) scale the nuclear norm by 1/s, the squared
     // error by 1/s².
-    const double norm = mp.omega == OmegaCriterion::kScaleFree && frob2[i] > 0
-                            ? 1.0 / (frob2[i] * std::sqrt(frob2[i]))
+    const double norm = omega == OmegaCriterion::kScaleFree && terms.frob2[i] > 0
+                            ? 1.0 / (terms.frob2[i] * std::sqrt(terms.frob2[i]))
                             : 1.0;
     for (size_t ci = 0; ci < nc; ++ci) {
       items[i].cost.push_back(modules[i].params / g * cand[ci]);
-      items[i].value.push_back(nuc[i] * err[i][ci] * norm);
+      items[i].value.push_back(terms.nuc[i] * terms.err[i][ci] * norm);
       report->omega[i][ci] = items[i].value.back();
     }
   }
-  const int64_t budget_units = (budget_bits - other_bits - fixed_bits) / g;
-  std::vector<double> curve;
-  VITQ_ASSIGN_OR_RETURN(std::vector<int> picks, SolveKnapsack(items, budget_units, &curve));
+  const int64_t budget_units = (budget.budget_bits - budget.other_bits - budget.fixed_bits) / g;
+  VITQ_ASSIGN_OR_RETURN(out.picks, SolveKnapsack(items, budget_units, &out.curve));
+  return out;
+}
 
-  // 4. The combined plan and the report.
-  const CachedPlan& topc = cache->at(top);
+// The combined plan (each module's sites and biases from the plan of its chosen bit-width,
+// the rest from the top candidate's) and the reports.
+QuantPlan CombinePlans(const Budget& budget, const std::vector<int>& cand, const Choice& choice,
+                       const OmegaTerms& terms, const PlanCache& cache,
+                       const MixedPrecisionOptions& mp, MixedPrecisionReport* report,
+                       QuantizeReport* qreport) {
+  const std::vector<Module>& modules = budget.modules;
+  const std::vector<int>& picks = choice.picks;
+  const size_t nm = modules.size();
+  const int top = cand.back();
+  const CachedPlan& topc = cache.at(top);
   QuantPlan out = topc.plan;
   report->modules.clear();
   report->bits.clear();
@@ -376,7 +401,7 @@ Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const Calibratio
   int64_t module_bits_total = 0;
   for (size_t i = 0; i < nm; ++i) {
     const int b = cand[picks[i]];
-    const QuantPlan& src = cache->at(b).plan;
+    const QuantPlan& src = cache.at(b).plan;
     for (auto it = out.sites.begin(); it != out.sites.end(); ++it)
       if (InModule(it->first, modules[i])) it->second = src.sites.at(it->first);
     for (auto it = out.biases.begin(); it != out.biases.end();)
@@ -390,19 +415,20 @@ Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const Calibratio
   }
   report->candidates = cand;
   report->criterion = mp.omega;
-  report->nuclear_norm = nuc;
-  report->frobenius2 = frob2;
-  report->error = err;
-  report->size_bytes = (other_bits + fixed_bits + module_bits_total) / 8;
+  report->nuclear_norm = terms.nuc;
+  report->frobenius2 = terms.frob2;
+  report->error = terms.err;
+  report->size_bytes = (budget.other_bits + budget.fixed_bits + module_bits_total) / 8;
   report->total_omega = 0;
   for (size_t i = 0; i < nm; ++i) report->total_omega += report->omega[i][picks[i]];
   report->pareto.clear();
   double best = std::numeric_limits<double>::infinity();
-  for (size_t j = 0; j < curve.size(); ++j) {
-    if (curve[j] < best) {
-      best = curve[j];
-      report->pareto.emplace_back((other_bits + fixed_bits + static_cast<int64_t>(j) * g) / 8,
-                                  best);
+  for (size_t j = 0; j < choice.curve.size(); ++j) {
+    if (choice.curve[j] < best) {
+      best = choice.curve[j];
+      report->pareto.emplace_back(
+          (budget.other_bits + budget.fixed_bits + static_cast<int64_t>(j) * choice.unit_bits) / 8,
+          best);
     }
   }
   nlohmann::ordered_json opts = nlohmann::ordered_json::parse(out.options_json);
@@ -418,20 +444,55 @@ Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const Calibratio
     qreport->ops.clear();
     qreport->search_seconds = qreport->capture_seconds = 0;
     for (int b : cand) {
-      qreport->search_seconds += cache->at(b).report.search_seconds;
-      qreport->capture_seconds += cache->at(b).report.capture_seconds;
+      qreport->search_seconds += cache.at(b).report.search_seconds;
+      qreport->capture_seconds += cache.at(b).report.capture_seconds;
     }
     for (const auto& op : topc.report.ops) {
       int b = top;
       for (size_t i = 0; i < nm; ++i)
         if (InModule(op.layer, modules[i])) b = cand[picks[i]];
-      for (const auto& o : cache->at(b).report.ops)
+      for (const auto& o : cache.at(b).report.ops)
         if (o.layer == op.layer) qreport->ops.push_back(o);
     }
     qreport->total_seconds =
         qreport->search_seconds + qreport->capture_seconds + report->table_seconds;
   }
   return out;
+}
+
+}  // namespace
+
+Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const CalibrationSet& calib,
+                                         const QuantizeOptions& options,
+                                         const MixedPrecisionOptions& mp,
+                                         MixedPrecisionReport* report, QuantizeReport* qreport,
+                                         PlanCache* cache) {
+  using Clock = std::chrono::steady_clock;
+  VITQ_RETURN_IF_ERROR(options.Validate());
+  if (search::FindMethod(options.method)->pipeline != nullptr) {
+    return Status::Usage(
+        "mixed precision runs with the per-operation methods (liu2021 and the "
+        "baselines); --method " +
+        options.method + " does not support it yet");
+  }
+  VITQ_RETURN_IF_ERROR(mp.Validate());
+  if (options.sequential) {
+    return Status::InvalidInput(
+        "mixed precision combines searches made on float inputs; --sequential is not supported");
+  }
+  const std::vector<int> cand = mp.Candidates();
+  VITQ_ASSIGN_OR_RETURN(Budget budget, MakeBudget(model, mp, cand));
+  report->uniform_min_bytes = budget.min_bits / 8;
+  report->budget_bytes = budget.budget_bits / 8;
+  PlanCache local;
+  if (cache == nullptr) cache = &local;
+  VITQ_RETURN_IF_ERROR(RunUniformSearches(model, calib, options, cand, cache));
+  const auto t0 = Clock::now();
+  VITQ_ASSIGN_OR_RETURN(OmegaTerms terms,
+                        MeasureOmegaTerms(model, calib, options, budget.modules, cand, *cache));
+  report->table_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  VITQ_ASSIGN_OR_RETURN(Choice choice, ChooseBits(budget, terms, cand, mp.omega, report));
+  return CombinePlans(budget, cand, choice, terms, *cache, mp, report, qreport);
 }
 
 std::string MixedPrecisionReport::ToJson() const {

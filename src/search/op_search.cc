@@ -251,87 +251,12 @@ class Searcher {
         ComputeAccumulators(cands[ci], packed_index[ci], c0, cn);
         const float* bp = op_.is_matmul ? nullptr : bias.data();
         if (need_output) {
-          // Ô = scale · accumulator (+ bias per output channel for linear layers).
-          const int64_t rows = cn * out_per_image_ / op_.n;
-          const int64_t block = std::max<int64_t>(1, 4096 / op_.n);
-#pragma omp parallel for schedule(static)
-          for (int64_t b = 0; b < (rows + block - 1) / block; ++b) {
-            const int64_t r0 = b * block;
-            ConvertRows(acc_.data() + r0 * op_.n, std::min(block, rows - r0), op_.n, scale, bp,
-                        out_.data() + r0 * op_.n);
-          }
+          CandidateOutput(scale, bp, cn);
+        } else {
+          BlockSimilaritySums(scale, bp, oc, cn);
         }
-        double chunk_signal = 0, chunk_noise = 0;
-        std::vector<double>& sim_c = sims[ci];
-        if (!need_output) {
-          // Sums over blocks of rows (both threads busy even on a one-image chunk), combined
-          // per image in a fixed order.
-          const int64_t rows_per_image = out_per_image_ / op_.n;
-          const int64_t tasks = static_cast<int64_t>(cn) * row_blocks_;
-          block_sums_.resize(static_cast<size_t>(tasks) * 3);
-#pragma omp parallel for schedule(static)
-          for (int64_t t = 0; t < tasks; ++t) {
-            const int64_t i = t / row_blocks_, r0 = (t % row_blocks_) * row_block_;
-            const int64_t off = i * out_per_image_ + r0 * op_.n;
-            SimilaritySumsAcc(acc_.data() + off, oc + off,
-                              std::min<int64_t>(row_block_, rows_per_image - r0), op_.n, scale, bp,
-                              &block_sums_[3 * t], &block_sums_[3 * t + 1],
-                              &block_sums_[3 * t + 2]);
-          }
-        }
-#pragma omp parallel for reduction(+ : chunk_signal, chunk_noise)
-        for (int i = 0; i < cn; ++i) {
-          const float* o = oc + i * out_per_image_;
-          double s1 = 0, s2 = 0, s12 = 0, sig = 0, noise = 0;
-          if (need_output) {
-            const float* q = out_.data() + i * out_per_image_;
-            SimilaritySums(o, q, out_per_image_, &s1, &s2, &s12);
-            if (sqnr) {
-              for (int64_t j = 0; j < out_per_image_; ++j) {
-                double d = static_cast<double>(o[j]) - q[j];
-                sig += static_cast<double>(o[j]) * o[j];
-                noise += d * d;
-              }
-            }
-          } else {
-            for (int64_t t = i * row_blocks_; t < (i + 1) * row_blocks_; ++t) {
-              s1 += block_sums_[3 * t];
-              s2 += block_sums_[3 * t + 1];
-              s12 += block_sums_[3 * t + 2];
-            }
-          }
-          const int64_t n = out_per_image_;
-          const int img = c0 + i;
-          double sim;
-          if (opt_.similarity == Similarity::kPearson) {
-            double cov = s12 - o_mean_[img] * s1, var = s2 - s1 * s1 / n;
-            sim = (var > 0 && o_norm2_[img] > 0) ? cov / std::sqrt(var * o_norm2_[img]) : 0.0;
-          } else {
-            sim = (s2 > 0 && o_norm2_[img] > 0) ? s12 / std::sqrt(s2 * o_norm2_[img]) : 0.0;
-          }
-          sim_c[img] = sim;
-          chunk_signal += sig;
-          chunk_noise += noise;
-        }
-        ev[ci].signal += chunk_signal;
-        ev[ci].noise += chunk_noise;
-        if (bias_error) {
-          const int64_t rows = cn * op_.rows;
-          const int nch = op_.n;
-          std::vector<double>& be = ev[ci].bias_error;
-#pragma omp parallel
-          {
-            std::vector<double> local(nch, 0.0);
-#pragma omp for
-            for (int64_t r = 0; r < rows; ++r) {
-              const float* o = oc + r * nch;
-              const float* q = out_.data() + r * nch;
-              for (int c = 0; c < nch; ++c) local[c] += q[c] - o[c];
-            }
-#pragma omp critical
-            for (int c = 0; c < nch; ++c) be[c] += local[c];
-          }
-        }
+        ImageSimilarities(c0, cn, need_output, sqnr, &sims[ci], &ev[ci].signal, &ev[ci].noise);
+        if (bias_error) AddBiasError(oc, cn, &ev[ci].bias_error);
         if (ranking) rank_sum[ci] += RankingChunk(scale, c0, cn);
       }
     }
@@ -344,6 +269,99 @@ class Searcher {
       }
     }
     return ev;
+  }
+
+  // Ô = scale · accumulator (+ bias per output channel for linear layers) for a chunk of cn
+  // images, into out_.
+  void CandidateOutput(float scale, const float* bp, int cn) {
+    const int64_t rows = cn * out_per_image_ / op_.n;
+    const int64_t block = std::max<int64_t>(1, 4096 / op_.n);
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < (rows + block - 1) / block; ++b) {
+      const int64_t r0 = b * block;
+      ConvertRows(acc_.data() + r0 * op_.n, std::min(block, rows - r0), op_.n, scale, bp,
+                  out_.data() + r0 * op_.n);
+    }
+  }
+
+  // Pearson's three sums straight from the accumulators, per block of rows (both threads busy
+  // even on a one-image chunk), into block_sums_; ImageSimilarities combines them per image in a
+  // fixed order.
+  void BlockSimilaritySums(float scale, const float* bp, const float* oc, int cn) {
+    const int64_t rows_per_image = out_per_image_ / op_.n;
+    const int64_t tasks = static_cast<int64_t>(cn) * row_blocks_;
+    block_sums_.resize(static_cast<size_t>(tasks) * 3);
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int64_t i = t / row_blocks_, r0 = (t % row_blocks_) * row_block_;
+      const int64_t off = i * out_per_image_ + r0 * op_.n;
+      SimilaritySumsAcc(acc_.data() + off, oc + off,
+                        std::min<int64_t>(row_block_, rows_per_image - r0), op_.n, scale, bp,
+                        &block_sums_[3 * t], &block_sums_[3 * t + 1], &block_sums_[3 * t + 2]);
+    }
+  }
+
+  // The similarity of each image of the chunk [c0, c0 + cn) (into (*sims)[image]) from the
+  // candidate output (need_output) or the block sums, and with sqnr the signal and noise energy
+  // (added to *signal, *noise).
+  void ImageSimilarities(int c0, int cn, bool need_output, bool sqnr, std::vector<double>* sims,
+                         double* signal, double* noise_total) {
+    const float* oc = o_.data() + c0 * out_per_image_;
+    double chunk_signal = 0, chunk_noise = 0;
+#pragma omp parallel for reduction(+ : chunk_signal, chunk_noise)
+    for (int i = 0; i < cn; ++i) {
+      const float* o = oc + i * out_per_image_;
+      double s1 = 0, s2 = 0, s12 = 0, sig = 0, noise = 0;
+      if (need_output) {
+        const float* q = out_.data() + i * out_per_image_;
+        SimilaritySums(o, q, out_per_image_, &s1, &s2, &s12);
+        if (sqnr) {
+          for (int64_t j = 0; j < out_per_image_; ++j) {
+            double d = static_cast<double>(o[j]) - q[j];
+            sig += static_cast<double>(o[j]) * o[j];
+            noise += d * d;
+          }
+        }
+      } else {
+        for (int64_t t = i * row_blocks_; t < (i + 1) * row_blocks_; ++t) {
+          s1 += block_sums_[3 * t];
+          s2 += block_sums_[3 * t + 1];
+          s12 += block_sums_[3 * t + 2];
+        }
+      }
+      const int64_t n = out_per_image_;
+      const int img = c0 + i;
+      double sim;
+      if (opt_.similarity == Similarity::kPearson) {
+        double cov = s12 - o_mean_[img] * s1, var = s2 - s1 * s1 / n;
+        sim = (var > 0 && o_norm2_[img] > 0) ? cov / std::sqrt(var * o_norm2_[img]) : 0.0;
+      } else {
+        sim = (s2 > 0 && o_norm2_[img] > 0) ? s12 / std::sqrt(s2 * o_norm2_[img]) : 0.0;
+      }
+      (*sims)[img] = sim;
+      chunk_signal += sig;
+      chunk_noise += noise;
+    }
+    *signal += chunk_signal;
+    *noise_total += chunk_noise;
+  }
+
+  // Adds Σ (Ô - O) per output channel over the chunk's rows to *be.
+  void AddBiasError(const float* oc, int cn, std::vector<double>* be) {
+    const int64_t rows = cn * op_.rows;
+    const int nch = op_.n;
+#pragma omp parallel
+    {
+      std::vector<double> local(nch, 0.0);
+#pragma omp for
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* o = oc + r * nch;
+        const float* q = out_.data() + r * nch;
+        for (int c = 0; c < nch; ++c) local[c] += q[c] - o[c];
+      }
+#pragma omp critical
+      for (int c = 0; c < nch; ++c) (*be)[c] += local[c];
+    }
   }
 
   // Linear layers: packs each distinct weight interval of `cands` once; returns each candidate's

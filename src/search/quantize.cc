@@ -215,62 +215,165 @@ Result<CalibrationSet> LoadCalibrationSet(const ModelSpec& spec, const std::stri
   return cs;
 }
 
-Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& calib,
-                                const QuantizeOptions& opts, QuantizeReport* report) {
-  VITQ_RETURN_IF_ERROR(opts.Validate());
-  const search::MethodInfo* method = search::FindMethod(opts.method);
-  if (method->pipeline != nullptr) return method->pipeline(model, calib, opts, report);
-  const auto t_start = Clock::now();
-  const ViTConfig& c = model.spec.config;
-  const int n_img = static_cast<int>(calib.items.size());
-  const int t = c.num_tokens(), d = c.embed_dim;
-  const size_t per_image = static_cast<size_t>(c.in_chans) * c.img_size * c.img_size;
-  const int batch = std::max(1, std::min(opts.batch, n_img));
-  std::map<std::string, int> module_bits(opts.module_bits.begin(), opts.module_bits.end());
+namespace {
 
-  QuantPlan plan = search::NewPlan(model, calib, opts);
-  report->calib_images = n_img;
-  report->calib_hash = calib.hash;
-
-  kernels::DnnlContext ctx;
-  // The model whose layers are already decided (fake-quantized weights, corrected biases), used
-  // for the quantized prefix in sequential mode.
-  ViTModel qmodel;
-  if (opts.sequential) {
-    auto q = ApplyPlanToWeights(model, plan);
-    if (!q.ok()) return q.status();
-    qmodel = std::move(q).value();
-  }
-  Engine float_engine(model);
-  const int total_ops = 6 * c.depth + 2 + (c.head_dist ? 1 : 0);
-  ProgressBar bar("quantize " + opts.method, total_ops, "ops/s", opts.quiet);
-
-  auto bits_for = [&](const std::string& layer, bool weight_side) {
-    auto it = module_bits.find(search::ModuleOf(layer));
-    if (it != module_bits.end()) return it->second;
-    return weight_side ? opts.wbits : opts.abits;
+// The operations of one transformer block in the order they are quantized, each with the sites
+// it reads (captured per image): a linear layer's input, or an attention matmul's two operands.
+enum class BlockOpKind { kLinear, kScores, kValues };
+struct BlockOpSpec {
+  const char* name;  // under "blocks.<i>."
+  BlockOpKind kind;
+  std::vector<const char*> sites;
+};
+const std::vector<BlockOpSpec>& BlockOps() {
+  static const std::vector<BlockOpSpec> ops = {
+      {"attn.qkv", BlockOpKind::kLinear, {"attn.qkv:in"}},
+      {"attn.qk", BlockOpKind::kScores, {"attn.qk:a", "attn.qk:b"}},  // Q·Kᵀ
+      {"attn.pv", BlockOpKind::kValues, {"attn.pv:a", "attn.pv:b"}},  // P·V
+      {"attn.proj", BlockOpKind::kLinear, {"attn.proj:in"}},
+      {"mlp.fc1", BlockOpKind::kLinear, {"mlp.fc1:in"}},
+      {"mlp.fc2", BlockOpKind::kLinear, {"mlp.fc2:in"}},
   };
-  auto run_op = [&](search::OpTensors& op) -> Status {
-    auto t0 = Clock::now();
+  return ops;
+}
+
+// QuantizeModel for the per-operation methods: the embedding, each block and the heads in turn;
+// every operation's captured tensors go to the method, whose scales (and corrected bias) enter
+// the plan. In sequential mode each operation sees the outputs of everything quantized before it.
+class OpPipeline {
+ public:
+  OpPipeline(const ViTModel& model, const CalibrationSet& calib, const QuantizeOptions& opts,
+             const search::MethodInfo* method, QuantizeReport* report)
+      : model_(model),
+        c_(model.spec.config),
+        calib_(calib),
+        opts_(opts),
+        method_(method),
+        report_(report),
+        n_img_(static_cast<int>(calib.items.size())),
+        batch_(std::max(1, std::min(opts.batch, n_img_))),
+        module_bits_(opts.module_bits.begin(), opts.module_bits.end()),
+        plan_(search::NewPlan(model, calib, opts)),
+        float_engine_(model),
+        bar_("quantize " + opts.method, 6 * c_.depth + 2 + (c_.head_dist ? 1 : 0), "ops/s",
+             opts.quiet),
+        x_(static_cast<size_t>(n_img_) * c_.num_tokens() * c_.embed_dim) {}
+
+  Result<QuantPlan> Run() {
+    const auto t_start = Clock::now();
+    report_->calib_images = n_img_;
+    report_->calib_hash = calib_.hash;
+    if (opts_.sequential) VITQ_RETURN_IF_ERROR(RefreshQuantizedModel());
+    VITQ_RETURN_IF_ERROR(Embedding());
+    for (int li = 0; li < c_.depth; ++li) VITQ_RETURN_IF_ERROR(Block(li));
+    VITQ_RETURN_IF_ERROR(Heads());
+    bar_.Finish();
+    report_->total_seconds = Since(t_start);
+    plan_.report_json = report_->ToJson();
+    return std::move(plan_);
+  }
+
+ private:
+  float* Stream(int image) { return x_.data() + static_cast<size_t>(image) * StreamFloats(); }
+  int64_t StreamFloats() const { return static_cast<int64_t>(c_.num_tokens()) * c_.embed_dim; }
+  const float* Image(int image) const {
+    return calib_.images.data() +
+           static_cast<size_t>(image) * c_.in_chans * c_.img_size * c_.img_size;
+  }
+
+  // The model with the layers decided so far (fake-quantized weights, corrected biases): the
+  // quantized prefix of sequential mode.
+  Status RefreshQuantizedModel() {
+    VITQ_ASSIGN_OR_RETURN(qmodel_, ApplyPlanToWeights(model_, plan_));
+    return Status::Ok();
+  }
+
+  int BitsFor(const std::string& layer, bool weight_side) const {
+    auto it = module_bits_.find(search::ModuleOf(layer));
+    if (it != module_bits_.end()) return it->second;
+    return weight_side ? opts_.wbits : opts_.abits;
+  }
+
+  // Runs `stage(first_image, images)` over the calibration images in batches, capturing into
+  // `cap`'s buffers; the time counts as capture time.
+  void ForBatches(search::CaptureObserver* cap, const std::function<void(int, int)>& stage) {
+    const auto t0 = Clock::now();
+    cap->SetTotal(n_img_);
+    for (int b = 0; b < n_img_; b += batch_) {
+      const int nb = std::min(batch_, n_img_ - b);
+      cap->SetBatch(b, nb);
+      stage(b, nb);
+    }
+    report_->capture_seconds += Since(t0);
+  }
+
+  search::OpTensors LinearOp(const std::string& name, const LinearWeights& w,
+                             const std::vector<float>& x, int64_t rows) const {
+    search::OpTensors op;
+    op.name = name;
+    op.images = n_img_;
+    op.x = x.data();
+    op.rows = rows;
+    op.k = static_cast<int>(w.weight.dim(1));
+    op.n = static_cast<int>(w.weight.dim(0));
+    op.weight = w.weight.f32();
+    op.bias.assign(w.bias.f32(), w.bias.f32() + w.bias.size());
+    return op;
+  }
+
+  // Block `li`'s operation `spec` over the captured buffers ("<layer>:a" [images*H, m, k] and
+  // "<layer>:b" for the attention matmuls).
+  search::OpTensors BlockOp(int li, const BlockOpSpec& spec,
+                            std::map<std::string, std::vector<float>>& buf) const {
+    const std::string p = "blocks." + std::to_string(li) + ".", name = p + spec.name;
+    const BlockWeights& bw = model_.weights.blocks[li];
+    const int t = c_.num_tokens(), hd = c_.head_dim();
+    if (spec.kind == BlockOpKind::kLinear) {
+      const LinearWeights& w = spec.name == std::string("attn.qkv")    ? bw.qkv
+                               : spec.name == std::string("attn.proj") ? bw.proj
+                               : spec.name == std::string("mlp.fc1")   ? bw.fc1
+                                                                       : bw.fc2;
+      return LinearOp(name, w, buf[p + spec.sites[0]], t);
+    }
+    search::OpTensors op;
+    op.name = name;
+    op.is_matmul = true;
+    op.is_attention_scores = spec.kind == BlockOpKind::kScores;
+    op.images = n_img_;
+    op.a = buf[name + ":a"].data();
+    op.b = buf[name + ":b"].data();
+    op.heads = c_.num_heads;
+    op.m = t;
+    // Q·Kᵀ: K [T, hd] is the transposed second operand; P·V: V [T, hd] is given as [K, N].
+    op.k = op.is_attention_scores ? hd : t;
+    op.n = op.is_attention_scores ? t : hd;
+    op.b_rows_are_k = !op.is_attention_scores;
+    return op;
+  }
+
+  // The method on one operation; its scales (and corrected bias) enter the plan, its figures the
+  // report. Sequential mode then re-applies the plan to the quantized prefix model.
+  Status RunOp(const search::OpTensors& op) {
+    const auto t0 = Clock::now();
     search::MethodContext mc;
     // A matmul's second operand (K, V) is an activation: it takes the activation bits.
-    mc.bits_w = bits_for(op.name, !op.is_matmul);
-    mc.bits_x = bits_for(op.name, false);
-    mc.ranking = opts.ranking;
-    mc.bias_correction = opts.bias_correction;
-    mc.candidates = opts.candidates;
-    mc.max_rounds = opts.max_rounds;
-    mc.coarse_step = opts.CoarseStep();
-    mc.ctx = &ctx;
-    search::OpResult r = method->run(op, mc);
-    QuantScheme sw = SymmetricScheme(mc.bits_w), sx = SymmetricScheme(mc.bits_x);
+    mc.bits_w = BitsFor(op.name, !op.is_matmul);
+    mc.bits_x = BitsFor(op.name, false);
+    mc.ranking = opts_.ranking;
+    mc.bias_correction = opts_.bias_correction;
+    mc.candidates = opts_.candidates;
+    mc.max_rounds = opts_.max_rounds;
+    mc.coarse_step = opts_.CoarseStep();
+    mc.ctx = &ctx_;
+    const search::OpResult r = method_->run(op, mc);
+    const QuantScheme sw = SymmetricScheme(mc.bits_w), sx = SymmetricScheme(mc.bits_x);
     if (op.is_matmul) {
-      plan.sites[op.name + ":a"] = {sx, {{r.scale_x}, {0}}};
-      plan.sites[op.name + ":b"] = {sw, {{r.scale_w}, {0}}};
+      plan_.sites[op.name + ":a"] = {sx, {{r.scale_x}, {0}}};
+      plan_.sites[op.name + ":b"] = {sw, {{r.scale_w}, {0}}};
     } else {
-      plan.sites[op.name + ":w"] = {sw, {{r.scale_w}, {0}}};
-      plan.sites[op.name + ":in"] = {sx, {{r.scale_x}, {0}}};
-      if (!r.bias.empty() && r.bias != op.bias) plan.biases[op.name] = r.bias;
+      plan_.sites[op.name + ":w"] = {sw, {{r.scale_w}, {0}}};
+      plan_.sites[op.name + ":in"] = {sx, {{r.scale_x}, {0}}};
+      if (!r.bias.empty() && r.bias != op.bias) plan_.biases[op.name] = r.bias;
     }
     OpReport rep;
     rep.layer = op.name;
@@ -287,166 +390,104 @@ Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& cal
     rep.rounds = r.rounds;
     rep.evaluations = r.evaluations;
     rep.seconds = Since(t0);
-    report->search_seconds += rep.seconds;
-    report->ops.push_back(rep);
-    bar.Add(1);
-    if (opts.sequential) {
-      auto q = ApplyPlanToWeights(model, plan);
-      if (!q.ok()) return q.status();
-      qmodel = std::move(q).value();
+    report_->search_seconds += rep.seconds;
+    report_->ops.push_back(rep);
+    bar_.Add(1);
+    return opts_.sequential ? RefreshQuantizedModel() : Status::Ok();
+  }
+
+  // The patch embedding: its input captured from the float pass; the stream then holds the
+  // float embedding, or in sequential mode the quantized one.
+  Status Embedding() {
+    std::vector<float> patches;
+    search::CaptureObserver cap;
+    cap.Add("patch_embed.proj:in", &patches);
+    ForBatches(&cap, [&](int b, int nb) { float_engine_.Embed(Image(b), nb, Stream(b), &cap); });
+    VITQ_RETURN_IF_ERROR(
+        RunOp(LinearOp("patch_embed.proj", model_.weights.patch_embed, patches, c_.num_patches())));
+    if (opts_.sequential) {
+      Engine e(qmodel_);
+      FakeQuantObserver fq(plan_);
+      search::CaptureObserver none(&fq);
+      ForBatches(&none, [&](int b, int nb) { e.Embed(Image(b), nb, Stream(b), &none); });
     }
     return Status::Ok();
-  };
-  auto linear_op = [&](const std::string& name, const LinearWeights& w, const std::vector<float>& x,
-                       int64_t rows) {
-    search::OpTensors op;
-    op.name = name;
-    op.images = n_img;
-    op.x = x.data();
-    op.rows = rows;
-    op.k = static_cast<int>(w.weight.dim(1));
-    op.n = static_cast<int>(w.weight.dim(0));
-    op.weight = w.weight.f32();
-    op.bias.assign(w.bias.f32(), w.bias.f32() + w.bias.size());
-    return op;
-  };
-
-  // Runs `stage` over all images in batches with `observer`; captures go to the capture buffers.
-  // `stream` is the residual stream [images, T, D] (updated in place by Embed/Block).
-  auto for_batches = [&](CaptureObserver* cap, const std::function<void(int, int)>& stage) {
-    auto t0 = Clock::now();
-    cap->SetTotal(n_img);
-    for (int b = 0; b < n_img; b += batch) {
-      int nb = std::min(batch, n_img - b);
-      cap->SetBatch(b, nb);
-      stage(b, nb);
-    }
-    report->capture_seconds += Since(t0);
-  };
-
-  std::vector<float> x(static_cast<size_t>(n_img) * t *
-                       d);  // float (parallel) or quantized-prefix stream
-  // ---- patch embedding ----
-  {
-    std::vector<float> patches;
-    CaptureObserver cap;
-    cap.Add("patch_embed.proj:in", &patches);
-    for_batches(&cap, [&](int b, int nb) {
-      float_engine.Embed(calib.images.data() + per_image * b, nb,
-                         x.data() + static_cast<size_t>(b) * t * d, &cap);
-    });
-    auto op = linear_op("patch_embed.proj", model.weights.patch_embed, patches, c.num_patches());
-    VITQ_RETURN_IF_ERROR(run_op(op));
-    if (opts.sequential) {
-      Engine e(qmodel);
-      FakeQuantObserver fq(plan);
-      CaptureObserver none(&fq);
-      for_batches(&none, [&](int b, int nb) {
-        e.Embed(calib.images.data() + per_image * b, nb, x.data() + static_cast<size_t>(b) * t * d,
-                &none);
-      });
-    }
   }
-  // ---- blocks ----
-  const char* kSites[] = {"attn.qkv:in", "attn.qk:a",    "attn.qk:b",  "attn.pv:a",
-                          "attn.pv:b",   "attn.proj:in", "mlp.fc1:in", "mlp.fc2:in"};
-  for (int li = 0; li < c.depth; ++li) {
+
+  // Block li: parallel mode captures every site from one float pass; sequential mode captures
+  // each operation's sites from a pass over the quantized prefix (itself excluded), then advances
+  // the stream through the quantized block.
+  Status Block(int li) {
     const std::string p = "blocks." + std::to_string(li) + ".";
-    const BlockWeights& bw = model.weights.blocks[li];
     std::map<std::string, std::vector<float>> buf;
-    // An attention matmul over the captured operands "<name>:a" [images*H, m, k] and "<name>:b".
-    auto matmul_op = [&](const std::string& name, int m, int k, int n, bool b_rows_are_k,
-                         bool scores) {
-      search::OpTensors op;
-      op.name = name;
-      op.is_matmul = true;
-      op.is_attention_scores = scores;
-      op.images = n_img;
-      op.a = buf[name + ":a"].data();
-      op.b = buf[name + ":b"].data();
-      op.heads = c.num_heads;
-      op.m = m;
-      op.k = k;
-      op.n = n;
-      op.b_rows_are_k = b_rows_are_k;
-      return op;
-    };
-    auto make_ops = [&](int which) {
-      const int64_t hd = c.head_dim();
-      switch (which) {
-        case 0:
-          return linear_op(p + "attn.qkv", bw.qkv, buf[p + "attn.qkv:in"], t);
-        case 1:  // Q·Kᵀ: K [T, hd] is the transposed second operand
-          return matmul_op(p + "attn.qk", t, static_cast<int>(hd), t, false, true);
-        case 2:  // P·V
-          return matmul_op(p + "attn.pv", t, t, static_cast<int>(hd), true, false);
-        case 3:
-          return linear_op(p + "attn.proj", bw.proj, buf[p + "attn.proj:in"], t);
-        case 4:
-          return linear_op(p + "mlp.fc1", bw.fc1, buf[p + "mlp.fc1:in"], t);
-        default:
-          return linear_op(p + "mlp.fc2", bw.fc2, buf[p + "mlp.fc2:in"], t);
-      }
-    };
-    if (!opts.sequential) {
-      CaptureObserver cap;
-      for (const char* s : kSites) cap.Add(p + s, &buf[p + s]);
-      for_batches(&cap, [&](int b, int nb) {
-        float_engine.Block(li, x.data() + static_cast<size_t>(b) * t * d, nb, &cap);
-      });
-      for (int which = 0; which < 6; ++which) {
-        auto op = make_ops(which);
-        VITQ_RETURN_IF_ERROR(run_op(op));
-      }
-    } else {
-      // Each operation sees the outputs of everything quantized before it, itself excluded.
-      const int first_site[6] = {0, 1, 3, 5, 6, 7}, num_sites[6] = {1, 2, 2, 1, 1, 1};
-      std::vector<float> xin(x.size());
-      for (int which = 0; which < 6; ++which) {
-        Engine e(qmodel);
-        FakeQuantObserver fq(plan);
-        CaptureObserver cap(&fq);
-        for (int s = first_site[which]; s < first_site[which] + num_sites[which]; ++s) {
-          cap.Add(p + kSites[s], &buf[p + kSites[s]]);
-        }
-        std::memcpy(xin.data(), x.data(), x.size() * sizeof(float));
-        for_batches(&cap, [&](int b, int nb) {
-          e.Block(li, xin.data() + static_cast<size_t>(b) * t * d, nb, &cap);
-        });
-        auto op = make_ops(which);
-        VITQ_RETURN_IF_ERROR(run_op(op));
-      }
-      Engine e(qmodel);
-      FakeQuantObserver fq(plan);
-      CaptureObserver none(&fq);
-      for_batches(&none, [&](int b, int nb) {
-        e.Block(li, x.data() + static_cast<size_t>(b) * t * d, nb, &none);
-      });
+    if (!opts_.sequential) {
+      search::CaptureObserver cap;
+      for (const BlockOpSpec& spec : BlockOps())
+        for (const char* site : spec.sites) cap.Add(p + site, &buf[p + site]);
+      ForBatches(&cap, [&](int b, int nb) { float_engine_.Block(li, Stream(b), nb, &cap); });
+      for (const BlockOpSpec& spec : BlockOps()) VITQ_RETURN_IF_ERROR(RunOp(BlockOp(li, spec, buf)));
+      return Status::Ok();
     }
+    std::vector<float> xin(x_.size());
+    for (const BlockOpSpec& spec : BlockOps()) {
+      Engine e(qmodel_);
+      FakeQuantObserver fq(plan_);
+      search::CaptureObserver cap(&fq);
+      for (const char* site : spec.sites) cap.Add(p + site, &buf[p + site]);
+      std::memcpy(xin.data(), x_.data(), x_.size() * sizeof(float));
+      ForBatches(&cap, [&](int b, int nb) {
+        e.Block(li, xin.data() + static_cast<size_t>(b) * StreamFloats(), nb, &cap);
+      });
+      VITQ_RETURN_IF_ERROR(RunOp(BlockOp(li, spec, buf)));
+    }
+    Engine e(qmodel_);
+    FakeQuantObserver fq(plan_);
+    search::CaptureObserver none(&fq);
+    ForBatches(&none, [&](int b, int nb) { e.Block(li, Stream(b), nb, &none); });
+    return Status::Ok();
   }
-  // ---- head(s) ----
-  {
-    std::vector<float> h0, h1, logits(static_cast<size_t>(batch) * c.num_classes);
-    Engine qe(opts.sequential ? qmodel : model);
-    FakeQuantObserver fq(plan);
-    CaptureObserver cap(opts.sequential ? &fq : nullptr);
+
+  // The classifier head (and the distillation head) on the final stream.
+  Status Heads() {
+    std::vector<float> h0, h1, logits(static_cast<size_t>(batch_) * c_.num_classes);
+    Engine qe(opts_.sequential ? qmodel_ : model_);
+    FakeQuantObserver fq(plan_);
+    search::CaptureObserver cap(opts_.sequential ? &fq : nullptr);
     cap.Add("head:in", &h0);
-    if (c.head_dist) cap.Add("head_dist:in", &h1);
-    Engine& e = opts.sequential ? qe : float_engine;
-    for_batches(&cap, [&](int b, int nb) {
-      e.Head(x.data() + static_cast<size_t>(b) * t * d, nb, logits.data(), &cap);
-    });
-    auto op = linear_op("head", model.weights.head, h0, 1);
-    VITQ_RETURN_IF_ERROR(run_op(op));
-    if (c.head_dist) {
-      auto opd = linear_op("head_dist", model.weights.head_dist, h1, 1);
-      VITQ_RETURN_IF_ERROR(run_op(opd));
-    }
+    if (c_.head_dist) cap.Add("head_dist:in", &h1);
+    Engine& e = opts_.sequential ? qe : float_engine_;
+    ForBatches(&cap, [&](int b, int nb) { e.Head(Stream(b), nb, logits.data(), &cap); });
+    VITQ_RETURN_IF_ERROR(RunOp(LinearOp("head", model_.weights.head, h0, 1)));
+    if (c_.head_dist)
+      VITQ_RETURN_IF_ERROR(RunOp(LinearOp("head_dist", model_.weights.head_dist, h1, 1)));
+    return Status::Ok();
   }
-  bar.Finish();
-  report->total_seconds = Since(t_start);
-  plan.report_json = report->ToJson();
-  return plan;
+
+  const ViTModel& model_;
+  const ViTConfig& c_;
+  const CalibrationSet& calib_;
+  const QuantizeOptions& opts_;
+  const search::MethodInfo* method_;
+  QuantizeReport* report_;
+  const int n_img_, batch_;
+  const std::map<std::string, int> module_bits_;
+  QuantPlan plan_;
+  kernels::DnnlContext ctx_;
+  ViTModel qmodel_;  // sequential mode: the quantized prefix
+  Engine float_engine_;
+  ProgressBar bar_;
+  std::vector<float> x_;  // the residual stream of every image: float, or the quantized prefix's
+};
+
+}  // namespace
+
+Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& calib,
+                                const QuantizeOptions& opts, QuantizeReport* report) {
+  VITQ_RETURN_IF_ERROR(opts.Validate());
+  const search::MethodInfo* method = search::FindMethod(opts.method);
+  if (method->pipeline != nullptr) return method->pipeline(model, calib, opts, report);
+  OpPipeline pipeline(model, calib, opts, method, report);
+  return pipeline.Run();
 }
 
 }  // namespace vitq
