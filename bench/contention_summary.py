@@ -111,6 +111,19 @@ if share_med:
             print("| %s | %s | %s |" % (arch, engine, " | ".join(
                 "%.2f" % share_med[(arch, engine, 2, s)] if (arch, engine, 2, s) in share_med
                 else "" for s in scenarios)))
+print()
+print("Spread of the repeats: min–max images/s of each vitq cell over its %d repeats (each repeat "
+      "a separate run; pair cells: the mean of the two copies)." % repeats)
+print()
+print("| arch | engine | threads | " + " | ".join(scenarios) + " |")
+print("|---|---|---|" + "---|" * len(scenarios))
+for arch in archs:
+    for engine in ("vitq_int8", "vitq_fp32"):
+        for threads in (2, 1):
+            vals = ["%.1f–%.1f" % (min(cells[(arch, engine, threads, s)]),
+                                   max(cells[(arch, engine, threads, s)]))
+                    if (arch, engine, threads, s) in cells else "" for s in scenarios]
+            print("| %s | %s | %d | %s |" % (arch, engine, threads, " | ".join(vals)))
 if "ort_int8" in engines:
     print()
     print("| arch | vitq_int8 ÷ ort_int8: " + " | ".join(scenarios) + " |")

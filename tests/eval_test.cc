@@ -33,8 +33,9 @@ TEST(EvalEndToEnd, DeitTinyOnImageNetSamplesMatchesPyTorch) {
   std::map<std::string, int> ref_top1;
   for (const auto& p : ref["predictions"])
     ref_top1[p["file"].get<std::string>()] = p["top5"][0].get<int>();
-  // Logits agree with PyTorch's within 2.5e-5 (golden_test.cc), so the top-1 class must agree on
-  // every image whose top-1/top-2 margin exceeds twice that; only closer calls may flip.
+  // Logits agree with PyTorch's within 1e-4 (golden_test.cc, measured on 9 inputs; assumed here
+  // for all 400), so the top-1 class must agree on every image whose top-1/top-2 margin exceeds
+  // twice that; only closer calls may flip.
   const size_t classes = r->logits.size() / r->files.size();
   int same = 0, close_calls = 0;
   for (size_t i = 0; i < r->files.size(); ++i) {
@@ -42,7 +43,7 @@ TEST(EvalEndToEnd, DeitTinyOnImageNetSamplesMatchesPyTorch) {
     const float* l = r->logits.data() + i * classes;
     std::vector<float> sorted(l, l + classes);
     std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<float>());
-    const bool close = sorted[0] - sorted[1] <= 2 * 2.5e-5;
+    const bool close = sorted[0] - sorted[1] <= 2 * 1e-4;
     close_calls += close;
     const bool agree = ref_top1[r->files[i]] == r->top5_classes[i][0];
     same += agree;

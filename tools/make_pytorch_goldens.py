@@ -61,7 +61,7 @@ class Vit:
         self.depth = 1 + max(int(k.split(".")[1]) for k in self.w if k.startswith("blocks."))
         self.dim = self.w["cls_token"].shape[-1]
         args = self.config.get("model_args", {})
-        self.heads = args.get("num_heads", {192: 3, 384: 6, 768: 12}[self.dim])
+        self.heads = args["num_heads"] if "num_heads" in args else {192: 3, 384: 6, 768: 12}[self.dim]
 
     def embed(self, x):
         w = self.w

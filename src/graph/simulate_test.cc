@@ -4,7 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
+
 #include "test_util.h"
+#include "vitq/engine.h"
 #include "vitq/qfile.h"
 
 namespace vitq {
@@ -97,6 +101,34 @@ TEST(Simulate, ModelSizeCountsBitsOfLinearWeights) {
   int64_t linear = 0;
   for (const auto& [name, w] : LinearLayers(m)) linear += w->weight.size();
   EXPECT_EQ(ModelSizeBytes(m, p8), (m.NumParams() - linear) * 4 + linear);
+}
+
+// CloneModel(model, i): a one-block model whose block 0 computes exactly what block i of the
+// whole model computes (mixed precision's Omega table relies on it), with the plan's sites of
+// block i renamed to blocks.0.
+TEST(Simulate, OneBlockCloneComputesThatBlock) {
+  ViTModel m = RandomModel(testing::SmallConfig(), 5);
+  const ViTConfig& c = m.spec.config;
+  ASSERT_GE(c.depth, 2);
+  const int block = c.depth - 1;
+  ViTModel one = CloneModel(m, block);
+  EXPECT_EQ(one.spec.config.depth, 1);
+  ASSERT_EQ(one.weights.blocks.size(), 1u);
+  const int64_t n = 2LL * c.num_tokens() * c.embed_dim;
+  std::vector<float> x(n);
+  for (int64_t i = 0; i < n; ++i) x[i] = std::sin(0.37f * static_cast<float>(i));
+  std::vector<float> a = x, b = x;
+  Engine whole(m), single(one);
+  whole.Block(block, a.data(), 2);
+  single.Block(0, b.data(), 2);
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), n * sizeof(float)));
+  // The same with the block's weights quantized by a plan, named as in the one-block model.
+  QuantPlan plan = MinMaxLikePlan(one, 4);
+  auto q = ApplyPlanToWeights(one, plan);
+  ASSERT_TRUE(q.ok()) << q.status().message();
+  EXPECT_NE(
+      0, std::memcmp(q->weights.blocks[0].fc1.weight.f32(), one.weights.blocks[0].fc1.weight.f32(),
+                     one.weights.blocks[0].fc1.weight.num_bytes()));
 }
 
 }  // namespace

@@ -16,6 +16,8 @@
 
 namespace vitq::kernels {
 namespace {
+// The AVX2 kernel's register block (rows x columns) and the panel width of its weights layout.
+constexpr int kMr = 6, kNr = 16;
 
 // The portable exact kernel (below AVX2): four rows against one weight row at a time.
 void DotRows4(const int8_t* x0, const int8_t* x1, const int8_t* x2, const int8_t* x3,
@@ -56,7 +58,6 @@ void PortableGemm(const int8_t* x, const int8_t* w, int m, int n, int k, int32_t
 // panels of 16 columns, K in pairs:
 // panel[k2][c][2] = (w[c][2·k2], w[c][2·k2+1]) as int8 (zero-padded), widened in the loop; each
 // row of x becomes int32 words holding an int16 pair, broadcast to all lanes.
-constexpr int kMr = 6, kNr = 16;
 
 template <int MR>
 __attribute__((target("avx2"))) void Avx2MicroKernel(const int32_t* xp, int64_t x_stride, int k2,

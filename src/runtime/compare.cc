@@ -27,7 +27,7 @@ std::vector<std::string> Split(const std::string& s, char sep) {
   return out;
 }
 
-// "8" -> (8, uniform), "6mp" / "6MP" -> (6, mixed); nullopt for anything else.
+// "8" -> (8, uniform), "6mp" / "6MP" -> (6, mixed); an InvalidInput error for anything else.
 Result<std::pair<int, bool>> ParseBits(const std::string& s) {
   const bool mixed =
       s.size() > 2 && (s.substr(s.size() - 2) == "mp" || s.substr(s.size() - 2) == "MP");
