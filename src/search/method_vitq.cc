@@ -134,14 +134,7 @@ class VitqPipeline {
         opts_.reconstruct ? "steps/s" : "stages/s", opts_.quiet);
     const int stage_unit = opts_.reconstruct ? 0 : 1;
     auto for_batches = [&](CaptureObserver* cap, const std::function<void(int, int)>& stage) {
-      auto t0 = Clock::now();
-      cap->SetTotal(n_img_);
-      for (int b = 0; b < n_img_; b += batch) {
-        const int nb = std::min(batch, n_img_ - b);
-        cap->SetBatch(b, nb);
-        stage(b, nb);
-      }
-      report_->capture_seconds += Since(t0);
+      ForBatches(cap, n_img_, batch, &report_->capture_seconds, stage);
     };
     // Sequential calibration: `prefix` is the model with every stage planned so far applied
     // (folded tensors, fake-quantized weights). Each stage is captured on it (its own sites are

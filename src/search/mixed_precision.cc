@@ -298,11 +298,11 @@ Result<OmegaTerms> MeasureOmegaTerms(const ViTModel& model, const CalibrationSet
     std::vector<QuantPlan> attn_sites(nc), mlp_sites(nc);
     std::vector<ViTModel> attn_models(nc), mlp_models(nc);
     std::vector<std::unique_ptr<Engine>> attn_engines(nc), mlp_engines(nc);
+    const ViTModel block = CloneModel(model, bi);
     for (size_t ci = 0; ci < nc; ++ci) {
       const QuantPlan& plan = cache.at(cand[ci]).plan;
       attn_sites[ci] = AsBlockZero(Subplan(plan, {modules[ma].name + "."}, false), bi);
       mlp_sites[ci] = AsBlockZero(Subplan(plan, {modules[ml].name + "."}, false), bi);
-      const ViTModel block = CloneModel(model, bi);
       VITQ_ASSIGN_OR_RETURN(
           attn_models[ci],
           ApplyPlanToWeights(block,

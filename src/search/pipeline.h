@@ -3,8 +3,10 @@
 // provenance, and the module a layer belongs to (mixed precision assigns bits per module).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -50,6 +52,20 @@ class CaptureObserver : public Observer {
   std::map<std::string, std::vector<float>*> dest_;
   int first_ = 0, count_ = 1, total_ = 1;
 };
+
+// Runs `stage(first_image, images)` over `total` calibration images in batches of `batch`,
+// telling `cap` where each batch goes; adds the elapsed time to *seconds (capture time).
+inline void ForBatches(CaptureObserver* cap, int total, int batch, double* seconds,
+                       const std::function<void(int, int)>& stage) {
+  const auto t0 = Clock::now();
+  cap->SetTotal(total);
+  for (int b = 0; b < total; b += batch) {
+    const int nb = std::min(batch, total - b);
+    cap->SetBatch(b, nb);
+    stage(b, nb);
+  }
+  *seconds += Since(t0);
+}
 
 // "blocks.3.attn.qkv" -> "blocks.3.attn", "blocks.3.mlp.fc1" -> "blocks.3.mlp",
 // "patch_embed.proj" -> "patch_embed", "head" -> "head".

@@ -297,14 +297,7 @@ class OpPipeline {
   // Runs `stage(first_image, images)` over the calibration images in batches, capturing into
   // `cap`'s buffers; the time counts as capture time.
   void ForBatches(search::CaptureObserver* cap, const std::function<void(int, int)>& stage) {
-    const auto t0 = Clock::now();
-    cap->SetTotal(n_img_);
-    for (int b = 0; b < n_img_; b += batch_) {
-      const int nb = std::min(batch_, n_img_ - b);
-      cap->SetBatch(b, nb);
-      stage(b, nb);
-    }
-    report_->capture_seconds += Since(t0);
+    search::ForBatches(cap, n_img_, batch_, &report_->capture_seconds, stage);
   }
 
   search::OpTensors LinearOp(const std::string& name, const LinearWeights& w,
@@ -425,7 +418,8 @@ class OpPipeline {
       for (const BlockOpSpec& spec : BlockOps())
         for (const char* site : spec.sites) cap.Add(p + site, &buf[p + site]);
       ForBatches(&cap, [&](int b, int nb) { float_engine_.Block(li, Stream(b), nb, &cap); });
-      for (const BlockOpSpec& spec : BlockOps()) VITQ_RETURN_IF_ERROR(RunOp(BlockOp(li, spec, buf)));
+      for (const BlockOpSpec& spec : BlockOps())
+        VITQ_RETURN_IF_ERROR(RunOp(BlockOp(li, spec, buf)));
       return Status::Ok();
     }
     std::vector<float> xin(x_.size());
