@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the stage rule of docs/ARCHITECTURE.md on the sources: a file in src/<stage>/ may include
 # another stage's internal header ("../<other>/x.h") only when its library links <other>'s, and
-# the CLI (src/cli) only public headers (include/vitq). CMake's link graph enforces the same order for
+# the front ends (src/cli, src/python) only public headers (include/vitq). CMake's link graph enforces the same order for
 # symbols; this enforces it for internal headers, which the compiler cannot see. Run by ctest
 # (layers_check). Exit 1 with every offending line.
 set -euo pipefail
@@ -17,7 +17,9 @@ declare -A ALLOWED=(
   [search]="core quant kernels io graph"
   [qmodel]="core quant kernels io graph"
   [runtime]="core quant kernels io graph search qmodel"
+  [app]="core quant kernels io graph search qmodel runtime"
   [cli]=""
+  [python]=""
 )
 bad=0
 for dir in src/*/; do

@@ -2,7 +2,7 @@
 #include <cstdio>
 
 #include "common.h"
-#include "load.h"
+#include "quant_path.h"
 #include "vitq/runtime.h"
 
 namespace vitq::cli {

@@ -15,7 +15,7 @@ void RegisterCompare(CLI::App* app, Runner* run) {
   struct Args {
     std::string model, calib, data, methods = "minmax,percentile,omse,easyquant,liu2021",
                                     bits = "8,6,4";
-    std::string format = "markdown", omega = "paper", report_dir;
+    std::string format = "markdown", omega = "paper", report_dir, html;
     int limit = 0, batch = 32;
     QuantizeOptions q;
     CommonOptions common;
@@ -44,6 +44,9 @@ void RegisterCompare(CLI::App* app, Runner* run) {
   cmd->add_option("--report-dir", args->report_dir,
                   "write the per-site report of every uniform search (each method, each bit-width "
                   "searched, mixed-precision candidates included) as DIR/METHOD-W<bits>.json");
+  cmd->add_option("--html", args->html,
+                  "also write the table as a self-contained HTML page (with a top-1 against size "
+                  "plot)");
   cmd->add_option("--calib-size", args->q.calib_size, "calibration images (default 100)")
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--seed", args->q.seed, "seed of the calibration draw (default 0)");
@@ -57,6 +60,8 @@ void RegisterCompare(CLI::App* app, Runner* run) {
       base.quiet = args->common.quiet;
       auto grid = ParseCompareGrid(args->methods, args->bits, args->omega, base);
       if (!grid.ok()) return ReportError(grid.status());
+      Status paths = CheckOutputPaths({{"--html", args->html}}, ModelInputFiles(args->model));
+      if (!paths.ok()) return ReportError(paths);
       if (!args->report_dir.empty()) {  // before the work, so a bad directory fails fast
         std::error_code ec;
         std::filesystem::create_directories(args->report_dir, ec);
@@ -96,28 +101,16 @@ void RegisterCompare(CLI::App* app, Runner* run) {
           }
         }
       }
+      const nlohmann::ordered_json figures = CompareFigures(
+          result.value(), args->model, args->calib, args->data, args->q, threads, CommandLine());
+      if (!args->html.empty()) {
+        auto html = ReportHtml(figures, args->model);
+        if (!html.ok()) return ReportError(html.status().WithContext("--html"));
+        Status w = WriteFileAtomic(args->html, html.value());
+        if (!w.ok()) return ReportError(w);
+      }
       if (args->format == "json") {
-        nlohmann::ordered_json j;
-        j["model"] = args->model;
-        j["calib"] = args->calib;
-        j["data"] = args->data;
-        j["images"] = result->images;
-        j["calib_size"] = args->q.calib_size;
-        j["seed"] = args->q.seed;
-        j["threads"] = threads;
-        j["rows"] = nlohmann::ordered_json::array();
-        for (const auto& r : rows) {
-          j["rows"].push_back({{"method", r.method},
-                               {"bits", r.bits},
-                               {"top1", r.top1},
-                               {"top5", r.top5},
-                               {"agreement", r.agreement},
-                               {"kl", r.kl},
-                               {"size_mb", r.size_mb},
-                               {"calib_seconds", r.calib_seconds},
-                               {"path", r.path}});
-        }
-        PrintJson(j);
+        PrintJson(figures);
       } else if (args->format == "csv") {
         std::printf("method,bits,top1,top5,agreement,kl,size_mb,calib_seconds,path\n");
         for (const auto& r : rows) {

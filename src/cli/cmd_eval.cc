@@ -2,7 +2,7 @@
 #include <cstdio>
 
 #include "common.h"
-#include "load.h"
+#include "quant_path.h"
 
 namespace vitq::cli {
 
@@ -59,26 +59,8 @@ void RegisterEval(CLI::App* app, Runner* run) {
         std::fprintf(stderr, "vitq: warning: skipped %s\n", w.c_str());
       const std::string engine = (*model)->engine;
       if (args->common.json) {
-        nlohmann::ordered_json j;
-        j["model"] = args->model;
-        j["data"] = args->data;
-        j["engine"] = engine;
-        j["top1"] = r->top1;
-        j["top5"] = r->top5;
-        j["images"] = r->images;
-        j["skipped"] = r->skipped;
-        j["seconds"] = r->seconds;
-        j["images_per_second"] = r->images_per_second;
-        j["batch"] = args->eval.batch;
-        j["threads"] = threads;
-        j["size_bytes"] = (*model)->size_bytes;
-        if (!args->reference.empty()) {
-          j["reference"] = args->reference;
-          j["agreement"] = r->agreement;
-          j["kl"] = r->kl;
-          j["logits_sqnr_db"] = r->sqnr_db;
-        }
-        PrintJson(j);
+        PrintJson(EvalFigures(r.value(), **model, args->model, args->data, args->reference,
+                              args->eval.batch, threads));
         return 0;
       }
       std::printf("model   %s (%s)\n", args->model.c_str(), engine.c_str());

@@ -3,7 +3,6 @@
 #include <filesystem>
 
 #include "common.h"
-#include "output.h"
 #include "vitq/model.h"
 
 namespace vitq::cli {

@@ -6,7 +6,7 @@
 #include <cstdio>
 
 #include "common.h"
-#include "load.h"
+#include "quant_path.h"
 #include "vitq/image.h"
 #include "vitq/progress.h"
 

@@ -4,19 +4,12 @@
 #include <filesystem>
 
 #include "common.h"
-#include "output.h"
 #include "vitq/mixed_precision.h"
 #include "vitq/qfile.h"
 #include "vitq/quantize.h"
 #include "vitq/safetensors.h"
 
 namespace vitq::cli {
-namespace {
-std::string ParetoSvgPath(const std::string& report) {
-  return std::filesystem::path(report).replace_extension(".pareto.svg").string();
-}
-}  // namespace
-
 void AddQuantizeOptions(CLI::App* cmd, QuantizeOptions* q) {
   cmd->add_option("--calib-size", q->calib_size,
                   "calibration images drawn from --calib (default 100)")
@@ -87,12 +80,6 @@ Status CheckMethodFlags(const CLI::App& cmd, const QuantizeOptions& q) {
                            "'");
     }
   }
-  if (vitq && cmd.get_option_no_throw("--mixed-precision") != nullptr &&
-      cmd.count("--mixed-precision") > 0) {
-    return Status::Usage(
-        "--mixed-precision runs with the per-operation methods (liu2021 and the baselines); "
-        "--method vitq does not support it yet");
-  }
   for (const char* flag : {"--no-ranking", "--no-bias-correction", "--sequential", "--grid",
                            "--coarse-to-fine", "--max-rounds"}) {
     if (vitq && cmd.count(flag) > 0) {
@@ -105,50 +92,12 @@ Status CheckMethodFlags(const CLI::App& cmd, const QuantizeOptions& q) {
 
 namespace {
 struct QuantizeArgs {
-  std::string model, calib, out, report;
-  QuantizeOptions q;
-  bool mixed = false;
-  MixedPrecisionOptions mp;
-  std::string omega;
+  QuantizeJob job;
   CommonOptions common;
 };
 
-// The options' consistency and every output path, before any work (the paths: not an input,
-// not another output, not a device).
-Status CheckQuantizeArgs(QuantizeArgs* args) {
-  VITQ_RETURN_IF_ERROR(args->q.Validate());
-  if (!args->omega.empty()) {
-    if (!args->mixed) return Status::InvalidInput("--omega needs --mixed-precision");
-    VITQ_ASSIGN_OR_RETURN(args->mp.omega, ParseOmegaCriterion(args->omega));
-  }
-  if (!args->mixed &&
-      (args->mp.target_bits || args->mp.target_size_mb > 0 || !args->mp.candidates.empty())) {
-    return Status::InvalidInput(
-        "--target-bits, --target-size-mb and --candidates need --mixed-precision");
-  }
-  std::vector<OutputPath> outputs = {{"--out", args->out}, {"--report", args->report}};
-  if (args->mixed && !args->report.empty()) {
-    outputs.push_back({"--report (Pareto curve)", ParetoSvgPath(args->report)});
-  }
-  if (args->q.reconstruct) {
-    args->q.checkpoint_path = args->out + ".ckpt";
-    outputs.push_back({"--out (reconstruction checkpoint)", args->q.checkpoint_path});
-  }
-  return CheckOutputPaths(outputs, ModelInputFiles(args->model));
-}
-
-// --report (with mixed precision also the Pareto curve's SVG).
-Status WriteReports(const QuantizeArgs& args, const nlohmann::ordered_json& rj,
-                    const MixedPrecisionReport& mpr) {
-  if (args.report.empty()) return Status::Ok();
-  VITQ_RETURN_IF_ERROR(WriteFileAtomic(args.report, DumpJson(rj, 1) + "\n"));
-  if (args.mixed)
-    VITQ_RETURN_IF_ERROR(WriteFileAtomic(ParetoSvgPath(args.report), mpr.ParetoSvg()));
-  return Status::Ok();
-}
-
 // The summary on stdout: what was quantized, the similarity, the times, the chosen bits.
-void PrintSummary(const QuantizeArgs& args, const QuantizeReport& report,
+void PrintSummary(const QuantizeJob& args, const QuantizeReport& report,
                   const MixedPrecisionReport& mpr, int threads) {
   double mean_before = 0, mean_after = 0;
   for (const auto& o : report.ops) {
@@ -163,11 +112,11 @@ void PrintSummary(const QuantizeArgs& args, const QuantizeReport& report,
                   args.mp.target_bits ? ("W" + std::to_string(args.mp.target_bits)).c_str()
                                       : (std::to_string(args.mp.target_size_mb) + " MB").c_str());
   } else {
-    std::snprintf(what, sizeof what, "W%dA%d", args.q.wbits, args.q.abits);
+    std::snprintf(what, sizeof what, "W%dA%d", args.options.wbits, args.options.abits);
   }
   std::printf("quantized %s with %s %s on %d calibration images (seed %llu, list %s)\n",
-              args.model.c_str(), args.q.method.c_str(), what, report.calib_images,
-              static_cast<unsigned long long>(args.q.seed), report.calib_hash.c_str());
+              args.model.c_str(), args.options.method.c_str(), what, report.calib_images,
+              static_cast<unsigned long long>(args.options.seed), report.calib_hash.c_str());
   std::printf("  %zu operations, mean similarity %.5f -> %.5f\n", report.ops.size(), mean_before,
               mean_after);
   std::printf("  time: load %.1f s, capture %.1f s, search %.1f s, total %.1f s (%d threads)\n",
@@ -187,54 +136,26 @@ void PrintSummary(const QuantizeArgs& args, const QuantizeReport& report,
               args.report.c_str());
 }
 
-// Loads, calibrates, quantizes and writes FILE.vitq; returns the exit code.
+// Loads, calibrates, quantizes and writes FILE.vitq (RunQuantizeJob); returns the exit code.
 int RunQuantize(QuantizeArgs* args) {
   const int threads = ApplyThreads(args->common.threads);
-  args->q.quiet = args->common.quiet;
-  Status valid = CheckQuantizeArgs(args);
-  if (!valid.ok()) return ReportError(valid);
-  auto model = LoadModel(args->model);
-  if (!model.ok()) return ReportError(model.status());
-  Status memory = CheckReconstructMemory(model->spec.config, args->q, args->q.calib_size);
-  if (!memory.ok()) return ReportError(memory);
-  auto t0 = std::chrono::steady_clock::now();
-  auto calib =
-      LoadCalibrationSet(model->spec, args->calib, args->q.calib_size, args->q.seed, args->q.quiet);
-  if (!calib.ok()) return ReportError(calib.status());
-  QuantizeReport report;
-  report.load_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  MixedPrecisionReport mpr;
-  if (args->mixed && args->mp.target_bits == 0 && args->mp.target_size_mb <= 0)
-    args->mp.target_bits = args->q.wbits;
-  Result<QuantPlan> plan =
-      args->mixed
-          ? QuantizeMixedPrecision(model.value(), calib.value(), args->q, args->mp, &mpr, &report)
-          : QuantizeModel(model.value(), calib.value(), args->q, &report);
-  if (!plan.ok()) return ReportError(plan.status());
-  report.total_seconds += report.load_seconds;
-  Status s = SaveQuantizedFile(args->out, model.value(), plan.value());
-  if (!s.ok()) return ReportError(s);
-  if (!args->q.checkpoint_path.empty()) {  // the output is complete: the checkpoint is done
-    std::error_code ec;
-    std::filesystem::remove(args->q.checkpoint_path, ec);
-  }
-  nlohmann::ordered_json rj = nlohmann::ordered_json::parse(report.ToJson());
-  if (args->mixed) rj["mixed_precision"] = nlohmann::ordered_json::parse(mpr.ToJson());
-  s = WriteReports(*args, rj, mpr);
-  if (!s.ok()) return ReportError(s);
+  QuantizeJob& job = args->job;
+  job.options.quiet = args->common.quiet;
+  job.command = CommandLine();
+  auto outcome = RunQuantizeJob(&job);
+  if (!outcome.ok()) return ReportError(outcome.status());
   if (args->common.json) {
-    nlohmann::ordered_json j = rj;
-    j["out"] = args->out;
-    j["method"] = args->q.method;
-    if (!args->mixed) {
-      j["wbits"] = args->q.wbits;
-      j["abits"] = args->q.abits;
+    nlohmann::ordered_json j = outcome->json;
+    j["out"] = job.out;
+    j["method"] = job.options.method;
+    if (!job.mixed) {
+      j["wbits"] = job.options.wbits;
+      j["abits"] = job.options.abits;
     }
     j["threads"] = threads;
     PrintJson(j);
   } else {
-    PrintSummary(*args, report, mpr, threads);
+    PrintSummary(job, outcome->report, outcome->mixed, threads);
   }
   return 0;
 }
@@ -244,34 +165,34 @@ void RegisterQuantize(CLI::App* app, Runner* run) {
   auto* cmd = app->add_subcommand("quantize",
                                   "post-training quantization: calibrate, search, write FILE.vitq");
   auto args = std::make_shared<QuantizeArgs>();
-  cmd->add_option("MODEL", args->model, "float model directory or .safetensors file")->required();
-  cmd->add_option("--calib", args->calib, "calibration ImageFolder (e.g. training images)")
+  cmd->add_option("MODEL", args->job.model, "float model directory or .safetensors file")->required();
+  cmd->add_option("--calib", args->job.calib, "calibration ImageFolder (e.g. training images)")
       ->required();
-  cmd->add_option("--method", args->q.method,
+  cmd->add_option("--method", args->job.options.method,
                   "vitq (default), liu2021, minmax, percentile, omse, easyquant");
-  cmd->add_option("--wbits", args->q.wbits, "weight bits, 2-8 (default 8)");
-  cmd->add_option("--abits", args->q.abits, "activation bits, 2-8 (default 8)");
-  cmd->add_option("--out", args->out, "output .vitq file (written atomically)")->required();
-  cmd->add_option("--report", args->report,
+  cmd->add_option("--wbits", args->job.options.wbits, "weight bits, 2-8 (default 8)");
+  cmd->add_option("--abits", args->job.options.abits, "activation bits, 2-8 (default 8)");
+  cmd->add_option("--out", args->job.out, "output .vitq file (written atomically)")->required();
+  cmd->add_option("--report", args->job.report,
                   "write the per-site report as JSON (with --mixed-precision also the Pareto "
                   "curve as REPORT.pareto.svg)");
-  cmd->add_flag("--mixed-precision", args->mixed,
+  cmd->add_flag("--mixed-precision", args->job.mixed,
                 "one bit-width per module (MSA, MLP) by nuclear norm, under a size budget");
-  cmd->add_option("--target-bits", args->mp.target_bits,
+  cmd->add_option("--target-bits", args->job.mp.target_bits,
                   "mixed precision: budget = size of the uniform model at these bits");
-  cmd->add_option("--target-size-mb", args->mp.target_size_mb,
+  cmd->add_option("--target-size-mb", args->job.mp.target_size_mb,
                   "mixed precision: budget in MB (1e6 bytes) of parameters");
-  cmd->add_option("--candidates", args->mp.candidates,
+  cmd->add_option("--candidates", args->job.mp.candidates,
                   "mixed precision: candidate bit-widths, e.g. 4,5,6,7,8 (default: target-2 .. "
                   "target+2 within 2-8)")
       ->delimiter(',');
-  cmd->add_option("--omega", args->omega,
+  cmd->add_option("--omega", args->job.omega,
                   "mixed precision: sensitivity Ω, paper (method.md §1.7, default) or scale-free "
                   "(each module's output divided by its RMS Frobenius norm)");
-  AddQuantizeOptions(cmd, &args->q);
+  AddQuantizeOptions(cmd, &args->job.options);
   AddCommonOptions(cmd, &args->common, true);
   cmd->callback([args, run, cmd] {
-    Status flags = CheckMethodFlags(*cmd, args->q);
+    Status flags = CheckMethodFlags(*cmd, args->job.options);
     *run = [args, flags]() -> int {
       if (!flags.ok()) return ReportError(flags);
       return RunQuantize(args.get());

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "vitq/app.h"
 #include "vitq/status.h"
 
 namespace vitq::cli {
@@ -17,13 +18,15 @@ struct CommonOptions {
 };
 
 void AddCommonOptions(CLI::App* cmd, CommonOptions* opts, bool with_threads);
-// Sets the OpenMP thread count (threads <= 0: hardware concurrency); returns the count used.
-int ApplyThreads(int threads);
 // Prints "vitq: error: <message>" on stderr and returns the status' exit code.
 int ReportError(const Status& status);
 void PrintJson(const nlohmann::ordered_json& j);
 // j as text; invalid UTF-8 in strings replaced by U+FFFD (never throws).
 std::string DumpJson(const nlohmann::ordered_json& j, int indent = 2);
+
+// The command line vitq was started with (arguments with spaces or quotes quoted), for reports.
+const std::string& CommandLine();
+void SetCommandLine(int argc, char** argv);
 
 // Each subcommand registers itself and sets the function run after parsing.
 using Runner = std::function<int()>;
@@ -34,5 +37,6 @@ void RegisterInit(CLI::App* app, Runner* run);
 void RegisterBench(CLI::App* app, Runner* run);
 void RegisterQuantize(CLI::App* app, Runner* run);
 void RegisterCompare(CLI::App* app, Runner* run);
+void RegisterReport(CLI::App* app, Runner* run);
 
 }  // namespace vitq::cli

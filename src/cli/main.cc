@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common.h"
+#include "quant_path.h"
 #include "vitq/runtime.h"
 #include "vitq/threads.h"
 
@@ -24,15 +25,40 @@ void AddCommonOptions(CLI::App* cmd, CommonOptions* opts, bool with_threads) {
   }
 }
 
-int ApplyThreads(int threads) {
-  // The default: the user's OMP_NUM_THREADS, else the CPUs this process may use (affinity mask
-  // and cgroup CPU quota, vitq/threads.h), not the machine's core count.
-  if (threads <= 0) {
-    const char* env = std::getenv("OMP_NUM_THREADS");
-    threads = (env != nullptr && *env != '\0') ? omp_get_max_threads() : vitq::UsableCpuCount();
+void AddQuantPathFlags(CLI::App* cmd, QuantPathFlags* flags, const std::string& prefix,
+                       const std::string& what) {
+  auto* sim = cmd->add_flag(
+      "--" + prefix + "simulate", flags->simulate,
+      what +
+          ": run the integer engine's float simulation (same rounding points, float GEMMs; "
+          "bit-identical logits) instead of the integer engine");
+  auto* fq = cmd->add_flag("--" + prefix + "fake-quant", flags->fake_quant,
+                           what +
+                               ": run the quantization methods' fake-quant path (float "
+                               "engine, quantize-dequantize at every site) instead");
+  sim->excludes(fq);
+}
+
+namespace {
+std::string& CommandLineStorage() {
+  static std::string line;
+  return line;
+}
+}  // namespace
+
+const std::string& CommandLine() { return CommandLineStorage(); }
+
+void SetCommandLine(int argc, char** argv) {
+  std::string& line = CommandLineStorage();
+  for (int i = 0; i < argc; ++i) {
+    std::string a = i == 0 ? "vitq" : argv[i];
+    if (a.empty() || a.find_first_of(" \t'\"\\$`") != std::string::npos) {
+      std::string q = "'";
+      for (char c : a) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+      a = q + "'";
+    }
+    line += (i ? " " : "") + a;
   }
-  omp_set_num_threads(threads);
-  return threads;
 }
 
 int ReportError(const Status& status) {
@@ -63,6 +89,8 @@ int main(int argc, char** argv) {
   RegisterBench(&app, &run);
   RegisterQuantize(&app, &run);
   RegisterCompare(&app, &run);
+  RegisterReport(&app, &run);
+  SetCommandLine(argc, argv);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,11 +1,11 @@
-// Output path checks shared by the subcommands that write files (cli).
-#include "output.h"
-
+// Output path checks shared by the commands that write files (app).
 #include <sys/stat.h>
 
 #include <filesystem>
 
-namespace vitq::cli {
+#include "vitq/app.h"
+
+namespace vitq {
 namespace fs = std::filesystem;
 
 std::vector<std::string> ModelInputFiles(const std::string& model) {
@@ -67,4 +67,4 @@ Status CheckOutputPaths(const std::vector<OutputPath>& outputs,
   return Status::Ok();
 }
 
-}  // namespace vitq::cli
+}  // namespace vitq

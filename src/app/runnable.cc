@@ -1,26 +1,22 @@
-// Opening float checkpoints and .vitq files for inference (cli).
-#include "load.h"
-
+// Opening float checkpoints and .vitq files for inference, and the thread count (app).
 #include <omp.h>
 
 #include <chrono>
+#include <cstdlib>
 
-#include "vitq/threads.h"
+#include "vitq/app.h"
 
-namespace vitq::cli {
+namespace vitq {
 
-void AddQuantPathFlags(CLI::App* cmd, QuantPathFlags* flags, const std::string& prefix,
-                       const std::string& what) {
-  auto* sim = cmd->add_flag(
-      "--" + prefix + "simulate", flags->simulate,
-      what +
-          ": run the integer engine's float simulation (same rounding points, float GEMMs; "
-          "bit-identical logits) instead of the integer engine");
-  auto* fq = cmd->add_flag("--" + prefix + "fake-quant", flags->fake_quant,
-                           what +
-                               ": run the quantization methods' fake-quant path (float "
-                               "engine, quantize-dequantize at every site) instead");
-  sim->excludes(fq);
+int ApplyThreads(int threads) {
+  // The default: the user's OMP_NUM_THREADS, else the CPUs this process may use (affinity mask
+  // and cgroup CPU quota, vitq/threads.h), not the machine's core count.
+  if (threads <= 0) {
+    const char* env = std::getenv("OMP_NUM_THREADS");
+    threads = (env != nullptr && *env != '\0') ? omp_get_max_threads() : UsableCpuCount();
+  }
+  omp_set_num_threads(threads);
+  return threads;
 }
 
 namespace {
@@ -84,4 +80,4 @@ Result<std::unique_ptr<Runnable>> OpenRunnableFixed(const std::string& path, Qua
   return r;
 }
 
-}  // namespace vitq::cli
+}  // namespace vitq
