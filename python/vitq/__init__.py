@@ -23,7 +23,8 @@ def load(path, engine="auto", threads=0):
 
     engine: "auto" (a .vitq file on the integer engine, a float checkpoint on the fp32 engine),
     "int8", "simulate" (the integer engine's bit-identical float simulation) or "fake-quant".
-    threads: worker threads (0: the CPUs this process may use).
+    threads: > 0 sets the worker threads of everything vitq runs, as set_threads(threads); the
+    model runs on the count in force at each call.
     """
     return Model(_os.fspath(path), engine, threads)
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <sstream>
+#include <stdexcept>
 
 #include "vitq/app.h"
 
@@ -13,24 +14,76 @@ namespace vitq {
 namespace {
 using Json = nlohmann::ordered_json;
 
+// A report's error: a key missing or of the wrong type (caught in ReportHtml).
+struct BadReport : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Text for the page: HTML special characters escaped; control characters other than tab and
+// newline, and bytes that are not valid UTF-8, replaced by U+FFFD (neither may appear in XML).
 std::string Esc(const std::string& s) {
+  static const char kReplacement[] = "\xEF\xBF\xBD";
   std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      default: o += c;
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      switch (c) {
+        case '&': o += "&amp;"; break;
+        case '<': o += "&lt;"; break;
+        case '>': o += "&gt;"; break;
+        case '"': o += "&quot;"; break;
+        default: o += (c < 0x20 && c != '\t' && c != '\n') || c == 0x7f ? kReplacement
+                                                                        : std::string(1, c);
+      }
+      ++i;
+      continue;
+    }
+    // A UTF-8 sequence: lead byte, length, continuation bytes, no overlong or surrogate forms.
+    const int len = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
+    bool ok = len > 0 && i + len <= s.size();
+    for (int k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
+    if (ok && len >= 3) {
+      const unsigned char c1 = static_cast<unsigned char>(s[i + 1]);
+      if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0) || (c == 0xF0 && c1 < 0x90) ||
+          (c == 0xF4 && c1 >= 0x90))
+        ok = false;
+    }
+    if (ok) {
+      o.append(s, i, len);
+      i += len;
+    } else {
+      o += kReplacement;
+      ++i;
     }
   }
   return o;
 }
 
+// The array or object at `key`, or BadReport.
+const Json& Array(const Json& j, const char* key) {
+  const Json& v = j.at(key);
+  if (!v.is_array()) throw BadReport(std::string("\"") + key + "\" is not an array");
+  return v;
+}
+const Json& Object(const Json& j, const char* key) {
+  const Json& v = j.at(key);
+  if (!v.is_object()) throw BadReport(std::string("\"") + key + "\" is not an object");
+  return v;
+}
+// A small integer (a bit-width, a count) at `key`, or BadReport.
+int64_t Int(const Json& j, const char* key) {
+  const Json& v = j.at(key);
+  if (!v.is_number_integer() || v.get<int64_t>() < -(int64_t{1} << 53) ||
+      v.get<int64_t>() > (int64_t{1} << 53))
+    throw BadReport(std::string("\"") + key + "\" is not an integer");
+  return v.get<int64_t>();
+}
+
 std::string Num(double v, const char* fmt = "%.4g") {
   if (!std::isfinite(v)) return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
   char b[64];
-  std::snprintf(b, sizeof b, fmt, v);
+  const int n = std::snprintf(b, sizeof b, fmt, v);
+  if (n < 0 || n >= static_cast<int>(sizeof b)) std::snprintf(b, sizeof b, "%.4g", v);
   return b;
 }
 
@@ -159,11 +212,11 @@ std::string Page(const std::string& title, const std::string& body) {
 
 // The "run" object (how the report was made) as a two-column table.
 std::string RunTable(const Json& j) {
-  if (!j.contains("run") || !j["run"].is_object()) {
+  if (!j.contains("run")) {
     return "<p>How this run was made is not recorded in the report (written by an older vitq).</p>";
   }
   std::string o = "<h2>How it was made</h2><table>";
-  for (const auto& [k, v] : j["run"].items()) {
+  for (const auto& [k, v] : Object(j, "run").items()) {
     o += "<tr><th class=\"l\">" + Esc(k) + "</th><td class=\"l\">" + Esc(Text(v)) + "</td></tr>";
   }
   return o + "</table>";
@@ -172,7 +225,7 @@ std::string RunTable(const Json& j) {
 std::string QuantizeBody(const Json& j) {
   std::ostringstream o;
   o << RunTable(j);
-  const Json& ops = j.at("ops");
+  const Json& ops = Array(j, "ops");
   std::vector<double> before, after, sqnr;
   double mb = 0, ma = 0;
   for (const Json& op : ops) {
@@ -189,7 +242,8 @@ std::string QuantizeBody(const Json& j) {
     << " (list " << Esc(Text(j.value("calib_hash", Json("")))) << ")</td></tr>";
   if (j.contains("seconds")) {
     o << "<tr><th class=\"l\">time (s)</th><td>";
-    for (const auto& [k, v] : j["seconds"].items()) o << Esc(k) << " " << Num(v.get<double>(), "%.1f") << " ";
+    for (const auto& [k, v] : Object(j, "seconds").items())
+      o << Esc(k) << " " << Num(v.get<double>(), "%.1f") << " ";
     o << "</td></tr>";
   }
   o << "</table>";
@@ -209,10 +263,10 @@ std::string QuantizeBody(const Json& j) {
     const Json& op = ops[i];
     o << "<tr" << (after[i] <= worst ? " class=\"hi\"" : "") << "><td>" << i
       << "</td><td class=\"l\">" << Esc(op.at("layer").get<std::string>()) << "</td><td>"
-      << Text(op.at("bits_w")) << "</td><td>" << Text(op.at("bits_x")) << "</td><td>"
+      << Int(op, "bits_w") << "</td><td>" << Int(op, "bits_x") << "</td><td>"
       << Num(op.at("scale_w").get<double>()) << "</td><td>" << Num(op.at("scale_x").get<double>())
       << "</td><td>" << Num(before[i], "%.5f") << "</td><td>" << Num(after[i], "%.5f")
-      << "</td><td>" << Num(sqnr[i], "%.1f") << "</td><td>" << Text(op.value("rounds", Json(0)))
+      << "</td><td>" << Num(sqnr[i], "%.1f") << "</td><td>" << (op.contains("rounds") ? Int(op, "rounds") : 0)
       << "</td><td>" << Num(op.value("seconds", 0.0), "%.2f") << "</td></tr>";
   }
   o << "</table><p>Highlighted: the 10 % of operations with the lowest similarity after the "
@@ -221,7 +275,7 @@ std::string QuantizeBody(const Json& j) {
     o << "<h2>Block reconstruction</h2><table><tr><th class=\"l\">block</th><th>loss, closed "
          "form</th><th>learned</th><th>kept</th><th>s</th></tr>";
     std::vector<double> li, lf;
-    for (const Json& r : j["reconstruction"]) {
+    for (const Json& r : Array(j, "reconstruction")) {
       li.push_back(r.at("loss_init").get<double>());
       lf.push_back(r.at("loss_final").get<double>());
       o << "<tr><td class=\"l\">" << Esc(r.at("block").get<std::string>()) << "</td><td>"
@@ -234,8 +288,12 @@ std::string QuantizeBody(const Json& j) {
                {Line("closed-form plan", li), Line("after reconstruction", lf)});
   }
   if (j.contains("mixed_precision")) {
-    const Json& mp = j["mixed_precision"];
-    const std::vector<int> cands = mp.at("candidates").get<std::vector<int>>();
+    const Json& mp = Object(j, "mixed_precision");
+    std::vector<int64_t> cands;
+    for (const Json& c : Array(mp, "candidates")) {
+      if (!c.is_number_integer()) throw BadReport("\"candidates\" holds a non-integer");
+      cands.push_back(c.get<int64_t>());
+    }
     o << "<h2>Mixed precision</h2><table><tr><th class=\"l\">Ω criterion</th><td>"
       << Esc(Text(mp.value("omega_criterion", Json("")))) << "</td></tr><tr><th class=\"l\">size"
       << "</th><td>" << Num(mp.at("size_bytes").get<double>() / 1e6, "%.3f") << " MB of a "
@@ -245,13 +303,13 @@ std::string QuantizeBody(const Json& j) {
     std::vector<double> bits;
     o << "<h3>Ω table (chosen bit-width highlighted)</h3><table><tr><th class=\"l\">module</th>"
          "<th>weights</th><th>nuclear norm</th>";
-    for (int c : cands) o << "<th>Ω at " << c << " bits</th>";
+    for (int64_t c : cands) o << "<th>Ω at " << c << " bits</th>";
     o << "<th>bits</th></tr>";
-    for (const Json& m : mp.at("modules")) {
-      const int chosen = m.at("bits").get<int>();
-      bits.push_back(chosen);
+    for (const Json& m : Array(mp, "modules")) {
+      const int64_t chosen = Int(m, "bits");
+      bits.push_back(static_cast<double>(chosen));
       o << "<tr><td class=\"l\">" << Esc(m.at("module").get<std::string>()) << "</td><td>"
-        << Text(m.at("params")) << "</td><td>" << Num(m.at("nuclear_norm").get<double>())
+        << Int(m, "params") << "</td><td>" << Num(m.at("nuclear_norm").get<double>())
         << "</td>";
       const Json& om = m.at("omega");
       for (size_t c = 0; c < cands.size(); ++c) {
@@ -264,7 +322,7 @@ std::string QuantizeBody(const Json& j) {
     bar.bars = true;
     o << "</table>" << Chart("Bits per module", "module (in model order, table above)", "bits", {bar});
     Series curve{"least Σ Ω at each size", {}, {}, false};
-    for (const Json& p : mp.value("pareto", Json::array())) {
+    for (const Json& p : mp.contains("pareto") ? Array(mp, "pareto") : Json::array()) {
       curve.x.push_back(p.at("size_bytes").get<double>() / 1e6);
       curve.y.push_back(p.at("omega").get<double>());
     }
@@ -286,7 +344,7 @@ std::string CompareBody(const Json& j) {
        "<th class=\"l\">run on</th></tr>";
   Series pts{"rows", {}, {}, true};
   std::vector<std::string> labels;
-  for (const Json& r : j.at("rows")) {
+  for (const Json& r : Array(j, "rows")) {
     const std::string label = r.at("method").get<std::string>() + " " + Text(r.at("bits"));
     o << "<tr><td class=\"l\">" << Esc(r.at("method").get<std::string>()) << "</td><td>"
       << Esc(Text(r.at("bits"))) << "</td><td>" << Num(r.at("top1").get<double>(), "%.4f")
@@ -314,6 +372,8 @@ Result<std::string> ReportHtml(const nlohmann::ordered_json& report, const std::
       return Page("vitq quantization report: " + title, QuantizeBody(report));
     }
   } catch (const nlohmann::json::exception& e) {
+    return Status::InvalidInput(std::string("not a vitq report as expected: ") + e.what());
+  } catch (const BadReport& e) {
     return Status::InvalidInput(std::string("not a vitq report as expected: ") + e.what());
   }
   return Status::InvalidInput(

@@ -14,6 +14,11 @@ std::string ParetoSvgPath(const std::string& report) {
 }
 
 Status CheckQuantizeJob(QuantizeJob* job) {
+  if (job->mixed && job->options.method == "vitq") {
+    return Status::Usage(
+        "--mixed-precision runs with the per-operation methods (liu2021 and the baselines); "
+        "--method vitq does not support it yet");
+  }
   VITQ_RETURN_IF_ERROR(job->options.Validate());
   if (!job->omega.empty()) {
     if (!job->mixed) return Status::InvalidInput("--omega needs --mixed-precision");
@@ -23,11 +28,6 @@ Status CheckQuantizeJob(QuantizeJob* job) {
       (job->mp.target_bits || job->mp.target_size_mb > 0 || !job->mp.candidates.empty())) {
     return Status::InvalidInput(
         "--target-bits, --target-size-mb and --candidates need --mixed-precision");
-  }
-  if (job->mixed && job->options.method == "vitq") {
-    return Status::Usage(
-        "--mixed-precision runs with the per-operation methods (liu2021 and the baselines); "
-        "--method vitq does not support it yet");
   }
   std::vector<OutputPath> outputs = {{"--out", job->out}, {"--report", job->report}};
   if (job->mixed && !job->report.empty()) {
@@ -46,7 +46,9 @@ nlohmann::ordered_json RunInfo(const std::string& command) {
   run["version"] = VITQ_VERSION_STRING;
   char date[32];
   const std::time_t now = std::time(nullptr);
-  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", &utc);
   run["date"] = date;
   return run;
 }

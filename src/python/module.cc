@@ -22,14 +22,15 @@ namespace py = pybind11;
 namespace vitq::python {
 namespace {
 
-// Raises the Python exception for `status`: FileNotFoundError when one of `paths` (the caller's
-// input paths) does not exist, ValueError for bad input or options, RuntimeError for internal
+// Raises the Python exception for `status`: FileNotFoundError when the message is about one of
+// `paths` (the caller's paths) and that path does not exist, ValueError for bad input or options, RuntimeError for internal
 // errors. The message is the CLI's (without its "vitq: error: " prefix).
 [[noreturn]] void Raise(const Status& status, const std::vector<std::string>& paths = {}) {
   if (status.code() == StatusCode::kInvalidInput) {
     for (const std::string& p : paths) {
       std::error_code ec;
-      if (!p.empty() && !std::filesystem::exists(p, ec)) {
+      if (!p.empty() && !std::filesystem::exists(p, ec) &&
+          status.message().find(p) != std::string::npos) {
         PyErr_SetString(PyExc_FileNotFoundError, status.message().c_str());
         throw py::error_already_set();
       }
@@ -80,13 +81,19 @@ QuantPath ParseEngine(const std::string& engine, bool quantized_file, const std:
 // A loaded model (float or quantized) with its engine.
 class Model {
  public:
+  // threads > 0 sets the thread count of everything vitq runs (as set_threads); the model runs
+  // on the count in force at each call (no adaptive choice, which would pin the count at load).
   Model(std::string path, const std::string& engine, int threads) : path_(std::move(path)) {
-    const QuantPath qpath = ParseEngine(engine, IsQuantizedFile(path_), path_);
-    ApplyThreads(threads);
+    std::error_code ec;
+    const bool exists = std::filesystem::exists(path_, ec);
+    // A missing path gets the loader's message (FileNotFoundError) before any engine check.
+    const QuantPath qpath =
+        exists ? ParseEngine(engine, IsQuantizedFile(path_), path_) : QuantPath::kInteger;
+    if (threads > 0) ApplyThreads(threads);
     Result<std::unique_ptr<Runnable>> r = Status::Internal("unset");
     {
       py::gil_scoped_release release;
-      r = OpenRunnable(path_, qpath);
+      r = OpenRunnableFixed(path_, qpath);
     }
     runnable_ = Take(std::move(r), {path_});
   }
@@ -203,7 +210,7 @@ class Model {
       if (raw->empty()) throw py::value_error("images: found 0 images " + ShapeText(a));
       return;
     }
-    const bool f32 = a.dtype().is(py::dtype::of<float>());
+    const bool f32 = a.dtype().equal(py::dtype::of<float>());
     const bool shape_ok =
         (a.ndim() == 4 || a.ndim() == 3) && a.shape(a.ndim() - 3) == c.in_chans &&
         a.shape(a.ndim() - 2) == c.img_size && a.shape(a.ndim() - 1) == c.img_size &&
@@ -212,7 +219,7 @@ class Model {
       throw py::value_error("images: expected " + expected + ", found " + DtypeText(a) + " " +
                             ShapeText(a));
     }
-    *floats = py::array_t<float, py::array::c_style>::ensure(a);
+    *floats = py::array_t<float, py::array::c_style | py::array::forcecast>(a);  // throws
     if (a.ndim() == 3) *floats = floats->reshape({py::ssize_t{1}, a.shape(0), a.shape(1), a.shape(2)});
     const float* p = static_cast<const float*>(floats->data());
     for (py::ssize_t i = 0; i < floats->size(); ++i) {
@@ -239,7 +246,7 @@ class Model {
       throw py::value_error(name + ": expected 1 to " + std::to_string(kMaxImagePixels) +
                             " pixels, found " + ShapeText(a));
     }
-    auto c = py::array_t<uint8_t, py::array::c_style>::ensure(a);
+    py::array_t<uint8_t, py::array::c_style | py::array::forcecast> c(a);  // throws
     const uint8_t* p = c.data();
     Image img;
     img.width = static_cast<int>(w);
@@ -370,7 +377,8 @@ py::object Quantize(const std::string& model, const std::string& calib, const st
     r = RunQuantizeJob(&job);
   }
   const std::string out_dir = std::filesystem::path(out).parent_path().string();
-  QuantizeOutcome outcome = Take(std::move(r), {model, calib, out_dir});
+  const std::string report_dir = std::filesystem::path(report).parent_path().string();
+  QuantizeOutcome outcome = Take(std::move(r), {model, calib, out_dir, report_dir});
   nlohmann::ordered_json j = outcome.json;
   j["out"] = job.out;
   j["method"] = job.options.method;
@@ -416,8 +424,12 @@ PYBIND11_MODULE(_vitq, m) {
       .def(
           "info",
           [](const Model& m) {
-            return vitq::python::ToPython(
-                vitq::python::Take(DescribeModel(m.path()), {m.path()}).json);
+            Result<ModelInfo> info = Status::Internal("unset");
+            {
+              py::gil_scoped_release release;
+              info = DescribeModel(m.path());
+            }
+            return vitq::python::ToPython(vitq::python::Take(std::move(info), {m.path()}).json);
           },
           "What `vitq info --json` prints, as a dict.")
       .def("evaluate", &Model::Evaluate, py::arg("data"), py::arg("limit") = 0,

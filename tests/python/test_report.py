@@ -5,23 +5,14 @@ every attribute quoted; the tests then look for what a reader needs in them.
 """
 import json
 import os
-import subprocess
 import xml.etree.ElementTree as ET
 
 import pytest
 
-ROOT = os.environ.get("VITQ_SOURCE_DIR",
-                      os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-BINARY = os.environ.get("VITQ_BINARY", os.path.join(ROOT, "build", "vitq"))
-MODEL = os.path.join(ROOT, "models", "deit-tiny")
-CALIB = os.path.join(ROOT, "data", "imagenet-samples", "calib")
-VAL = os.path.join(ROOT, "data", "imagenet-samples", "val")
+from paths import CALIB, MODEL, VAL, cli as vitq
+
 X = "{http://www.w3.org/1999/xhtml}"
 SVG = "{http://www.w3.org/2000/svg}"
-
-
-def vitq(*args):
-    return subprocess.run([BINARY, *args], capture_output=True, text=True)
 
 
 def parse(path):
@@ -116,11 +107,12 @@ def test_compare_html_has_every_row(tmp_path):
 def test_text_is_escaped(tmp_path, quantized):
     rep = json.load(open(quantized / "m.json"))
     rep["ops"][0]["layer"] = "<script>alert(1)</script>&"
-    rep["run"]["command"] = 'vitq "quoted" <b>'
+    rep["run"]["command"] = 'vitq "quoted" <b>\u0001'
     (tmp_path / "evil.json").write_text(json.dumps(rep))
     assert vitq("report", str(tmp_path / "evil.json"), "--out", str(tmp_path / "e.html")).returncode == 0
     text = open(tmp_path / "e.html").read()
     assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;&amp;" in text
+    assert "vitq &quot;quoted&quot; &lt;b&gt;\ufffd" in text
     assert parse(tmp_path / "e.html") is not None
 
 
@@ -129,7 +121,16 @@ def test_bad_reports_exit_3_and_write_nothing(tmp_path, quantized):
     cases = {
         "notjson.json": "{ not json",
         "other.json": json.dumps({"hello": 1}),
-        "badtype.json": json.dumps({"ops": [{"layer": 5}]}),
+        "missingkey.json": json.dumps({"ops": [{"layer": "x"}]}),
+        "badtype.json": json.dumps({"ops": [{"layer": 5, "bits_w": "<b>8</b>", "bits_x": 8,
+                                             "similarity_before": 1, "similarity_after": 1,
+                                             "sqnr_db": 30, "scale_w": 1, "scale_x": 1}]}),
+        "nullops.json": json.dumps({"ops": None}),
+        "objops.json": json.dumps({"ops": {}}),
+        "nullrows.json": json.dumps({"rows": None}),
+        "hugebits.json": json.dumps({"ops": [], "mixed_precision": {
+            "candidates": [1e30], "modules": [], "size_bytes": 1, "budget_bytes": 1,
+            "total_omega": 1}}),
         "array.json": "[1, 2]",
     }
     for name, content in cases.items():
