@@ -26,6 +26,10 @@ namespace vitq {
 // process may use, UsableCpuCount); returns the count used.
 int ApplyThreads(int threads);
 
+// j as text (indent -1: one line); invalid UTF-8 in strings (file and class names are bytes)
+// replaced by U+FFFD, so the result is always valid JSON and this never throws.
+std::string DumpJson(const nlohmann::ordered_json& j, int indent = 2);
+
 // ---- Opening a model to run ----
 
 // How a .vitq file runs (float checkpoints ignore it):

@@ -5,6 +5,10 @@
 
 namespace vitq {
 
+std::string DumpJson(const nlohmann::ordered_json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
 Result<ModelInfo> DescribeModel(const std::string& path) {
   std::unique_ptr<QuantizedModel> quantized;
   Result<ViTModel> model = Status::Internal("unset");

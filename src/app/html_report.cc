@@ -90,7 +90,7 @@ std::string Num(double v, const char* fmt = "%.4g") {
 std::string Text(const Json& v) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_number_float()) return Num(v.get<double>(), "%.6g");
-  return v.dump(-1, ' ', false, Json::error_handler_t::replace);
+  return DumpJson(v, -1);
 }
 
 const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf"};

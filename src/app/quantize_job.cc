@@ -85,12 +85,6 @@ nlohmann::ordered_json CompareFigures(const CompareResult& result, const std::st
   return j;
 }
 
-namespace {
-std::string Dump(const nlohmann::ordered_json& j) {
-  return j.dump(1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
-}
-}  // namespace
-
 Result<QuantizeOutcome> RunQuantizeJob(QuantizeJob* job) {
   VITQ_RETURN_IF_ERROR(CheckQuantizeJob(job));
   QuantizeOptions& q = job->options;
@@ -132,7 +126,7 @@ Result<QuantizeOutcome> RunQuantizeJob(QuantizeJob* job) {
   out.json.update(nlohmann::ordered_json::parse(out.report.ToJson()));
   if (job->mixed) out.json["mixed_precision"] = nlohmann::ordered_json::parse(out.mixed.ToJson());
   if (!job->report.empty()) {
-    VITQ_RETURN_IF_ERROR(WriteFileAtomic(job->report, Dump(out.json)));
+    VITQ_RETURN_IF_ERROR(WriteFileAtomic(job->report, DumpJson(out.json, 1) + "\n"));
     if (job->mixed)
       VITQ_RETURN_IF_ERROR(WriteFileAtomic(ParetoSvgPath(job->report), out.mixed.ParetoSvg()));
   }

@@ -21,8 +21,6 @@ void AddCommonOptions(CLI::App* cmd, CommonOptions* opts, bool with_threads);
 // Prints "vitq: error: <message>" on stderr and returns the status' exit code.
 int ReportError(const Status& status);
 void PrintJson(const nlohmann::ordered_json& j);
-// j as text; invalid UTF-8 in strings replaced by U+FFFD (never throws).
-std::string DumpJson(const nlohmann::ordered_json& j, int indent = 2);
 
 // The command line vitq was started with (arguments with spaces or quotes quoted), for reports.
 const std::string& CommandLine();

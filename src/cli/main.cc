@@ -66,12 +66,6 @@ int ReportError(const Status& status) {
   return status.exit_code();
 }
 
-// Invalid UTF-8 in a name (a file or class name is just bytes) is replaced by U+FFFD, so the
-// output is always valid JSON.
-std::string DumpJson(const nlohmann::ordered_json& j, int indent) {
-  return j.dump(indent, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
-}
-
 void PrintJson(const nlohmann::ordered_json& j) { std::printf("%s\n", DumpJson(j).c_str()); }
 
 }  // namespace vitq::cli

@@ -47,8 +47,7 @@ T Take(Result<T> r, const std::vector<std::string>& paths = {}) {
 }
 
 py::object ToPython(const nlohmann::ordered_json& j) {
-  return py::module_::import("json").attr("loads")(
-      j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
+  return py::module_::import("json").attr("loads")(DumpJson(j, -1));
 }
 
 std::string ShapeText(const py::array& a) {
@@ -368,9 +367,6 @@ py::object Quantize(const std::string& model, const std::string& calib, const st
   job.mp.candidates = candidates;
   job.omega = omega;
   ApplyOptions(kwargs, &job.options);
-  if (calib_size < 1) {
-    throw py::value_error("calib_size: expected >= 1, found " + std::to_string(calib_size));
-  }
   Result<QuantizeOutcome> r = Status::Internal("unset");
   {
     py::gil_scoped_release release;
