@@ -17,7 +17,8 @@ declare -A ALLOWED=(
   [search]="core quant kernels io graph"
   [qmodel]="core quant kernels io graph"
   [runtime]="core quant kernels io graph search qmodel"
-  [app]="core quant kernels io graph search qmodel runtime"
+  [export]="core quant kernels io graph search qmodel runtime"
+  [app]="core quant kernels io graph search qmodel runtime export"
   [cli]=""
   [python]=""
 )

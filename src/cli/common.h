@@ -36,5 +36,6 @@ void RegisterBench(CLI::App* app, Runner* run);
 void RegisterQuantize(CLI::App* app, Runner* run);
 void RegisterCompare(CLI::App* app, Runner* run);
 void RegisterReport(CLI::App* app, Runner* run);
+void RegisterExport(CLI::App* app, Runner* run);
 
 }  // namespace vitq::cli

@@ -84,6 +84,7 @@ int main(int argc, char** argv) {
   RegisterQuantize(&app, &run);
   RegisterCompare(&app, &run);
   RegisterReport(&app, &run);
+  RegisterExport(&app, &run);
   SetCommandLine(argc, argv);
   try {
     app.parse(argc, argv);
