@@ -3,7 +3,9 @@
 # and the vitq method, 100 calibration images of data/imagenet-samples/calib) and exported with
 # `vitq export --format onnx` (Q/DQ), and the float model with `--format onnx-float`, run in
 # onnxruntime-node (../shared/peers installs it) on the 400 images of data/imagenet-samples/val:
-# top-1 agreement with vitq's own engine on the same file and both top-1s. Then speed at 2 threads,
+# top-1 agreement with vitq's own engine on the same file and both top-1s; also the vitq method at
+# W4A4, whose log-sqrt2 attention grid needs `--approximate` (float operations for those
+# quantizers; its sub-8-bit grids are Clip + Q/DQ). Then speed at 2 threads,
 # batch 1 and 32, one run: ORT on the exported Q/DQ and float models, vitq's integer engine on the
 # same .vitq, and ORT's own static int8 model (../shared/peers, ort_int8_static: the same
 # architecture with random weights) and fp32 model.
@@ -34,15 +36,17 @@ N=${#IMAGES[@]}
 ACC=bench/results/onnx_roundtrip.json
 echo "[" >"$ACC.tmp"
 first=1
-for method in liu2021 vitq float; do
+for method in liu2021 vitq vitq-w4a4 float; do
   if [ $method = float ]; then
     SRC=$MODEL
     ./build/vitq export "$MODEL" --format onnx-float --out "$CACHE/float.onnx" --json >"$CACHE/float.export.json"
   else
-    SRC="$CACHE/$method-w8a8.vitq"
-    echo "[onnx_roundtrip] quantizing $method W8A8" >&2
-    ./build/vitq quantize "$MODEL" --calib "$CALIB" --method $method --wbits 8 --abits 8 --out "$SRC" --quiet >/dev/null
-    ./build/vitq export "$SRC" --format onnx --out "$CACHE/$method.onnx" --json >"$CACHE/$method.export.json"
+    bits=8 approx=""
+    [ $method = vitq-w4a4 ] && bits=4 approx=--approximate
+    SRC="$CACHE/$method-w${bits}a${bits}.vitq"
+    echo "[onnx_roundtrip] quantizing ${method%-w4a4} W${bits}A${bits}" >&2
+    ./build/vitq quantize "$MODEL" --calib "$CALIB" --method "${method%-w4a4}" --wbits $bits --abits $bits --out "$SRC" --quiet >/dev/null
+    ./build/vitq export "$SRC" --format onnx $approx --out "$CACHE/$method.onnx" --json >"$CACHE/$method.export.json"
   fi
   echo "[onnx_roundtrip] $method: ONNX Runtime and vitq on $N images" >&2
   node tools/onnx_ort.js predict "$CACHE/$method.onnx" "$CACHE/val.f32" "$N" 224 "$CACHE/ort_$method.json"
@@ -85,7 +89,8 @@ rows = json.load(open(sys.argv[1]))
 print("| model | ONNX file | ORT top-1 | vitq top-1 | top-1 agreement | Q/DQ sites | int8 weights |")
 print("|---|---|---|---|---|---|---|")
 for r in rows:
-    name = {"float": "float (`--format onnx-float`) vs vitq's fp32 engine"}.get(
+    name = {"float": "float (`--format onnx-float`) vs vitq's fp32 engine",
+            "vitq-w4a4": "vitq W4A4 (`--format onnx --approximate`) vs vitq's integer engine"}.get(
         r["model"], f"{r['model']} W8A8 (`--format onnx`) vs vitq's integer engine")
     print(f"| {name} | {r['onnx_bytes'] / 1e6:.2f} MB | {r['ort_top1']:.4f} | {r['vitq_top1']:.4f} "
           f"| {r['agreement']:.4f} | {r['qdq_sites']} | {r['int8_weights']} |")

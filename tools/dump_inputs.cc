@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "dump_inputs: cannot write %s.f32\n", out.c_str());
     return 3;
   }
-  std::fprintf(stderr, "dump_inputs: %d images, [%d, 3, %d, %d] -> %s.f32\n", n, n,
-               pre.crop_height, pre.crop_width, out.c_str());
+  std::fprintf(stderr, "dump_inputs: %d images, [%d, 3, %d, %d] -> %s.f32\n", n, n, pre.crop_height,
+               pre.crop_width, out.c_str());
   return 0;
 }

@@ -153,4 +153,17 @@ nlohmann::ordered_json RunInfo(const std::string& command);
 // Where the Pareto curve of a mixed-precision report is written: REPORT with .pareto.svg.
 std::string ParetoSvgPath(const std::string& report);
 
+// ---- ONNX export (`vitq export`) ----
+
+struct ExportJob {
+  std::string model;  // a .vitq file (format "onnx"), or any model path ("onnx-float")
+  std::string out;
+  std::string format = "onnx";  // "onnx" (Q/DQ) or "onnx-float"
+  bool approximate = false;     // OnnxExportOptions::approximate
+};
+// Checks the output, loads the model, writes the ONNX file; returns what `vitq export --json`
+// prints (model, out, format, opset, nodes, qdq_sites, int8_weights, clipped_sites,
+// approximations, input, output, bytes). Errors name the model or the site.
+Result<nlohmann::ordered_json> RunExportJob(const ExportJob& job);
+
 }  // namespace vitq

@@ -21,10 +21,10 @@ struct OnnxExportOptions {
 struct OnnxExportInfo {
   int opset = 0;
   int64_t nodes = 0;
-  int64_t qdq_sites = 0;        // QuantizeLinear/DequantizeLinear pairs on activations
-  int64_t int8_weights = 0;     // weight tensors stored as int8 behind DequantizeLinear
-  int64_t clipped_sites = 0;    // sub-8-bit activation grids: a Clip before QuantizeLinear
-  int64_t bytes = 0;            // of the written file
+  int64_t qdq_sites = 0;      // QuantizeLinear/DequantizeLinear pairs on activations
+  int64_t int8_weights = 0;   // weight tensors stored as int8 behind DequantizeLinear
+  int64_t clipped_sites = 0;  // sub-8-bit activation grids: a Clip before QuantizeLinear
+  int64_t bytes = 0;          // of the written file
   std::vector<std::string> approximations;  // one line per part not exported as Q/DQ
   std::string input = "pixel_values", output = "logits";
 };

@@ -13,9 +13,9 @@ messages), TypeError for an unknown option. The GIL is released while vitq compu
 import os as _os
 
 from ._vitq import Model, __version__, isa, set_threads
-from ._vitq import _quantize
+from ._vitq import _export, _quantize
 
-__all__ = ["Model", "load", "quantize", "evaluate", "set_threads", "isa", "__version__"]
+__all__ = ["Model", "load", "quantize", "evaluate", "export", "set_threads", "isa", "__version__"]
 
 
 def load(path, engine="auto", threads=0):
@@ -53,3 +53,12 @@ def quantize(model, calib, out, method="vitq", wbits=8, abits=8, calib_size=100,
                      calib_size, seed, _os.fspath(report) if report is not None else "",
                      mixed_precision, target_bits, target_size_mb, list(candidates or []),
                      omega or "", quiet, **options)
+
+
+def export(model, out, format="onnx", approximate=False):
+    """Writes `model` as ONNX (what `vitq export` does): format "onnx" takes a .vitq file and
+    writes a Q/DQ graph (int8 weights, a QuantizeLinear/DequantizeLinear pair at every activation
+    site); "onnx-float" takes any model path (a .vitq file: its dequantized weights). approximate:
+    write a log-sqrt2 attention grid as float operations instead of refusing it. Returns what
+    `vitq export --json` prints, as a dict."""
+    return _export(_os.fspath(model), _os.fspath(out), format, approximate)

@@ -3,14 +3,12 @@
 #include <cstdio>
 
 #include "common.h"
-#include "vitq/export.h"
-#include "vitq/qfile.h"
 
 namespace vitq::cli {
 
 void RegisterExport(CLI::App* app, Runner* run) {
-  auto* cmd = app->add_subcommand(
-      "export", "write a quantized model as Q/DQ ONNX, or a float model as ONNX");
+  auto* cmd = app->add_subcommand("export",
+                                  "write a quantized model as Q/DQ ONNX, or a float model as ONNX");
   struct Args {
     std::string model, out, format = "onnx";
     bool approximate = false;
@@ -33,62 +31,33 @@ void RegisterExport(CLI::App* app, Runner* run) {
   AddCommonOptions(cmd, &args->common, false);
   cmd->callback([args, run] {
     *run = [args]() -> int {
-      Status paths = CheckOutputPaths({{"--out", args->out}}, ModelInputFiles(args->model));
-      if (!paths.ok()) return ReportError(paths);
-      const bool quantized_file = IsQuantizedFile(args->model);
-      Result<OnnxExportInfo> info = Status::Internal("not run");
-      if (args->format == "onnx") {
-        if (!quantized_file) {
-          return ReportError(Status::InvalidInput(
-              "'" + args->model +
-              "' is a float model; --format onnx exports a quantized .vitq file (make one with "
-              "vitq quantize), --format onnx-float exports this model as it is"));
-        }
-        auto q = LoadQuantizedFile(args->model);
-        if (!q.ok()) return ReportError(q.status());
-        OnnxExportOptions opt;
-        opt.approximate = args->approximate;
-        info = ExportOnnx(q.value(), args->out, opt);
-      } else if (quantized_file) {
-        auto q = LoadQuantizedFile(args->model);
-        if (!q.ok()) return ReportError(q.status());
-        info = ExportOnnxFloat(DequantizedModel(q.value()), args->out);
-      } else {
-        auto m = LoadModel(args->model);
-        if (!m.ok()) return ReportError(m.status());
-        info = ExportOnnxFloat(m.value(), args->out);
-      }
-      if (!info.ok()) return ReportError(info.status().WithContext("'" + args->model + "'"));
+      ExportJob job;
+      job.model = args->model;
+      job.out = args->out;
+      job.format = args->format;
+      job.approximate = args->approximate;
+      auto r = RunExportJob(job);
+      if (!r.ok()) return ReportError(r.status());
+      const nlohmann::ordered_json& j = r.value();
       if (args->common.json) {
-        PrintJson({{"model", args->model},
-                   {"out", args->out},
-                   {"format", args->format},
-                   {"opset", info->opset},
-                   {"nodes", info->nodes},
-                   {"qdq_sites", info->qdq_sites},
-                   {"int8_weights", info->int8_weights},
-                   {"clipped_sites", info->clipped_sites},
-                   {"approximations", info->approximations},
-                   {"input", info->input},
-                   {"output", info->output},
-                   {"bytes", info->bytes}});
+        PrintJson(j);
         return 0;
       }
-      std::printf("wrote %s (%.2f MB, opset %d, %lld nodes", args->out.c_str(), info->bytes / 1e6,
-                  info->opset, static_cast<long long>(info->nodes));
+      auto num = [&](const char* key) { return static_cast<long long>(j[key].get<int64_t>()); };
+      std::printf("wrote %s (%.2f MB, opset %lld, %lld nodes", args->out.c_str(),
+                  num("bytes") / 1e6, num("opset"), num("nodes"));
       if (args->format == "onnx") {
-        std::printf(", %lld int8 weight tensors, %lld Q/DQ activation sites",
-                    static_cast<long long>(info->int8_weights),
-                    static_cast<long long>(info->qdq_sites));
-        if (info->clipped_sites > 0) {
-          std::printf(" (%lld on sub-8-bit grids with a Clip)",
-                      static_cast<long long>(info->clipped_sites));
+        std::printf(", %lld int8 weight tensors, %lld Q/DQ activation sites", num("int8_weights"),
+                    num("qdq_sites"));
+        if (num("clipped_sites") > 0) {
+          std::printf(" (%lld on sub-8-bit grids with a Clip)", num("clipped_sites"));
         }
       }
-      std::printf(")\ninput %s [N, C, H, W] float, preprocessed as `vitq info` describes; output %s\n",
-                  info->input.c_str(), info->output.c_str());
-      for (const std::string& a : info->approximations) {
-        std::printf("approximation: %s\n", a.c_str());
+      std::printf(
+          ")\ninput %s [N, C, H, W] float, preprocessed as `vitq info` describes; output %s\n",
+          j["input"].get<std::string>().c_str(), j["output"].get<std::string>().c_str());
+      for (const auto& a : j["approximations"]) {
+        std::printf("approximation: %s\n", a.get<std::string>().c_str());
       }
       return 0;
     };

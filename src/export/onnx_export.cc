@@ -8,18 +8,14 @@
 //   ─MatMul(DQ(W)) + b─► + x
 // Every Q/DQ pair sits where the integer engine quantizes (a transpose or a head split before a
 // per-tensor quantizer commutes with it, so K is transposed first and DQ feeds MatMul directly).
-#include "vitq/export.h"
-
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
 #include <cmath>
 #include <set>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 
+#include "vitq/export.h"
 #include "vitq/safetensors.h"
 #include "vitq/simulate.h"
 
@@ -35,7 +31,9 @@ struct ActGrid {
   int zero_point = 0;
   bool is_unsigned = false;
   int qmin = -128, qmax = 127;
-  bool narrow() const { return is_unsigned ? (qmin > 0 || qmax < 255) : (qmin > -128 || qmax < 127); }
+  bool narrow() const {
+    return is_unsigned ? (qmin > 0 || qmax < 255) : (qmin > -128 || qmax < 127);
+  }
 };
 
 class GraphBuilder {
@@ -82,10 +80,12 @@ class GraphBuilder {
   std::string Scalar(const std::string& name, float v) { return F32(name, {}, &v, 1); }
   std::string I64(const std::string& name, const std::vector<int64_t>& v, bool scalar = false) {
     onnx::TensorProto* t =
-        Init(name, scalar ? std::vector<int64_t>{} : std::vector<int64_t>{static_cast<int64_t>(v.size())},
+        Init(name,
+             scalar ? std::vector<int64_t>{} : std::vector<int64_t>{static_cast<int64_t>(v.size())},
              onnx::TensorProto::INT64);
     if (t == nullptr) return name;
-    t->set_raw_data(std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(int64_t)));
+    t->set_raw_data(
+        std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(int64_t)));
     return name;
   }
   std::string Int8(const std::string& name, const std::vector<int64_t>& dims,
@@ -152,8 +152,8 @@ class VitGraph {
     // [cls, (dist,) patches] + pos_embed; the tokens expanded to the batch.
     const std::string shape = b_.Op("Shape", {input});
     const std::string n = b_.Op("Slice", {shape, b_.I64("c.0", {0}), b_.I64("c.1", {1})});
-    const std::string tok_shape = b_.Op(
-        "Concat", {n, b_.I64("tok.shape_tail", {1, d})}, {GraphBuilder::Int("axis", 0)});
+    const std::string tok_shape =
+        b_.Op("Concat", {n, b_.I64("tok.shape_tail", {1, d})}, {GraphBuilder::Int("axis", 0)});
     std::vector<std::string> parts;
     parts.push_back(b_.Op("Expand", {Const("cls_token", {1, 1, d}, w.cls_token), tok_shape}));
     if (c_.dist_token) {
@@ -167,12 +167,12 @@ class VitGraph {
     }
     // The final LayerNorm (per token), then the prefix tokens' rows.
     x = LayerNorm("norm", w.norm_weight, w.norm_bias, x);
-    const std::string h0 = b_.Op("Gather", {x, b_.I64("c.idx0", {0}, true)},
-                                 {GraphBuilder::Int("axis", 1)});
+    const std::string h0 =
+        b_.Op("Gather", {x, b_.I64("c.idx0", {0}, true)}, {GraphBuilder::Int("axis", 1)});
     VITQ_ASSIGN_OR_RETURN(std::string logits, Linear("head", w.head, h0));
     if (c_.head_dist) {
-      const std::string h1 = b_.Op("Gather", {x, b_.I64("c.idx1", {1}, true)},
-                                   {GraphBuilder::Int("axis", 1)});
+      const std::string h1 =
+          b_.Op("Gather", {x, b_.I64("c.idx1", {1}, true)}, {GraphBuilder::Int("axis", 1)});
       VITQ_ASSIGN_OR_RETURN(std::string l1, Linear("head_dist", w.head_dist, h1));
       logits = b_.Op("Mul", {b_.Op("Add", {logits, l1}), b_.Scalar("c.half", 0.5f)});
     }
@@ -220,9 +220,9 @@ class VitGraph {
     if (qm_ == nullptr) return x;
     VITQ_ASSIGN_OR_RETURN(ActGrid g, Grid(site));
     const std::string scale = b_.Scalar(site + ".scale", g.scale);
-    const std::string zp = b_.Int8(site + ".zero_point", {},
-                                   {static_cast<int8_t>(static_cast<uint8_t>(g.zero_point))},
-                                   g.is_unsigned);
+    const std::string zp =
+        b_.Int8(site + ".zero_point", {}, {static_cast<int8_t>(static_cast<uint8_t>(g.zero_point))},
+                g.is_unsigned);
     if (g.narrow()) {
       // The grid [qmin, qmax] in real values: (q - z) * scale, as DequantizeLinear computes it.
       const float lo = static_cast<float>(g.qmin - g.zero_point) * g.scale;
@@ -241,17 +241,18 @@ class VitGraph {
     const float scale = sp.params.scale[0];
     const int max_code = LogMaxCode(sp.scheme.bits);
     const std::string ratio = b_.Op("Div", {x, b_.Scalar(site + ".scale", scale)});
-    std::string code = b_.Op(
-        "Round", {b_.Op("Mul", {b_.Op("Log", {ratio}),
-                                b_.Scalar(site + ".k", static_cast<float>(-2.0 / std::log(2.0)))})});
-    const std::string keep = b_.Op(
-        "And", {b_.Op("Greater", {x, b_.Scalar("c.zero", 0.0f)}),
-                b_.Op("LessOrEqual", {code, b_.Scalar(site + ".max_code", max_code)})});
+    std::string code =
+        b_.Op("Round",
+              {b_.Op("Mul", {b_.Op("Log", {ratio}),
+                             b_.Scalar(site + ".k", static_cast<float>(-2.0 / std::log(2.0)))})});
+    const std::string keep =
+        b_.Op("And", {b_.Op("Greater", {x, b_.Scalar("c.zero", 0.0f)}),
+                      b_.Op("LessOrEqual", {code, b_.Scalar(site + ".max_code", max_code)})});
     code = b_.Op("Max", {code, b_.Scalar("c.zero", 0.0f)});
-    const std::string value = b_.Op(
-        "Mul", {b_.Op("Pow", {b_.Scalar("c.two", 2.0f),
-                              b_.Op("Mul", {code, b_.Scalar("c.minus_half", -0.5f)})}),
-                b_.Scalar(site + ".scale", scale)});
+    const std::string value =
+        b_.Op("Mul", {b_.Op("Pow", {b_.Scalar("c.two", 2.0f),
+                                    b_.Op("Mul", {code, b_.Scalar("c.minus_half", -0.5f)})}),
+                      b_.Scalar(site + ".scale", scale)});
     return b_.Op("Where", {keep, value, b_.Scalar("c.zero", 0.0f)});
   }
 
@@ -356,8 +357,8 @@ class VitGraph {
     y = LayerNorm(p + "norm2", bw.norm2_weight, bw.norm2_bias, x1);
     VITQ_ASSIGN_OR_RETURN(y, Linear(p + "mlp.fc1", bw.fc1, y));
     // GELU (erf): 0.5 · x · (1 + erf(x / √2)), the pattern ONNX Runtime fuses into Gelu.
-    const std::string e = b_.Op(
-        "Erf", {b_.Op("Div", {y, b_.Scalar("c.sqrt2", static_cast<float>(std::sqrt(2.0)))})});
+    const std::string e =
+        b_.Op("Erf", {b_.Op("Div", {y, b_.Scalar("c.sqrt2", static_cast<float>(std::sqrt(2.0)))})});
     y = b_.Op("Mul", {b_.Op("Mul", {y, b_.Op("Add", {e, b_.Scalar("c.one", 1.0f)})}),
                       b_.Scalar("c.half", 0.5f)});
     VITQ_ASSIGN_OR_RETURN(y, Linear(p + "mlp.fc2", bw.fc2, y));

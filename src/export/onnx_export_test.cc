@@ -85,7 +85,8 @@ TEST(OnnxExport, QdqGraphHasEverySiteAndTheFilesIntegers) {
   // Activation sites: every "<layer>:in" and the four matmul operands of each block.
   const ViTConfig& c = f.model.spec.config;
   int activation_sites = 0;
-  for (const std::string& s : QuantSiteNames(c)) activation_sites += s.find(":w") == std::string::npos;
+  for (const std::string& s : QuantSiteNames(c))
+    activation_sites += s.find(":w") == std::string::npos;
   const auto ops = OpCounts(m);
   EXPECT_EQ(ops.at("QuantizeLinear"), activation_sites);
   EXPECT_EQ(info->qdq_sites, activation_sites);
@@ -110,7 +111,8 @@ TEST(OnnxExport, QdqGraphHasEverySiteAndTheFilesIntegers) {
     int mismatches = 0;
     for (int64_t r = 0; r < ql.rows; ++r)
       for (int64_t k = 0; k < ql.cols; ++k)
-        mismatches += static_cast<int8_t>(raw[k * ql.rows + r]) != u.data<int8_t>()[r * ql.cols + k];
+        mismatches +=
+            static_cast<int8_t>(raw[k * ql.rows + r]) != u.data<int8_t>()[r * ql.cols + k];
     EXPECT_EQ(mismatches, 0) << layer;
     const onnx::TensorProto* s = Initializer(m, layer + ".weight_scale");
     ASSERT_NE(s, nullptr);
@@ -176,8 +178,8 @@ TEST(OnnxExport, FloatModelHasNoQuantizers) {
   const auto ops = OpCounts(m);
   EXPECT_EQ(ops.count("QuantizeLinear"), 0u);
   EXPECT_EQ(ops.count("DequantizeLinear"), 0u);
-  EXPECT_EQ(ops.at("MatMul"), static_cast<int>(LinearLayers(f.model).size()) +
-                                  2 * f.model.spec.config.depth);
+  EXPECT_EQ(ops.at("MatMul"),
+            static_cast<int>(LinearLayers(f.model).size()) + 2 * f.model.spec.config.depth);
   EXPECT_EQ(info->qdq_sites, 0);
 }
 
@@ -193,8 +195,10 @@ TEST(OnnxExport, UnwritableOutputLeavesNothing) {
 }
 
 int RunCli(const std::string& args, std::string* out) {
-  const std::string tmp = fs::temp_directory_path() / ("vitq_export_cli_" + std::to_string(getpid()));
-  const int rc = std::system((std::string(VITQ_BINARY) + " " + args + " >" + tmp + " 2>&1").c_str());
+  const std::string tmp =
+      fs::temp_directory_path() / ("vitq_export_cli_" + std::to_string(getpid()));
+  const int rc =
+      std::system((std::string(VITQ_BINARY) + " " + args + " >" + tmp + " 2>&1").c_str());
   *out = testing::ReadText(tmp);
   fs::remove(tmp);
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
@@ -228,12 +232,15 @@ TEST(OnnxExportCli, BadInputsExitThreeAndWriteNothing) {
   EXPECT_NE(out.find("onnx-float"), std::string::npos) << out;
   // An existing output survives a refused export.
   testing::WriteText(f.dir.path("keep.onnx"), "keep");
-  EXPECT_EQ(RunCli("export " + f.dir.path("bad.vitq") + " --out " + f.dir.path("keep.onnx"), &out), 3);
+  EXPECT_EQ(RunCli("export " + f.dir.path("bad.vitq") + " --out " + f.dir.path("keep.onnx"), &out),
+            3);
   EXPECT_EQ(testing::ReadText(f.dir.path("keep.onnx")), "keep");
   // The good file, both formats, with --json.
-  EXPECT_EQ(RunCli("export " + vitq + " --out " + f.dir.path("a.onnx") + " --json", &out), 0) << out;
+  EXPECT_EQ(RunCli("export " + vitq + " --out " + f.dir.path("a.onnx") + " --json", &out), 0)
+      << out;
   EXPECT_NE(out.find("\"qdq_sites\""), std::string::npos) << out;
-  EXPECT_EQ(RunCli("export " + model + " --format onnx-float --out " + f.dir.path("f.onnx"), &out), 0)
+  EXPECT_EQ(RunCli("export " + model + " --format onnx-float --out " + f.dir.path("f.onnx"), &out),
+            0)
       << out;
   EXPECT_TRUE(fs::exists(f.dir.path("f.onnx")));
 }

@@ -386,6 +386,25 @@ py::object Quantize(const std::string& model, const std::string& calib, const st
   return ToPython(j);
 }
 
+py::object Export(const std::string& model, const std::string& out, const std::string& format,
+                  bool approximate) {
+  if (format != "onnx" && format != "onnx-float") {
+    throw py::value_error("format: expected 'onnx' or 'onnx-float', found '" + format + "'");
+  }
+  ExportJob job;
+  job.model = model;
+  job.out = out;
+  job.format = format;
+  job.approximate = approximate;
+  Result<nlohmann::ordered_json> r = Status::Internal("unset");
+  {
+    py::gil_scoped_release release;
+    r = RunExportJob(job);
+  }
+  const std::string out_dir = std::filesystem::path(out).parent_path().string();
+  return ToPython(Take(std::move(r), {model, out_dir}));
+}
+
 }  // namespace
 }  // namespace vitq::python
 
@@ -440,6 +459,8 @@ PYBIND11_MODULE(_vitq, m) {
         py::arg("method"), py::arg("wbits"), py::arg("abits"), py::arg("calib_size"),
         py::arg("seed"), py::arg("report"), py::arg("mixed_precision"), py::arg("target_bits"),
         py::arg("target_size_mb"), py::arg("candidates"), py::arg("omega"), py::arg("quiet"));
+  m.def("_export", &vitq::python::Export, py::arg("model"), py::arg("out"), py::arg("format"),
+        py::arg("approximate"));
   m.def(
       "set_threads", [](int n) { return ApplyThreads(n); }, py::arg("threads"),
       "Worker threads for everything vitq runs (<= 0: the CPUs this process may use); returns "
