@@ -40,34 +40,18 @@ class GraphBuilder {
  public:
   explicit GraphBuilder(onnx::GraphProto* g) : g_(g) {}
 
-  // A node with fresh output names; returns them.
-  std::vector<std::string> Node(const std::string& op, const std::vector<std::string>& inputs,
-                                int outputs = 1,
-                                const std::vector<onnx::AttributeProto>& attrs = {}) {
-    onnx::NodeProto* n = g_->add_node();
-    n->set_op_type(op);
-    n->set_name(op + "_" + std::to_string(g_->node_size()));
-    for (const std::string& in : inputs) n->add_input(in);
-    std::vector<std::string> outs;
-    for (int i = 0; i < outputs; ++i) {
-      outs.push_back(n->name() + (outputs > 1 ? ":" + std::to_string(i) : ""));
-      n->add_output(outs.back());
-    }
-    for (const onnx::AttributeProto& a : attrs) *n->add_attribute() = a;
-    return outs;
-  }
-  // A node writing the graph output `name`.
-  void Output(const std::string& op, const std::vector<std::string>& inputs,
-              const std::string& name) {
-    onnx::NodeProto* n = g_->add_node();
-    n->set_op_type(op);
-    n->set_name(op + "_" + std::to_string(g_->node_size()));
-    for (const std::string& in : inputs) n->add_input(in);
-    n->add_output(name);
-  }
+  // A node with one output, named after the node (`name` when given: a graph output); returns
+  // the output's name.
   std::string Op(const std::string& op, const std::vector<std::string>& inputs,
-                 const std::vector<onnx::AttributeProto>& attrs = {}) {
-    return Node(op, inputs, 1, attrs)[0];
+                 const std::vector<onnx::AttributeProto>& attrs = {},
+                 const std::string& name = "") {
+    onnx::NodeProto* n = g_->add_node();
+    n->set_op_type(op);
+    n->set_name(op + "_" + std::to_string(g_->node_size()));
+    for (const std::string& in : inputs) n->add_input(in);
+    n->add_output(name.empty() ? n->name() : name);
+    for (const onnx::AttributeProto& a : attrs) *n->add_attribute() = a;
+    return n->output(0);
   }
 
   std::string F32(const std::string& name, const std::vector<int64_t>& dims, const float* data,
@@ -176,7 +160,7 @@ class VitGraph {
       VITQ_ASSIGN_OR_RETURN(std::string l1, Linear("head_dist", w.head_dist, h1));
       logits = b_.Op("Mul", {b_.Op("Add", {logits, l1}), b_.Scalar("c.half", 0.5f)});
     }
-    b_.Output("Identity", {logits}, output);
+    b_.Op("Identity", {logits}, {}, output);
     return Status::Ok();
   }
 
