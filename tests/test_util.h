@@ -49,6 +49,7 @@ inline double Cosine(const float* a, const float* b, size_t n) {
 #include <random>
 
 #include "vitq/model.h"
+#include "vitq/simulate.h"
 
 namespace vitq::testing {
 
@@ -110,6 +111,31 @@ inline CalibrationSet RandomCalibration(const ViTConfig& c, int n) {
   cs.dir = "memory";
   cs.hash = HashItemList(cs.items);
   return cs;
+}
+
+// A plan over every site of `m`: activations at `abits` with scale 0.05, weights at `wbits` with
+// minmax scales, per tensor except fc1 (per output channel).
+inline QuantPlan HandPlan(const ViTModel& m, int wbits, int abits) {
+  QuantPlan p;
+  p.method = "hand";
+  for (const auto& name : QuantSiteNames(m.spec.config))
+    p.sites[name] = {SymmetricScheme(abits), {{0.05f}, {0}}};
+  for (const auto& [layer, w] : LinearLayers(m)) {
+    QuantScheme s = SymmetricScheme(wbits);
+    QParams params = MinMaxParams(w->weight.f32(), w->weight.size(), s);
+    if (layer.find("fc1") != std::string::npos) {  // per output channel
+      s.granularity = Granularity::kPerChannel;
+      params = {};
+      const int64_t rows = w->weight.dim(0), cols = w->weight.dim(1);
+      for (int64_t r = 0; r < rows; ++r) {
+        QParams row = MinMaxParams(w->weight.f32() + r * cols, cols, SymmetricScheme(wbits));
+        params.scale.push_back(row.scale[0]);
+        params.zero_point.push_back(0);
+      }
+    }
+    p.sites[layer + ":w"] = {s, params};
+  }
+  return p;
 }
 
 }  // namespace vitq::testing

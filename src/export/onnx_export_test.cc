@@ -18,29 +18,7 @@ namespace vitq {
 namespace {
 namespace fs = std::filesystem;
 
-// Every site at `abits` (scale 0.05), weights per tensor at `wbits`, fc1 per output channel.
-QuantPlan HandPlan(const ViTModel& m, int wbits, int abits) {
-  QuantPlan p;
-  p.method = "hand";
-  for (const auto& name : QuantSiteNames(m.spec.config))
-    p.sites[name] = {SymmetricScheme(abits), {{0.05f}, {0}}};
-  for (const auto& [layer, w] : LinearLayers(m)) {
-    QuantScheme s = SymmetricScheme(wbits);
-    QParams params = MinMaxParams(w->weight.f32(), w->weight.size(), s);
-    if (layer.find("fc1") != std::string::npos) {
-      s.granularity = Granularity::kPerChannel;
-      params = {};
-      const int64_t rows = w->weight.dim(0), cols = w->weight.dim(1);
-      for (int64_t r = 0; r < rows; ++r) {
-        params.scale.push_back(
-            MinMaxParams(w->weight.f32() + r * cols, cols, SymmetricScheme(wbits)).scale[0]);
-        params.zero_point.push_back(0);
-      }
-    }
-    p.sites[layer + ":w"] = {s, params};
-  }
-  return p;
-}
+using testing::HandPlan;
 
 onnx::ModelProto ReadModel(const std::string& path) {
   onnx::ModelProto m;

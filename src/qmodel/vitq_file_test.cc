@@ -18,28 +18,9 @@ namespace vitq {
 namespace {
 namespace fs = std::filesystem;
 
-// A plan over every site: weights per tensor (or per channel for fc1) at `wbits` with minmax
-// scales, activations at `abits` with a fixed scale, a corrected head bias.
+// testing::HandPlan with a corrected head bias.
 QuantPlan HandPlan(const ViTModel& m, int wbits, int abits) {
-  QuantPlan p;
-  p.method = "hand";
-  for (const auto& name : QuantSiteNames(m.spec.config))
-    p.sites[name] = {SymmetricScheme(abits), {{0.05f}, {0}}};
-  for (const auto& [layer, w] : LinearLayers(m)) {
-    QuantScheme s = SymmetricScheme(wbits);
-    QParams params = MinMaxParams(w->weight.f32(), w->weight.size(), s);
-    if (layer.find("fc1") != std::string::npos) {  // per output channel
-      s.granularity = Granularity::kPerChannel;
-      params = {};
-      const int64_t rows = w->weight.dim(0), cols = w->weight.dim(1);
-      for (int64_t r = 0; r < rows; ++r) {
-        QParams row = MinMaxParams(w->weight.f32() + r * cols, cols, SymmetricScheme(wbits));
-        params.scale.push_back(row.scale[0]);
-        params.zero_point.push_back(0);
-      }
-    }
-    p.sites[layer + ":w"] = {s, params};
-  }
+  QuantPlan p = testing::HandPlan(m, wbits, abits);
   p.biases["head"] = std::vector<float>(m.spec.config.num_classes, 0.25f);
   return p;
 }
