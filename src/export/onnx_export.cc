@@ -36,6 +36,31 @@ struct ActGrid {
   }
 };
 
+// The [in, out] layout MatMul takes of a [out, in] weight.
+template <typename T>
+std::vector<T> Transposed(const T* w, int64_t out, int64_t in) {
+  std::vector<T> t(static_cast<size_t>(in * out));
+  for (int64_t r = 0; r < out; ++r) {
+    for (int64_t k = 0; k < in; ++k) t[k * out + r] = w[r * in + k];
+  }
+  return t;
+}
+
+// Declares a float graph input or output; a dimension of -1 is the batch ("batch").
+void DeclareFloat(onnx::ValueInfoProto* v, const std::string& name,
+                  const std::vector<int64_t>& dims) {
+  v->set_name(name);
+  auto* t = v->mutable_type()->mutable_tensor_type();
+  t->set_elem_type(onnx::TensorProto::FLOAT);
+  for (int64_t d : dims) {
+    if (d < 0) {
+      t->mutable_shape()->add_dim()->set_dim_param("batch");
+    } else {
+      t->mutable_shape()->add_dim()->set_dim_value(d);
+    }
+  }
+}
+
 class GraphBuilder {
  public:
   explicit GraphBuilder(onnx::GraphProto* g) : g_(g) {}
@@ -56,29 +81,18 @@ class GraphBuilder {
 
   std::string F32(const std::string& name, const std::vector<int64_t>& dims, const float* data,
                   int64_t n) {
-    onnx::TensorProto* t = Init(name, dims, onnx::TensorProto::FLOAT);
-    if (t == nullptr) return name;
-    t->set_raw_data(std::string(reinterpret_cast<const char*>(data), n * sizeof(float)));
-    return name;
+    return Raw(name, dims, onnx::TensorProto::FLOAT, data, n * sizeof(float));
   }
   std::string Scalar(const std::string& name, float v) { return F32(name, {}, &v, 1); }
   std::string I64(const std::string& name, const std::vector<int64_t>& v, bool scalar = false) {
-    onnx::TensorProto* t =
-        Init(name,
-             scalar ? std::vector<int64_t>{} : std::vector<int64_t>{static_cast<int64_t>(v.size())},
-             onnx::TensorProto::INT64);
-    if (t == nullptr) return name;
-    t->set_raw_data(
-        std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(int64_t)));
-    return name;
+    const std::vector<int64_t> dims =
+        scalar ? std::vector<int64_t>{} : std::vector<int64_t>{static_cast<int64_t>(v.size())};
+    return Raw(name, dims, onnx::TensorProto::INT64, v.data(), v.size() * sizeof(int64_t));
   }
   std::string Int8(const std::string& name, const std::vector<int64_t>& dims,
                    const std::vector<int8_t>& v, bool is_unsigned = false) {
-    onnx::TensorProto* t =
-        Init(name, dims, is_unsigned ? onnx::TensorProto::UINT8 : onnx::TensorProto::INT8);
-    if (t == nullptr) return name;
-    t->set_raw_data(std::string(reinterpret_cast<const char*>(v.data()), v.size()));
-    return name;
+    return Raw(name, dims, is_unsigned ? onnx::TensorProto::UINT8 : onnx::TensorProto::INT8,
+               v.data(), v.size());
   }
 
   static onnx::AttributeProto Int(const std::string& name, int64_t v) {
@@ -104,15 +118,17 @@ class GraphBuilder {
   }
 
  private:
-  // A new initializer, or null when one of that name exists (shared constants: the callers give
-  // one name one value).
-  onnx::TensorProto* Init(const std::string& name, const std::vector<int64_t>& dims, int type) {
-    if (!names_.insert(name).second) return nullptr;
+  // An initializer holding `bytes` bytes of `data`; a name already given is not added again
+  // (shared constants: the callers give one name one value). Returns the name.
+  std::string Raw(const std::string& name, const std::vector<int64_t>& dims, int type,
+                  const void* data, size_t bytes) {
+    if (!names_.insert(name).second) return name;
     onnx::TensorProto* t = g_->add_initializer();
     t->set_name(name);
     t->set_data_type(type);
     for (int64_t d : dims) t->add_dims(d);
-    return t;
+    t->set_raw_data(std::string(static_cast<const char*>(data), bytes));
+    return name;
   }
   onnx::GraphProto* g_;
   std::set<std::string> names_;
@@ -263,13 +279,8 @@ class VitGraph {
       }
       out = ql.rows;
       in = ql.cols;
-      const Tensor q = ql.Unpacked();
-      std::vector<int8_t> t(static_cast<size_t>(in * out));
-      const int8_t* src = q.data<int8_t>();
-      for (int64_t r = 0; r < out; ++r) {
-        for (int64_t k = 0; k < in; ++k) t[k * out + r] = src[r * in + k];
-      }
-      const std::string wq = b_.Int8(layer + ".weight_quantized", {in, out}, t);
+      const std::string wq = b_.Int8(layer + ".weight_quantized", {in, out},
+                                     Transposed(ql.Unpacked().data<int8_t>(), out, in));
       const bool per_channel = ql.params.scale.size() > 1;
       const std::vector<int64_t> sdims =
           per_channel ? std::vector<int64_t>{out} : std::vector<int64_t>{};
@@ -282,11 +293,7 @@ class VitGraph {
       ++info_->int8_weights;
     } else {
       in = lw.weight.shape()[1];
-      std::vector<float> t(static_cast<size_t>(in * out));
-      const float* src = lw.weight.f32();
-      for (int64_t r = 0; r < out; ++r) {
-        for (int64_t k = 0; k < in; ++k) t[k * out + r] = src[r * in + k];
-      }
+      const std::vector<float> t = Transposed(lw.weight.f32(), out, in);
       weight = b_.F32(layer + ".weight_t", {in, out}, t.data(), in * out);
     }
     const std::string y = b_.Op("MatMul", {x, weight});
@@ -373,22 +380,10 @@ Result<OnnxExportInfo> Export(const ViTModel& m, const QuantizedModel* qm, const
   onnx::GraphProto* g = model.mutable_graph();
   g->set_name(c.architecture.empty() ? "vit" : c.architecture);
 
-  onnx::ValueInfoProto* in = g->add_input();
-  in->set_name(info.input);
-  auto* it = in->mutable_type()->mutable_tensor_type();
-  it->set_elem_type(onnx::TensorProto::FLOAT);
-  it->mutable_shape()->add_dim()->set_dim_param("batch");
-  for (int64_t dim : {c.in_chans, c.img_size, c.img_size}) {
-    it->mutable_shape()->add_dim()->set_dim_value(dim);
-  }
+  DeclareFloat(g->add_input(), info.input, {-1, c.in_chans, c.img_size, c.img_size});
   VitGraph graph(m, qm, opt, g, &info);
   VITQ_RETURN_IF_ERROR(graph.Build(info.input, info.output));
-  onnx::ValueInfoProto* out = g->add_output();
-  out->set_name(info.output);
-  auto* ot = out->mutable_type()->mutable_tensor_type();
-  ot->set_elem_type(onnx::TensorProto::FLOAT);
-  ot->mutable_shape()->add_dim()->set_dim_param("batch");
-  ot->mutable_shape()->add_dim()->set_dim_value(c.num_classes);
+  DeclareFloat(g->add_output(), info.output, {-1, c.num_classes});
 
   auto meta = [&](const std::string& key, const std::string& value) {
     onnx::StringStringEntryProto* e = model.add_metadata_props();

@@ -388,10 +388,7 @@ py::object Quantize(const std::string& model, const std::string& calib, const st
 
 py::object Export(const std::string& model, const std::string& out, const std::string& format,
                   bool approximate) {
-  if (format != "onnx" && format != "onnx-float") {
-    throw py::value_error("format: expected 'onnx' or 'onnx-float', found '" + format + "'");
-  }
-  ExportJob job;
+  ExportJob job;  // RunExportJob checks the format
   job.model = model;
   job.out = out;
   job.format = format;
