@@ -17,6 +17,7 @@
 #include "test_util.h"
 #include "vitq/evaluate.h"
 #include "vitq/qfile.h"
+#include "vitq/quant.h"
 #include "vitq/quantize.h"
 #include "vitq/runtime.h"
 #include "vitq/simulate.h"
@@ -29,6 +30,7 @@ struct Agreement {
   double float_top1 = 0, float_sqnr_db = 0;  // the fake-quant path against the float model
   int64_t images = 0;
   int64_t logits_differing = -1;  // engine against its float simulation, bit for bit
+  int unsigned8_p_sites = 0;      // attention probabilities P on the unsigned 8-bit grid (u8)
 };
 
 // Quantizes `model_dir` with `method` on `calib_count` images of `calib_dir`, writes and reloads
@@ -51,6 +53,11 @@ Agreement Compare(const std::string& model_dir, const std::string& calib_dir, in
   QuantizeReport report;
   auto plan = QuantizeModel(model.value(), calib.value(), opts, &report);
   EXPECT_TRUE(plan.ok());
+  if (!plan.ok()) return a;
+  for (const auto& [name, sp] : plan->sites) {
+    a.unsigned8_p_sites += name.find("attn.pv:a") != std::string::npos && sp.scheme.bits == 8 &&
+                           !sp.scheme.is_signed && sp.scheme.kind == QuantKind::kUniform;
+  }
   testing::TempDir dir;
   EXPECT_TRUE(SaveQuantizedFile(dir.path("m.vitq"), model.value(), plan.value()).ok());
   auto q = LoadQuantizedFile(dir.path("m.vitq"));
@@ -139,15 +146,17 @@ TEST(IntegerEngine, CifarVitW8A8EqualsItsSimulation) {
   ExpectPathsAgree(a, "vit-cifar10 W8A8");
 }
 
-// The vitq method's plans: per-channel weights, shifted (zero-point) activation ranges, and below
-// 8 bits log-sqrt2 attention probabilities in s8 planes (LogPv). The engine must equal its
-// simulation bit for bit; against the fake-quant path only top-1 agreement is bounded loosely
-// (at 4 bits every float difference at a rounding boundary is a whole grid step).
+// The vitq method's plans: per-channel weights, shifted (zero-point) activation ranges, at 8 bits
+// the attention probabilities P as u8 (u8 x s8 P·V), and below 8 bits log-sqrt2 P in s8 planes
+// (LogPv). The engine must equal its simulation bit for bit; against the fake-quant path only
+// top-1 agreement is bounded loosely (at 4 bits every float difference at a rounding boundary is
+// a whole grid step).
 TEST(IntegerEngine, VitqPlansEqualTheirSimulation) {
-  for (int bits : {4, 6}) {
+  for (int bits : {8, 4, 6}) {
     Agreement a = Compare("models/vit-cifar10", "data/cifar10/calib", 16, "data/cifar10/calib",
                           bits, "vitq", bits, 200);
     EXPECT_EQ(a.images, 200);
+    EXPECT_EQ(a.unsigned8_p_sites, bits == 8 ? 6 : 0) << bits << " bits";  // 6 blocks
     EXPECT_EQ(a.logits_differing, 0) << bits << " bits";
     ExpectPathsAgree(a, ("vit-cifar10 vitq W" + std::to_string(bits)).c_str());
   }

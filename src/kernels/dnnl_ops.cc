@@ -132,8 +132,9 @@ void DnnlOps::BatchedMatmul(const float* a, const float* b, bool b_rows_are_k, i
 
 namespace {
 dnnl::softmax_v2_forward::primitive_desc SoftmaxS8Desc(dnnl::engine& engine, int rows, int cols,
-                                                       float out_scale) {
-  memory::desc src_md({rows, cols}, dt::f32, tag::ab), dst_md({rows, cols}, dt::s8, tag::ab);
+                                                       float out_scale, bool u8) {
+  memory::desc src_md({rows, cols}, dt::f32, tag::ab),
+      dst_md({rows, cols}, u8 ? dt::u8 : dt::s8, tag::ab);
   dnnl::primitive_attr attr;
   attr.set_output_scales(0, {out_scale});
   return dnnl::softmax_v2_forward::primitive_desc(
@@ -143,27 +144,38 @@ dnnl::softmax_v2_forward::primitive_desc SoftmaxS8Desc(dnnl::engine& engine, int
 }
 }  // namespace
 
-bool DnnlOps::SoftmaxQuantizeIsJit(int rows, int cols, float out_scale) {
-  const std::string key =
-      std::to_string(rows) + ":" + std::to_string(cols) + ":" + ExactFloatKey(out_scale);
+bool DnnlOps::SoftmaxQuantizeIsJit(int rows, int cols, float out_scale, bool u8) {
+  const std::string key = std::string(u8 ? "u8:" : "s8:") + std::to_string(rows) + ":" +
+                          std::to_string(cols) + ":" + ExactFloatKey(out_scale);
   auto it = softmax_jit_.find(key);
   if (it == softmax_jit_.end()) {
-    const std::string impl = SoftmaxS8Desc(ctx_->engine(), rows, cols, out_scale).impl_info_str();
+    const std::string impl =
+        SoftmaxS8Desc(ctx_->engine(), rows, cols, out_scale, u8).impl_info_str();
     it = softmax_jit_.emplace(key, impl.rfind("ref", 0) != 0).first;
   }
   return it->second;
 }
 
-void DnnlOps::SoftmaxQuantize(const float* x, int rows, int cols, float out_scale, int8_t* dst) {
-  memory::desc src_md({rows, cols}, dt::f32, tag::ab), dst_md({rows, cols}, dt::s8, tag::ab);
-  std::string key = "softmax_s8:" + std::to_string(rows) + ":" + std::to_string(cols) + ":" +
-                    ExactFloatKey(out_scale);
+void DnnlOps::SoftmaxQuantizeTo(const float* x, int rows, int cols, float out_scale, void* dst,
+                                bool u8) {
+  memory::desc src_md({rows, cols}, dt::f32, tag::ab),
+      dst_md({rows, cols}, u8 ? dt::u8 : dt::s8, tag::ab);
+  std::string key = std::string(u8 ? "softmax_u8:" : "softmax_s8:") + std::to_string(rows) + ":" +
+                    std::to_string(cols) + ":" + ExactFloatKey(out_scale);
   auto& prim = Get(key, [&] {
-    return dnnl::softmax_v2_forward(SoftmaxS8Desc(ctx_->engine(), rows, cols, out_scale));
+    return dnnl::softmax_v2_forward(SoftmaxS8Desc(ctx_->engine(), rows, cols, out_scale, u8));
   });
   memory s(src_md, ctx_->engine(), const_cast<float*>(x)), d(dst_md, ctx_->engine(), dst);
   prim.execute(ctx_->stream(), {{DNNL_ARG_SRC, s}, {DNNL_ARG_DST, d}});
   ctx_->stream().wait();
+}
+
+void DnnlOps::SoftmaxQuantize(const float* x, int rows, int cols, float out_scale, int8_t* dst) {
+  SoftmaxQuantizeTo(x, rows, cols, out_scale, dst, false);
+}
+
+void DnnlOps::SoftmaxQuantize(const float* x, int rows, int cols, float out_scale, uint8_t* dst) {
+  SoftmaxQuantizeTo(x, rows, cols, out_scale, dst, true);
 }
 
 void DnnlOps::Softmax(float* x, int rows, int cols) {
@@ -207,6 +219,15 @@ VITQ_SIMD_BODY void QuantizeRowBody(const float* x, int64_t n, float scale, floa
 VITQ_SIMD_FUNCTION(, void, QuantizeRow,
                    (const float* x, int64_t n, float scale, float lo, float hi, int8_t* q),
                    (x, n, scale, lo, hi, q))
+// The same onto u8.
+VITQ_SIMD_BODY void QuantizeRowU8Body(const float* x, int64_t n, float scale, float lo, float hi,
+                                      uint8_t* q) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) q[i] = static_cast<uint8_t>(QuantizeToGrid(x[i] / scale, lo, hi));
+}
+VITQ_SIMD_FUNCTION(, void, QuantizeRowU8,
+                   (const float* x, int64_t n, float scale, float lo, float hi, uint8_t* q),
+                   (x, n, scale, lo, hi, q))
 }  // namespace
 
 void QuantizeS8Serial(const float* x, int64_t n, float scale, int qmin, int qmax, int8_t* q) {
@@ -221,6 +242,17 @@ void QuantizeS8(const float* x, int64_t n, float scale, int qmin, int qmax, int8
     const int64_t begin = c * chunk;
     QuantizeRow(x + begin, std::min(chunk, n - begin), scale, static_cast<float>(qmin),
                 static_cast<float>(qmax), q + begin);
+  }
+}
+
+void QuantizeU8(const float* x, int64_t n, float scale, int qmin, int qmax, uint8_t* q) {
+  const int64_t chunk = 16384;
+  const int64_t chunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t begin = c * chunk;
+    QuantizeRowU8(x + begin, std::min(chunk, n - begin), scale, static_cast<float>(qmin),
+                  static_cast<float>(qmax), q + begin);
   }
 }
 

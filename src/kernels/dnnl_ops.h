@@ -54,6 +54,8 @@ class PackedLinear {
 void QuantizeS8(const float* x, int64_t n, float scale, int qmin, int qmax, int8_t* q);
 // The same on the calling thread only (for loops that are already parallel).
 void QuantizeS8Serial(const float* x, int64_t n, float scale, int qmin, int qmax, int8_t* q);
+// The same onto an unsigned grid, 0 <= qmin <= qmax <= 255 (P at 8 bits).
+void QuantizeU8(const float* x, int64_t n, float scale, int qmin, int qmax, uint8_t* q);
 
 class DnnlOps {
  public:
@@ -69,9 +71,12 @@ class DnnlOps {
   // dst (int8) = saturate_s8(round_half_even(softmax(x) * out_scale)) over the last axis of
   // [rows, cols] in one oneDNN softmax_v2 pass (the integer engine's P at 8 bits).
   void SoftmaxQuantize(const float* x, int rows, int cols, float out_scale, int8_t* dst);
-  // Whether oneDNN runs that softmax with a JIT kernel on this ISA (2.6 has none for an s8
-  // destination below AVX-512; its reference kernel took half the engine's time there).
-  bool SoftmaxQuantizeIsJit(int rows, int cols, float out_scale);
+  // The same onto u8 (saturate_u8): P on the unsigned 8-bit grid, twice the levels of s8.
+  void SoftmaxQuantize(const float* x, int rows, int cols, float out_scale, uint8_t* dst);
+  // Whether oneDNN runs that softmax (s8 or u8 destination) with a JIT kernel on this ISA (2.6
+  // has none for an int8 destination below AVX-512; its reference kernel took half the engine's
+  // time there).
+  bool SoftmaxQuantizeIsJit(int rows, int cols, float out_scale, bool u8 = false);
   // In place softmax over the last axis of [rows, cols].
   void Softmax(float* x, int rows, int cols);
   // dst[M, D] = LayerNorm(src[M, D]) * gamma + beta
@@ -88,6 +93,7 @@ class DnnlOps {
   DnnlContext* ctx_;
   std::map<std::string, dnnl::primitive> prims_;
   std::map<std::string, bool> softmax_jit_;
+  void SoftmaxQuantizeTo(const float* x, int rows, int cols, float out_scale, void* dst, bool u8);
   dnnl::primitive& Get(const std::string& key, const std::function<dnnl::primitive()>& make);
 };
 

@@ -36,9 +36,10 @@ class Int8GemmBackend {
                                                  const S8Epilogue* ep) = 0;
   // dst[M, N] = ep(x[M, K] · wᵀ): int32_t* without an epilogue, else float* or int8_t*.
   virtual void Gemm(const int8_t* x, int m, PackedWeights& w, void* dst) = 0;
-  // dst[B, M, N] = ep(a[B, M, K] · b), b as [B, K, N] (b_rows_are_k) or [B, N, K].
+  // dst[B, M, N] = ep(a[B, M, K] · b), b as [B, K, N] (b_rows_are_k) or [B, N, K]; a's bytes are
+  // u8 when a_u8 (values 0..255), else s8.
   virtual void Batched(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m, int k,
-                       int n, const S8Epilogue* ep, void* dst) = 0;
+                       int n, const S8Epilogue* ep, void* dst, bool a_u8) = 0;
   // The implementation that runs Gemm for m rows (e.g. oneDNN's "brg:avx512_core_vnni").
   virtual std::string Impl(PackedWeights& w, int m) = 0;
 };

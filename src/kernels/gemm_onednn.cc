@@ -77,13 +77,14 @@ class OneDnnGemm final : public Int8GemmBackend {
   }
 
   void Batched(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m, int k, int n,
-               const S8Epilogue* ep, void* dst) override {
+               const S8Epilogue* ep, void* dst, bool a_u8) override {
     const dt dst_type = ep == nullptr ? dt::s32 : ep->s8_dst ? dt::s8 : dt::f32;
-    memory::desc a_md({batch, m, k}, dt::s8, tag::abc);
+    memory::desc a_md({batch, m, k}, a_u8 ? dt::u8 : dt::s8, tag::abc);
     memory::desc b_md({batch, k, n}, dt::s8, b_rows_are_k ? tag::abc : tag::acb);
     memory::desc d_md({batch, m, n}, dst_type, tag::abc);
     // The epilogue (its scale included) is part of the primitive: one primitive per site.
-    std::string key = std::to_string(b_rows_are_k) + ":" + std::to_string(batch) + ":" +
+    std::string key = std::string(a_u8 ? "u8:" : "s8:") + std::to_string(b_rows_are_k) + ":" +
+                      std::to_string(batch) + ":" +
                       std::to_string(m) + ":" + std::to_string(k) + ":" + std::to_string(n);
     if (ep != nullptr) {
       key += ":" + std::to_string(ep->s8_dst) + ":" + std::to_string(ep->clip) + ":" +

@@ -20,8 +20,10 @@ namespace {
 constexpr int kMr = 6, kNr = 16;
 
 // The portable exact kernel (below AVX2): four rows against one weight row at a time.
-void DotRows4(const int8_t* x0, const int8_t* x1, const int8_t* x2, const int8_t* x3,
-              const int8_t* w, int k, int32_t* out) {
+// X is int8_t, or uint8_t for an unsigned left operand (u8 x s8 products fit int16 too).
+template <typename X>
+void DotRows4(const X* x0, const X* x1, const X* x2, const X* x3, const int8_t* w, int k,
+              int32_t* out) {
   int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
   for (int l = 0; l < k; ++l) {
     const int16_t wl = w[l];
@@ -36,12 +38,13 @@ void DotRows4(const int8_t* x0, const int8_t* x1, const int8_t* x2, const int8_t
   out[3] = s3;
 }
 
-void PortableGemm(const int8_t* x, const int8_t* w, int m, int n, int k, int32_t* acc) {
+template <typename X>
+void PortableGemm(const X* x, const int8_t* w, int m, int n, int k, int32_t* acc) {
   const int blocks = (m + 3) / 4;
 #pragma omp parallel for schedule(static)
   for (int b = 0; b < blocks; ++b) {
     const int i0 = 4 * b;
-    const int8_t* r[4];
+    const X* r[4];
     for (int t = 0; t < 4; ++t) r[t] = x + static_cast<int64_t>(std::min(i0 + t, m - 1)) * k;
     int32_t out[4];
     for (int j = 0; j < n; ++j) {
@@ -154,9 +157,10 @@ constexpr MicroKernel kMicroKernels[kMr + 1] = {nullptr,
                                                 &Avx2MicroKernel<5>,
                                                 &Avx2MicroKernel<6>};
 
-// acc[B, M, N] = x[B, M, K] · w_b^T on the AVX2 kernel, the w_b prepared by PrepareOwn.
-__attribute__((target("avx2"))) void Avx2Gemm(const int8_t* x, const int8_t* prepared, int batch,
-                                              int m, int n, int k, int32_t* acc) {
+// acc[B, M, N] = x[B, M, K] · w_b^T on the AVX2 kernel, the w_b prepared by PrepareOwn; x's
+// bytes are u8 when x_u8 (widened with zeros, not the sign).
+__attribute__((target("avx2"))) void Avx2Gemm(const int8_t* x, bool x_u8, const int8_t* prepared,
+                                              int batch, int m, int n, int k, int32_t* acc) {
   const int k2 = (k + 1) / 2;
   const int panels = (n + kNr - 1) / kNr;
   const int rows = batch * m;
@@ -167,12 +171,15 @@ __attribute__((target("avx2"))) void Avx2Gemm(const int8_t* x, const int8_t* pre
   for (int i = 0; i < rows; ++i) {
     const int8_t* xr = x + static_cast<int64_t>(i) * k;
     int32_t* d = xpp + static_cast<int64_t>(i) * k2;
+    // One value as the int16 bit pattern of its low or high half-word.
+    auto half = [&](int l) -> uint32_t {
+      const int16_t v = x_u8 ? int16_t{static_cast<uint8_t>(xr[l])} : int16_t{xr[l]};
+      return static_cast<uint16_t>(v);
+    };
     for (int p = 0; p < k / 2; ++p) {
-      d[p] = static_cast<int32_t>(
-          static_cast<uint16_t>(int16_t{xr[2 * p]}) |
-          (static_cast<uint32_t>(static_cast<uint16_t>(int16_t{xr[2 * p + 1]})) << 16));
+      d[p] = static_cast<int32_t>(half(2 * p) | (half(2 * p + 1) << 16));
     }
-    if (k % 2) d[k2 - 1] = static_cast<int32_t>(static_cast<uint16_t>(int16_t{xr[k - 1]}));
+    if (k % 2) d[k2 - 1] = static_cast<int32_t>(half(k - 1));
   }
   const size_t bytes = PreparedBytes(n, k);
   const int row_blocks = (m + kMr - 1) / kMr;
@@ -194,28 +201,34 @@ __attribute__((target("avx2"))) void Avx2Gemm(const int8_t* x, const int8_t* pre
 #endif  // VITQ_X86
 
 // acc[B, M, N] = x[B, M, K] · w_b^T exactly, the w_b prepared by PrepareOwn: the AVX2 kernel
-// where the effective ISA has AVX2, else the portable one.
-void OwnGemm(const int8_t* x, const int8_t* prepared, int batch, int m, int n, int k,
+// where the effective ISA has AVX2, else the portable one. x's bytes are u8 when x_u8.
+void OwnGemm(const int8_t* x, bool x_u8, const int8_t* prepared, int batch, int m, int n, int k,
              int32_t* acc) {
 #if VITQ_X86
   if (UseAvx2()) {
-    Avx2Gemm(x, prepared, batch, m, n, k, acc);
+    Avx2Gemm(x, x_u8, prepared, batch, m, n, k, acc);
     return;
   }
 #endif
   for (int b = 0; b < batch; ++b) {
-    PortableGemm(x + static_cast<int64_t>(b) * m * k, prepared + b * PreparedBytes(n, k), m, n, k,
-                 acc + static_cast<int64_t>(b) * m * n);
+    const int8_t* xb = x + static_cast<int64_t>(b) * m * k;
+    const int8_t* wb = prepared + b * PreparedBytes(n, k);
+    int32_t* ab = acc + static_cast<int64_t>(b) * m * n;
+    if (x_u8) {
+      PortableGemm(reinterpret_cast<const uint8_t*>(xb), wb, m, n, k, ab);
+    } else {
+      PortableGemm(xb, wb, m, n, k, ab);
+    }
   }
 }
 
 // Batched exact GEMMs; b as [B, N, K] or [B, K, N] (b_rows_are_k).
-void OwnBatched(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m, int k, int n,
-                int32_t* dst) {
+void OwnBatched(const int8_t* a, bool a_u8, const int8_t* b, bool b_rows_are_k, int batch, int m,
+                int k, int n, int32_t* dst) {
   thread_local std::vector<int8_t> prepared;  // kept between calls
   prepared.resize(static_cast<size_t>(batch) * PreparedBytes(n, k));
   PrepareOwn(b, b_rows_are_k, batch, n, k, prepared.data());
-  OwnGemm(a, prepared.data(), batch, m, n, k, dst);
+  OwnGemm(a, a_u8, prepared.data(), batch, m, n, k, dst);
 }
 
 struct OwnWeights : PackedWeights {
@@ -238,22 +251,22 @@ class OwnGemmBackend final : public Int8GemmBackend {
   void Gemm(const int8_t* x, int m, PackedWeights& weights, void* dst) override {
     auto& w = static_cast<OwnWeights&>(weights);
     if (!w.has_ep) {
-      OwnGemm(x, w.prepared.data(), 1, m, w.n, w.k, static_cast<int32_t*>(dst));
+      OwnGemm(x, false, w.prepared.data(), 1, m, w.n, w.k, static_cast<int32_t*>(dst));
       return;
     }
     acc_.resize(static_cast<size_t>(m) * w.n);
-    OwnGemm(x, w.prepared.data(), 1, m, w.n, w.k, acc_.data());
+    OwnGemm(x, false, w.prepared.data(), 1, m, w.n, w.k, acc_.data());
     ApplyEpilogue(&ops_, w.ep, acc_.data(), m, w.n, dst);
   }
 
   void Batched(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m, int k, int n,
-               const S8Epilogue* ep, void* dst) override {
+               const S8Epilogue* ep, void* dst, bool a_u8) override {
     if (ep == nullptr) {
-      OwnBatched(a, b, b_rows_are_k, batch, m, k, n, static_cast<int32_t*>(dst));
+      OwnBatched(a, a_u8, b, b_rows_are_k, batch, m, k, n, static_cast<int32_t*>(dst));
       return;
     }
     acc_.resize(static_cast<size_t>(batch) * m * n);
-    OwnBatched(a, b, b_rows_are_k, batch, m, k, n, acc_.data());
+    OwnBatched(a, a_u8, b, b_rows_are_k, batch, m, k, n, acc_.data());
     ApplyEpilogue(&ops_, *ep, acc_.data(), batch * m, n, dst);
   }
 

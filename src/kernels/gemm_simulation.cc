@@ -16,21 +16,27 @@ using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 
 namespace {
-// out = v as float, reusing out's storage between calls.
-void ToFloat(const int8_t* v, int64_t n, std::vector<float>* out) {
+// out = v as float (v's bytes read as u8 when u8), reusing out's storage between calls.
+void ToFloat(const int8_t* v, int64_t n, std::vector<float>* out, bool u8 = false) {
   out->resize(static_cast<size_t>(n));
   float* f = out->data();
+  if (u8) {
+    const auto* uv = reinterpret_cast<const uint8_t*>(v);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) f[i] = uv[i];
+    return;
+  }
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) f[i] = v[i];
 }
 }  // namespace
 
 void ExactF32Matmul::Run(const float* a, const float* b, bool b_rows_are_k, int batch, int m, int k,
-                         int n, int32_t* acc) {
+                         int n, int32_t* acc, int chunk) {
   const int64_t out = static_cast<int64_t>(batch) * m * n;
   part_.resize(static_cast<size_t>(out));
-  for (int k0 = 0; k0 < k; k0 += kExactChunk) {
-    const int kc = std::min(kExactChunk, k - k0);
+  for (int k0 = 0; k0 < k; k0 += chunk) {
+    const int kc = std::min(chunk, k - k0);
     const int64_t bm_ = batch, m_ = m, k_ = k, n_ = n, kc_ = kc;
     memory::desc a_md({bm_, m_, kc_}, dt::f32, memory::dims{m_ * k_, k_, 1});
     memory::desc b_md = b_rows_are_k
@@ -91,15 +97,17 @@ class SimulationGemm final : public Int8GemmBackend {
   }
 
   void Batched(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m, int k, int n,
-               const S8Epilogue* ep, void* dst) override {
-    ToFloat(a, static_cast<int64_t>(batch) * m * k, &af_);
+               const S8Epilogue* ep, void* dst, bool a_u8) override {
+    ToFloat(a, static_cast<int64_t>(batch) * m * k, &af_, a_u8);
     ToFloat(b, static_cast<int64_t>(batch) * k * n, &bf_);
+    const int chunk = a_u8 ? kExactChunkU8 : kExactChunk;
     if (ep == nullptr) {
-      exact_.Run(af_.data(), bf_.data(), b_rows_are_k, batch, m, k, n, static_cast<int32_t*>(dst));
+      exact_.Run(af_.data(), bf_.data(), b_rows_are_k, batch, m, k, n, static_cast<int32_t*>(dst),
+                 chunk);
       return;
     }
     acc_.resize(static_cast<size_t>(batch) * m * n);
-    exact_.Run(af_.data(), bf_.data(), b_rows_are_k, batch, m, k, n, acc_.data());
+    exact_.Run(af_.data(), bf_.data(), b_rows_are_k, batch, m, k, n, acc_.data(), chunk);
     ApplyEpilogue(&ops_, *ep, acc_.data(), batch * m, n, dst);
   }
 

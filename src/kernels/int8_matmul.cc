@@ -57,15 +57,23 @@ S8BatchedMatmul::~S8BatchedMatmul() = default;
 
 void S8BatchedMatmul::Run(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m,
                           int k, int n, int32_t* dst) {
-  backend_->Batched(a, b, b_rows_are_k, batch, m, k, n, nullptr, dst);
+  backend_->Batched(a, b, b_rows_are_k, batch, m, k, n, nullptr, dst, /*a_u8=*/false);
 }
 
 void S8BatchedMatmul::Run(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m,
                           int k, int n, const S8Epilogue& ep, void* dst) {
-  backend_->Batched(a, b, b_rows_are_k, batch, m, k, n, &ep, dst);
+  backend_->Batched(a, b, b_rows_are_k, batch, m, k, n, &ep, dst, /*a_u8=*/false);
 }
 
-void ReferenceS8Gemm(const int8_t* x, const int8_t* w, int m, int n, int k, int32_t* acc) {
+void S8BatchedMatmul::RunU8(const uint8_t* a, const int8_t* b, bool b_rows_are_k, int batch,
+                            int m, int k, int n, const S8Epilogue& ep, void* dst) {
+  backend_->Batched(reinterpret_cast<const int8_t*>(a), b, b_rows_are_k, batch, m, k, n, &ep, dst,
+                    /*a_u8=*/true);
+}
+
+namespace {
+template <typename X>
+void ReferenceGemm(const X* x, const int8_t* w, int m, int n, int k, int32_t* acc) {
   for (int i = 0; i < m; ++i) {
     for (int j = 0; j < n; ++j) {
       int32_t s = 0;
@@ -73,6 +81,15 @@ void ReferenceS8Gemm(const int8_t* x, const int8_t* w, int m, int n, int k, int3
       acc[i * n + j] = s;
     }
   }
+}
+}  // namespace
+
+void ReferenceS8Gemm(const int8_t* x, const int8_t* w, int m, int n, int k, int32_t* acc) {
+  ReferenceGemm(x, w, m, n, k, acc);
+}
+
+void ReferenceU8Gemm(const uint8_t* x, const int8_t* w, int m, int n, int k, int32_t* acc) {
+  ReferenceGemm(x, w, m, n, k, acc);
 }
 
 float ReferenceEpilogue(const S8Epilogue& ep, int n_index, int32_t acc) {

@@ -63,16 +63,17 @@ struct S8Epilogue {
 //                     integer of magnitude <= 2^24, hence exact. The results equal the integer
 //                     path's bit for bit (tested).
 enum class GemmExec { kInteger, kFloatSimulation };
-constexpr int kExactChunk = 1024;  // 1024 · 128 · 128 = 2^24
+constexpr int kExactChunk = 1024;   // 1024 · 128 · 128 = 2^24
+constexpr int kExactChunkU8 = 512;  // an unsigned operand: 512 · 255 · 128 < 2^24
 
 // Exact int32 products of integer-valued float matrices on oneDNN's f32 matmul:
 // acc[B, M, N] = a[B, M, K] · b, with b as [B, K, N] (b_rows_are_k) or [B, N, K]. Every value of
-// a and b must be an integer of magnitude <= 128.
+// a and b must be an integer of magnitude <= 128, or with chunk = kExactChunkU8, a in [0, 255].
 class ExactF32Matmul {
  public:
   explicit ExactF32Matmul(DnnlContext* ctx) : ctx_(ctx) {}
   void Run(const float* a, const float* b, bool b_rows_are_k, int batch, int m, int k, int n,
-           int32_t* acc);
+           int32_t* acc, int chunk = kExactChunk);
 
  private:
   DnnlContext* ctx_;
@@ -120,6 +121,11 @@ class S8BatchedMatmul {
   // dst is float* or int8_t* (ep.s8_dst).
   void Run(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m, int k, int n,
            const S8Epilogue& ep, void* dst);
+  // The same with `a` unsigned (u8, 0..255): the integer engine's P at 8 bits, whose values are
+  // all >= 0. u8 x s8 is VNNI's native pairing; the exact int16 kernel and the float simulation
+  // (K chunks of kExactChunkU8) stay exact for it.
+  void RunU8(const uint8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m, int k, int n,
+             const S8Epilogue& ep, void* dst);
 
  private:
   std::unique_ptr<Int8GemmBackend> backend_;
@@ -128,6 +134,7 @@ class S8BatchedMatmul {
 // Scalar references for the tests: acc[M, N] = x[M, K] · w[N, K]^T, and the epilogue applied to
 // accumulators the way the oneDNN kernels apply it (f32 result before rounding to s8).
 void ReferenceS8Gemm(const int8_t* x, const int8_t* w, int m, int n, int k, int32_t* acc);
+void ReferenceU8Gemm(const uint8_t* x, const int8_t* w, int m, int n, int k, int32_t* acc);
 float ReferenceEpilogue(const S8Epilogue& ep, int n_index, int32_t acc);
 
 }  // namespace vitq::kernels

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -148,6 +149,59 @@ TEST_F(Int8Kernels, BatchedMatmulsMatchTheReference) {
         bt[(static_cast<size_t>(i) * k + c) * n + r] = b[(static_cast<size_t>(i) * n + r) * k + c];
   bmm.Run(a.data(), bt.data(), true, batch, m, k, n, got.data());
   EXPECT_EQ(got, ref);
+}
+
+// P·V with P unsigned (u8, 0..255) against the scalar reference: worst-case magnitudes
+// (255 · -128 · K), the P·V shape of DeiT (K = T = 197) and an odd one; the s32 path and an
+// s8-requantizing epilogue, with the float simulation equal to the integer path bit for bit.
+TEST_F(Int8Kernels, UnsignedLeftOperandIsExact) {
+  const int shapes[][4] = {{6, 197, 197, 64}, {2, 9, 33, 7}, {1, 3, 700, 5}};
+  for (const auto& s : shapes) {
+    const int batch = s[0], m = s[1], k = s[2], n = s[3];
+    std::mt19937 rng(60 + k);
+    std::uniform_int_distribution<int> d(0, 255);
+    std::vector<uint8_t> a(static_cast<size_t>(batch) * m * k);
+    for (auto& x : a) x = static_cast<uint8_t>(d(rng));
+    auto b = RandomS8(static_cast<size_t>(batch) * k * n, 61 + k);  // [B, K, N] (V)
+    // Row 0 of every batch: all 255 against a column of -128: the extreme sum -32640 · K.
+    for (int i = 0; i < batch; ++i) {
+      for (int l = 0; l < k; ++l) {
+        a[(static_cast<size_t>(i) * m) * k + l] = 255;
+        b[(static_cast<size_t>(i) * k + l) * n] = -128;
+      }
+    }
+    std::vector<int32_t> ref(static_cast<size_t>(batch) * m * n);
+    std::vector<int8_t> bt(static_cast<size_t>(n) * k);  // one batch's b as [N, K]
+    for (int i = 0; i < batch; ++i) {
+      for (int r = 0; r < k; ++r)
+        for (int c = 0; c < n; ++c)
+          bt[static_cast<size_t>(c) * k + r] = b[(static_cast<size_t>(i) * k + r) * n + c];
+      ReferenceU8Gemm(a.data() + static_cast<size_t>(i) * m * k, bt.data(), m, n, k,
+                      ref.data() + static_cast<size_t>(i) * m * n);
+    }
+    ASSERT_EQ(ref[0], -32640 * k);
+    S8BatchedMatmul integer(&ctx), simulated(&ctx, GemmExec::kFloatSimulation);
+    S8Epilogue identity;  // f32 accumulators, exact below 2^24
+    std::vector<float> f(ref.size());
+    integer.RunU8(a.data(), b.data(), true, batch, m, k, n, identity, f.data());
+    for (size_t i = 0; i < ref.size(); ++i) {
+      ASSERT_EQ(f[i], static_cast<float>(ref[i])) << i << " of " << batch << "x" << m << "x" << k;
+    }
+    S8Epilogue pv;  // requantized to s8 as the engine's P·V
+    pv.scale = {1.0f / (200.0f * k)};
+    pv.s8_dst = true;
+    std::vector<int8_t> oa(ref.size()), ob(ref.size());
+    integer.RunU8(a.data(), b.data(), true, batch, m, k, n, pv, oa.data());
+    simulated.RunU8(a.data(), b.data(), true, batch, m, k, n, pv, ob.data());
+    EXPECT_EQ(oa, ob) << "K " << k;
+    size_t exact = 0;  // a tie of the f32 product may round either way (as in the tests above)
+    for (size_t i = 0; i < ref.size(); ++i) {
+      const float want = std::nearbyint(std::clamp(ReferenceEpilogue(pv, 0, ref[i]), -128.f, 127.f));
+      ASSERT_LE(std::fabs(oa[i] - want), 1.0f) << i;
+      exact += oa[i] == static_cast<int8_t>(want);
+    }
+    EXPECT_GE(exact, ref.size() - 2);
+  }
 }
 
 TEST_F(Int8Kernels, ExactFloatProductsAreExactBeyond2To24) {

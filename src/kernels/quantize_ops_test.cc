@@ -3,6 +3,7 @@
 // VITQ_ISA selects (ctest runs this binary once per ISA vitq knows).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <random>
@@ -103,7 +104,8 @@ std::vector<double> LayerNormRef(const std::vector<float>& x, int m, int d,
 
 // Codes against a double reference: equal, except by one code where the reference (in grid units)
 // lies within `tol` of a rounding boundary (float arithmetic may land on either side).
-void ExpectCodes(const std::vector<int8_t>& got, const std::vector<double>& ref_units, int qmin,
+template <typename Code>
+void ExpectCodes(const std::vector<Code>& got, const std::vector<double>& ref_units, int qmin,
                  int qmax, double tol, const char* what) {
   int64_t boundary = 0;
   for (size_t i = 0; i < got.size(); ++i) {
@@ -173,6 +175,15 @@ TEST_F(KernelOps, SoftmaxQuantizeMatchesTheScalarSoftmax) {
   std::vector<int8_t> q2(x.size());
   QuantizeS8(p.data(), static_cast<int64_t>(p.size()), scale, -128, 127, q2.data());
   ExpectCodes(q2, ref, -128, 127, 1e-4, "softmax, then QuantizeS8");
+  // P on the unsigned 8-bit grid (vitq's method): u8 codes 0..255, fused and in two steps.
+  const float uscale = 1.0f / 255.0f;
+  for (auto& v : ref) v *= scale / uscale;
+  std::vector<uint8_t> u(x.size()), u2(x.size());
+  ops.SoftmaxQuantize(x.data(), rows, cols, 1.0f / uscale, u.data());
+  ExpectCodes(u, ref, 0, 255, 1e-4, "softmax+quantize to u8");
+  QuantizeU8(p.data(), static_cast<int64_t>(p.size()), uscale, 0, 255, u2.data());
+  ExpectCodes(u2, ref, 0, 255, 1e-4, "softmax, then QuantizeU8");
+  EXPECT_GT(*std::max_element(u.begin(), u.end()), 127) << "codes above int8's range";
 }
 
 }  // namespace

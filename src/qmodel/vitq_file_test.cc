@@ -398,6 +398,14 @@ TEST(IntegerPlan, UnsupportedGridsAreNamed) {
   EXPECT_NE(s.message().find("[-10, 245]"), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("blocks.1.attn.pv:a"), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("--simulate"), std::string::npos) << s.message();
+  // P on the unsigned 8-bit grid with zero point 0 runs as u8; the same grid on another site
+  // (V) does not.
+  pv.params.zero_point = {0};
+  EXPECT_TRUE(CheckIntegerPlan(asym, m.spec.config).ok());
+  asym.sites["blocks.1.attn.pv:b"] = pv;
+  Status v = CheckIntegerPlan(asym, m.spec.config);
+  EXPECT_NE(v.message().find("blocks.1.attn.pv:b"), std::string::npos) << v.message();
+  EXPECT_NE(v.message().find("[0, 255]"), std::string::npos) << v.message();
   QuantPlan partial = plan;
   partial.sites.erase("head:in");
   EXPECT_NE(CheckIntegerPlan(partial, m.spec.config).message().find("head:in"), std::string::npos);

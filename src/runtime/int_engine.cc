@@ -1,7 +1,9 @@
 // The integer engine (runtime stage). Data flow of one block, batch B, T tokens, D channels:
 //   x (f32 residual) -LN+quantize-> s8 -qkv GEMM-> f32 -split+quantize-> Q, K, V s8 [B,H,T,hd]
-//   Q·Kᵀ (s8 GEMM, scale fused) -> f32 scores -softmax-> quantize -> P s8
-//   P·V (s8 GEMM, requantized to proj's input grid in the epilogue) -> s8 -merge heads-> [B,T,D]
+//   Q·Kᵀ (s8 GEMM, scale fused) -> f32 scores -softmax-> quantize -> P s8, or u8 when P's grid is
+//   unsigned 8-bit (vitq's method: all 256 levels for P >= 0)
+//   P·V (s8 or u8 x s8 GEMM, requantized to proj's input grid in the epilogue) -> s8 -merge
+//   heads-> [B,T,D]
 //   proj (s8 GEMM, bias, dequantize, += x in the epilogue) -> x
 //   x -LN+quantize-> s8 -fc1 (s8 GEMM, bias, GELU, requantize in the epilogue)-> s8
 //   fc2 (s8 GEMM, bias, dequantize, += x) -> x
@@ -21,6 +23,14 @@ namespace vitq {
 Status ConfigureIsa() { return kernels::ConfigureIsaFromEnv(); }
 std::vector<std::string> SupportedIsas() { return kernels::SupportedIsas(); }
 std::string EffectiveIsa() { return kernels::EffectiveIsa(); }
+
+namespace {
+// "blocks.N.attn.pv:a": the attention probabilities P, the one site the engine may hold as u8.
+bool IsProbabilitySite(const std::string& name) {
+  const std::string tail = "attn.pv:a";
+  return name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+}
+}  // namespace
 
 Status CheckIntegerPlan(const QuantPlan& plan, const ViTConfig& config) {
   const std::string hint = "; run it with --simulate";
@@ -44,14 +54,19 @@ Status CheckIntegerPlan(const QuantPlan& plan, const ViTConfig& config) {
           name + "' is per channel on axis " + std::to_string(s.axis) + hint);
     }
     // An activation grid q in [qmin, qmax] with zero point z is stored as q - z, a signed range
-    // [qmin - z, qmax - z] with zero point 0 (the same values); it must fit int8.
+    // [qmin - z, qmax - z] with zero point 0 (the same values); it must fit int8, or for the
+    // attention probabilities P (the left operand of P·V) uint8.
     if (s.kind == QuantKind::kLogSqrt2) continue;  // held in s8 planes (LogPv), checked there
     if (!weight) {
       const int lo = s.qmin() - sp->params.zero_point[0], hi = s.qmax() - sp->params.zero_point[0];
-      if (lo < -128 || hi > 127) {
-        return Status::InvalidInput("the integer engine stores activations as int8; site '" + name +
-                                    "' spans [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                                    "] around its zero point" + hint);
+      const bool fits_s8 = lo >= -128 && hi <= 127;
+      const bool fits_u8 = IsProbabilitySite(name) && lo >= 0 && hi <= 255;
+      if (!fits_s8 && !fits_u8) {
+        return Status::InvalidInput(
+            "the integer engine stores activations as int8 (uint8 for the attention "
+            "probabilities P); site '" +
+            name + "' spans [" + std::to_string(lo) + ", " + std::to_string(hi) +
+            "] around its zero point" + hint);
       }
     }
   }
@@ -63,14 +78,17 @@ constexpr int kLogPlanes = 4;  // LogMaxCode <= 27: octaves 0..13, two groups of
 struct Grid {
   float scale = 1.0f;
   int qmin = -128, qmax = 127;
-  bool narrow() const { return qmin > -128 || qmax < 127; }
+  bool u8 = false;  // held as uint8 (P only, CheckIntegerPlan)
+  bool narrow() const { return u8 ? (qmin > 0 || qmax < 255) : (qmin > -128 || qmax < 127); }
 };
 
-// An activation site's grid as the engine stores it: q - zero_point (see CheckIntegerPlan).
+// An activation site's grid as the engine stores it: q - zero_point (see CheckIntegerPlan), as
+// uint8 when that range is beyond int8's top.
 Grid GridOf(const QuantPlan& plan, const std::string& site) {
   const SitePlan* sp = plan.Find(site);
   const int z = sp->params.zero_point[0];
-  return {sp->params.scale[0], sp->scheme.qmin() - z, sp->scheme.qmax() - z};
+  const int lo = sp->scheme.qmin() - z, hi = sp->scheme.qmax() - z;
+  return {sp->params.scale[0], lo, hi, lo >= 0 && hi > 127};
 }
 }  // namespace
 
@@ -246,8 +264,17 @@ struct IntegerEngine::Impl {
     const int bh = b * nh;
     bmm.Run(q, k, /*b_rows_are_k=*/false, bh, t, hd, t, bo.qk_ep, scores.f32());
     // Sub-8-bit P, or no JIT kernel for the fused s8 softmax: softmax, then quantize.
+    uint8_t* pu = reinterpret_cast<uint8_t*>(p8.data<int8_t>());  // P as u8 (bo.p.u8)
     if (bo.p_log) {
       // LogPv below
+    } else if (bo.p.u8) {  // the unsigned 8-bit grid: the same two paths onto u8
+      if (bo.p.narrow() || !ops.SoftmaxQuantizeIsJit(bh * t, t, 1.0f / bo.p.scale, true)) {
+        ops.Softmax(scores.f32(), bh * t, t);
+        kernels::QuantizeU8(scores.f32(), static_cast<int64_t>(bh) * t * t, bo.p.scale, bo.p.qmin,
+                            bo.p.qmax, pu);
+      } else {
+        ops.SoftmaxQuantize(scores.f32(), bh * t, t, 1.0f / bo.p.scale, pu);
+      }
     } else if (bo.p.narrow() || !ops.SoftmaxQuantizeIsJit(bh * t, t, 1.0f / bo.p.scale)) {
       ops.Softmax(scores.f32(), bh * t, t);
       kernels::QuantizeS8(scores.f32(), static_cast<int64_t>(bh) * t * t, bo.p.scale, bo.p.qmin,
@@ -259,6 +286,8 @@ struct IntegerEngine::Impl {
     if (bo.p_log) {
       ops.Softmax(scores.f32(), bh * t, t);
       LogPv(bo, bh, t, hd, v, o);
+    } else if (bo.p.u8) {
+      bmm.RunU8(pu, v, /*b_rows_are_k=*/true, bh, t, t, hd, bo.pv_ep, o);
     } else {
       bmm.Run(p8.data<int8_t>(), v, /*b_rows_are_k=*/true, bh, t, t, hd, bo.pv_ep, o);
     }

@@ -42,7 +42,8 @@ double GridError(const std::vector<float>& x, float scale, int32_t zero_point, i
 
 }  // namespace
 
-SitePlan SearchActivationGrid(const float* x, int64_t n, int bits, bool asymmetric) {
+SitePlan SearchActivationGrid(const float* x, int64_t n, int bits, bool asymmetric,
+                              bool unsigned8) {
   float lo = 0.f, hi = 0.f;
 #pragma omp parallel for reduction(min : lo) reduction(max : hi)
   for (int64_t i = 0; i < n; ++i) {
@@ -53,7 +54,7 @@ SitePlan SearchActivationGrid(const float* x, int64_t n, int bits, bool asymmetr
   SitePlan best;
   best.scheme.bits = bits;
   double best_err = INFINITY;
-  if (bits == 8 || !asymmetric) {
+  if (!asymmetric || (bits == 8 && !(unsigned8 && lo >= 0))) {
     best.scheme = SymmetricScheme(bits);
     const int qmin = best.scheme.qmin(), qmax = best.scheme.qmax();
     const float m = std::max(-lo, hi);

@@ -13,10 +13,13 @@
 namespace vitq::search {
 
 // The per-tensor activation grid minimizing ||x - Q(x)||^2 over clipping candidates (on at most
-// 2^18 evenly strided values of x). Symmetric signed when bits == 8 or !asymmetric (the integer
-// engine stores activations as int8, so an 8-bit grid with a zero point does not fit); else an
-// unsigned grid [0, 2^b - 1] with a zero point (z = 0 when x >= 0: P after softmax).
-SitePlan SearchActivationGrid(const float* x, int64_t n, int bits, bool asymmetric);
+// 2^16 evenly strided values of x). Symmetric signed when !asymmetric, or when bits == 8 (the
+// integer engine stores activations as int8, so an 8-bit grid with a zero point does not fit)
+// unless unsigned8 and x >= 0 everywhere; else an unsigned grid [0, 2^b - 1] with a zero point
+// (z = 0 when x >= 0). unsigned8 is for the attention probabilities P, which the engine holds as
+// uint8 at 8 bits: all 256 levels instead of the 128 non-negative ones of int8.
+SitePlan SearchActivationGrid(const float* x, int64_t n, int bits, bool asymmetric,
+                              bool unsigned8 = false);
 
 // The input grid of a linear layer with weights w [n, k] for inputs x [rows, k]: starts from
 // SearchActivationGrid, then refines the clipping of each end to minimize the error the grid

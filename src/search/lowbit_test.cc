@@ -65,6 +65,17 @@ TEST(ActivationGrid, OneSidedTensorsGetUnsignedGridsBelowEightBits) {
   EXPECT_TRUE(g.scheme.symmetric && g.scheme.is_signed);
   g = SearchActivationGrid(gl.data(), gl.size(), 4, false);
   EXPECT_TRUE(g.scheme.symmetric && g.scheme.is_signed);
+  // unsigned8 (P, held as u8 by the engine): a non-negative tensor at 8 bits gets [0, 255] with
+  // zero point 0 and half the step of the signed grid; one with negatives stays signed.
+  SitePlan s8 = SearchActivationGrid(p.data(), p.size(), 8, true);
+  g = SearchActivationGrid(p.data(), p.size(), 8, true, /*unsigned8=*/true);
+  EXPECT_FALSE(g.scheme.is_signed);
+  EXPECT_EQ(g.scheme.qmin(), 0);
+  EXPECT_EQ(g.scheme.qmax(), 255);
+  EXPECT_EQ(g.params.zero_point[0], 0);
+  EXPECT_LT(g.params.scale[0], 0.6f * s8.params.scale[0]);
+  g = SearchActivationGrid(gl.data(), gl.size(), 8, true, /*unsigned8=*/true);
+  EXPECT_TRUE(g.scheme.symmetric && g.scheme.is_signed);
   // The search never does worse than min/max.
   std::vector<float> t(20000);
   std::normal_distribution<float> nd(0, 1);

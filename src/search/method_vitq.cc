@@ -512,7 +512,8 @@ class VitqPipeline {
       pa.scheme.kind = QuantKind::kLogSqrt2;
       pa.params = {{1.0f}, {0}};
     } else {
-      pa = SearchActivationGrid(a.data(), static_cast<int64_t>(a.size()), bits, opts_.asymmetric);
+      pa = SearchActivationGrid(a.data(), static_cast<int64_t>(a.size()), bits, opts_.asymmetric,
+                                /*unsigned8=*/name.find("attn.pv") != std::string::npos);
     }
     const SitePlan pb =
         SearchActivationGrid(b.data(), static_cast<int64_t>(b.size()), bits, opts_.asymmetric);
