@@ -55,8 +55,8 @@ void PortableGemm(const X* x, const int8_t* w, int m, int n, int k, int32_t* acc
 }
 
 #if VITQ_X86
-// The AVX2 exact kernel: vpmaddwd on int8 widened to int16 (two products of at most 2^14 summed
-// per int32 lane, no saturation), register-blocked 6 rows x 16 columns so no horizontal sums
+// The AVX2 exact kernel: vpmaddwd on int8 widened to int16 (two products of at most 2^14, or
+// 255 · 128 < 2^15 for a u8 left operand, summed per int32 lane, no saturation), register-blocked 6 rows x 16 columns so no horizontal sums
 // are needed. Weights are packed (once per layer; per call for the attention operands) into
 // panels of 16 columns, K in pairs:
 // panel[k2][c][2] = (w[c][2·k2], w[c][2·k2+1]) as int8 (zero-padded), widened in the loop; each
