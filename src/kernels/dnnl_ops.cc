@@ -210,24 +210,38 @@ VITQ_SIMD_FUNCTION(, void, LayerNormRow,
                     float* y),
                    (x, d, gamma, beta, eps, y))
 
-// One run of quantization to int8: QuantizeToGrid (vitq/quant.h) of x / scale, vectorized.
+// One run of quantization to int8 (or uint8): QuantizeToGrid (vitq/quant.h) of x / scale,
+// vectorized.
+template <typename Q>
 VITQ_SIMD_BODY void QuantizeRowBody(const float* x, int64_t n, float scale, float lo, float hi,
-                                    int8_t* q) {
+                                    Q* q) {
 #pragma omp simd
-  for (int64_t i = 0; i < n; ++i) q[i] = static_cast<int8_t>(QuantizeToGrid(x[i] / scale, lo, hi));
+  for (int64_t i = 0; i < n; ++i) q[i] = static_cast<Q>(QuantizeToGrid(x[i] / scale, lo, hi));
 }
 VITQ_SIMD_FUNCTION(, void, QuantizeRow,
                    (const float* x, int64_t n, float scale, float lo, float hi, int8_t* q),
                    (x, n, scale, lo, hi, q))
-// The same onto u8.
 VITQ_SIMD_BODY void QuantizeRowU8Body(const float* x, int64_t n, float scale, float lo, float hi,
                                       uint8_t* q) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) q[i] = static_cast<uint8_t>(QuantizeToGrid(x[i] / scale, lo, hi));
+  QuantizeRowBody(x, n, scale, lo, hi, q);
 }
 VITQ_SIMD_FUNCTION(, void, QuantizeRowU8,
                    (const float* x, int64_t n, float scale, float lo, float hi, uint8_t* q),
                    (x, n, scale, lo, hi, q))
+
+// QuantizeRow or QuantizeRowU8 over n values in chunks of 16384, in parallel.
+template <typename Q>
+void QuantizeChunks(const float* x, int64_t n, float scale, int qmin, int qmax, Q* q,
+                    void (*row)(const float*, int64_t, float, float, float, Q*)) {
+  const int64_t chunk = 16384;
+  const int64_t chunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t begin = c * chunk;
+    row(x + begin, std::min(chunk, n - begin), scale, static_cast<float>(qmin),
+        static_cast<float>(qmax), q + begin);
+  }
+}
 }  // namespace
 
 void QuantizeS8Serial(const float* x, int64_t n, float scale, int qmin, int qmax, int8_t* q) {
@@ -235,25 +249,11 @@ void QuantizeS8Serial(const float* x, int64_t n, float scale, int qmin, int qmax
 }
 
 void QuantizeS8(const float* x, int64_t n, float scale, int qmin, int qmax, int8_t* q) {
-  const int64_t chunk = 16384;
-  const int64_t chunks = (n + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t begin = c * chunk;
-    QuantizeRow(x + begin, std::min(chunk, n - begin), scale, static_cast<float>(qmin),
-                static_cast<float>(qmax), q + begin);
-  }
+  QuantizeChunks(x, n, scale, qmin, qmax, q, &QuantizeRow);
 }
 
 void QuantizeU8(const float* x, int64_t n, float scale, int qmin, int qmax, uint8_t* q) {
-  const int64_t chunk = 16384;
-  const int64_t chunks = (n + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t begin = c * chunk;
-    QuantizeRowU8(x + begin, std::min(chunk, n - begin), scale, static_cast<float>(qmin),
-                  static_cast<float>(qmax), q + begin);
-  }
+  QuantizeChunks(x, n, scale, qmin, qmax, q, &QuantizeRowU8);
 }
 
 void DnnlOps::LayerNormQuantize(const float* src, int m, int d, const float* gamma,
