@@ -16,16 +16,11 @@ using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 
 namespace {
-// out = v as float (v's bytes read as u8 when u8), reusing out's storage between calls.
-void ToFloat(const int8_t* v, int64_t n, std::vector<float>* out, bool u8 = false) {
+// out = v as float (T: int8_t, or uint8_t for a u8 operand), reusing out's storage between calls.
+template <typename T>
+void ToFloat(const T* v, int64_t n, std::vector<float>* out) {
   out->resize(static_cast<size_t>(n));
   float* f = out->data();
-  if (u8) {
-    const auto* uv = reinterpret_cast<const uint8_t*>(v);
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) f[i] = uv[i];
-    return;
-  }
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) f[i] = v[i];
 }
@@ -98,7 +93,11 @@ class SimulationGemm final : public Int8GemmBackend {
 
   void Batched(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m, int k, int n,
                const S8Epilogue* ep, void* dst, bool a_u8) override {
-    ToFloat(a, static_cast<int64_t>(batch) * m * k, &af_, a_u8);
+    if (a_u8) {
+      ToFloat(reinterpret_cast<const uint8_t*>(a), static_cast<int64_t>(batch) * m * k, &af_);
+    } else {
+      ToFloat(a, static_cast<int64_t>(batch) * m * k, &af_);
+    }
     ToFloat(b, static_cast<int64_t>(batch) * k * n, &bf_);
     const int chunk = a_u8 ? kExactChunkU8 : kExactChunk;
     if (ep == nullptr) {

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "../graph/vit_stages.h"
 #include "../kernels/dnnl_ops.h"
@@ -263,32 +264,16 @@ struct IntegerEngine::Impl {
     }
     const int bh = b * nh;
     bmm.Run(q, k, /*b_rows_are_k=*/false, bh, t, hd, t, bo.qk_ep, scores.f32());
-    // Sub-8-bit P, or no JIT kernel for the fused s8 softmax: softmax, then quantize.
-    uint8_t* pu = reinterpret_cast<uint8_t*>(p8.data<int8_t>());  // P as u8 (bo.p.u8)
-    if (bo.p_log) {
-      // LogPv below
-    } else if (bo.p.u8) {  // the unsigned 8-bit grid: the same two paths onto u8
-      if (bo.p.narrow() || !ops.SoftmaxQuantizeIsJit(bh * t, t, 1.0f / bo.p.scale, true)) {
-        ops.Softmax(scores.f32(), bh * t, t);
-        kernels::QuantizeU8(scores.f32(), static_cast<int64_t>(bh) * t * t, bo.p.scale, bo.p.qmin,
-                            bo.p.qmax, pu);
-      } else {
-        ops.SoftmaxQuantize(scores.f32(), bh * t, t, 1.0f / bo.p.scale, pu);
-      }
-    } else if (bo.p.narrow() || !ops.SoftmaxQuantizeIsJit(bh * t, t, 1.0f / bo.p.scale)) {
-      ops.Softmax(scores.f32(), bh * t, t);
-      kernels::QuantizeS8(scores.f32(), static_cast<int64_t>(bh) * t * t, bo.p.scale, bo.p.qmin,
-                          bo.p.qmax, p8.data<int8_t>());
-    } else {  // 8 bits: softmax writes int8 directly (P >= 0, so s8 saturation is the clamp)
-      ops.SoftmaxQuantize(scores.f32(), bh * t, t, 1.0f / bo.p.scale, p8.data<int8_t>());
-    }
     int8_t* o = o8.data<int8_t>();
     if (bo.p_log) {
       ops.Softmax(scores.f32(), bh * t, t);
       LogPv(bo, bh, t, hd, v, o);
-    } else if (bo.p.u8) {
+    } else if (bo.p.u8) {  // P on the unsigned 8-bit grid: u8 x s8
+      auto* pu = reinterpret_cast<uint8_t*>(p8.data<int8_t>());
+      SoftmaxToP(bo.p, bh * t, t, pu);
       bmm.RunU8(pu, v, /*b_rows_are_k=*/true, bh, t, t, hd, bo.pv_ep, o);
     } else {
+      SoftmaxToP(bo.p, bh * t, t, p8.data<int8_t>());
       bmm.Run(p8.data<int8_t>(), v, /*b_rows_are_k=*/true, bh, t, t, hd, bo.pv_ep, o);
     }
     // Merge heads: [B, H, T, hd] -> [B, T, H*hd].
@@ -307,6 +292,25 @@ struct IntegerEngine::Impl {
                           bo.fc1.in.scale, bo.fc1.in.qmin, bo.fc1.in.qmax, xq);
     bo.fc1.gemm->Run(xq, m, hidden8.data<int8_t>());
     bo.fc2.gemm->Run(hidden8.data<int8_t>(), m, xp);
+  }
+
+  // P [rows, t] = the codes of softmax(scores) on grid g, as s8 or u8 (Code): one fused oneDNN
+  // pass at 8 bits (saturation is the clamp, P >= 0) where it has a JIT kernel; else (a narrow
+  // grid, or no JIT kernel) softmax, then quantize.
+  template <typename Code>
+  void SoftmaxToP(const Grid& g, int rows, int t, Code* p) {
+    constexpr bool kU8 = std::is_same_v<Code, uint8_t>;
+    if (!g.narrow() && ops.SoftmaxQuantizeIsJit(rows, t, 1.0f / g.scale, kU8)) {
+      ops.SoftmaxQuantize(scores.f32(), rows, t, 1.0f / g.scale, p);
+      return;
+    }
+    ops.Softmax(scores.f32(), rows, t);
+    const int64_t n = static_cast<int64_t>(rows) * t;
+    if constexpr (kU8) {
+      kernels::QuantizeU8(scores.f32(), n, g.scale, g.qmin, g.qmax, p);
+    } else {
+      kernels::QuantizeS8(scores.f32(), n, g.scale, g.qmin, g.qmax, p);
+    }
   }
 
   // P·V with P on a log-√2 grid, in integers: the code q of each probability lands in one of
