@@ -6,7 +6,7 @@ PKGS=(g++ make cmake pkg-config git ca-certificates
       libdnnl-dev libopenblas-openmp-dev nlohmann-json3-dev libcli11-dev
       libjpeg62-turbo-dev libpng-dev libgtest-dev libbenchmark-dev libxxhash-dev time
       python3-dev pybind11-dev python3-numpy python3-pytest python3-pil
-      libonnx-dev libprotobuf-dev)
+      libonnx-dev libprotobuf-dev libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${PKGS[@]}"; do
   [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)" = installed ] || missing+=("$p")

@@ -17,9 +17,10 @@ struct EvalOptions {
   int batch = 32;
   bool skip_bad_images = false;  // else the first unreadable image is an error
   bool quiet = false;            // no progress bar
-  bool keep_logits = false;      // return every evaluated image's logits
+  bool keep_logits = false;      // return every evaluated image's logits (MPI: this rank's)
   // Logits of a reference model on the same images in the same order (e.g. the float model's
-  // EvalResult::logits): adds top-1 agreement and mean KL(reference || evaluated).
+  // EvalResult::logits): adds top-1 agreement and mean KL(reference || evaluated). In an MPI
+  // job both cover this rank's images only (the same options give every rank the same shard).
   const std::vector<float>* reference_logits = nullptr;
   std::string label = "eval";  // progress bar label
 };
@@ -42,7 +43,8 @@ struct EvalResult {
 using ForwardFn = std::function<void(const float* images, int batch, float* logits)>;
 
 // Decodes, preprocesses and classifies the dataset in batches (decoding in parallel), timing the
-// whole loop. Errors: a label outside the model's classes, an unreadable image (unless skipped).
+// whole loop. In an MPI job (vitq/dist.h) each rank takes its block of the images and every rank
+// returns the whole job's figures, equal to a 1-process run's; seconds: the slowest rank's. Errors: a label outside the model's classes, an unreadable image (unless skipped).
 Result<EvalResult> EvaluateDataset(const ForwardFn& forward, const ModelSpec& spec,
                                    const Dataset& dataset, const EvalOptions& options);
 

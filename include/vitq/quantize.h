@@ -102,12 +102,22 @@ struct QuantizeReport {
 
 // The calibration images: `count` drawn from `dir` by `seed`, preprocessed like evaluation.
 struct CalibrationSet {
-  std::vector<DatasetItem> items;
-  std::vector<float> images;  // [count, 3, H, W]
+  std::vector<DatasetItem> items;  // the whole set, in order
+  std::vector<float> images;       // [held, 3, H, W]: items[first, first + held)
+  int first = 0;
   std::string dir, hash;
 };
+// Draws `count` images from `dir` (seeded) and decodes them. With `shard` in an MPI job each
+// process decodes only its block of them (dist::MyShard), for a method that runs distributed
+// (QuantizeRunsDistributed); otherwise all. Every process returns the same error, if any.
 Result<CalibrationSet> LoadCalibrationSet(const ModelSpec& spec, const std::string& dir, int count,
-                                          uint64_t seed, bool quiet);
+                                          uint64_t seed, bool quiet, bool shard = false);
+
+// True when the method's statistics are reduced per image in a fixed order, so that in an MPI
+// job (vitq/dist.h) the processes split the calibration images and the plan is byte for byte
+// a 1-process run's (liu2021, easyquant, minmax). The other methods, and mixed precision, run on
+// rank 0 alone while the other processes wait; every process receives the plan.
+bool QuantizeRunsDistributed(const QuantizeOptions& options);
 
 // With --reconstruct and augmentation: refuses (usage error naming --recon-augment) when the
 // buffers for calib_images · (1 + augment) images would exceed 80 % of the available memory.

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "vitq/app.h"
+#include "vitq/dist.h"
 #include "vitq/safetensors.h"
 
 namespace vitq {
@@ -13,7 +14,12 @@ std::string ParetoSvgPath(const std::string& report) {
   return std::filesystem::path(report).replace_extension(".pareto.svg").string();
 }
 
-Status CheckQuantizeJob(QuantizeJob* job) {
+static Status CheckQuantizeJobAlone(QuantizeJob* job);
+
+// In an MPI job every process checks (the same options and paths) and they agree.
+Status CheckQuantizeJob(QuantizeJob* job) { return dist::Agree(CheckQuantizeJobAlone(job)); }
+
+static Status CheckQuantizeJobAlone(QuantizeJob* job) {
   if (job->mixed && job->options.method == "vitq") {
     return Status::Usage(
         "--mixed-precision runs with the per-operation methods (liu2021 and the baselines); "
@@ -88,11 +94,15 @@ nlohmann::ordered_json CompareFigures(const CompareResult& result, const std::st
 Result<QuantizeOutcome> RunQuantizeJob(QuantizeJob* job) {
   VITQ_RETURN_IF_ERROR(CheckQuantizeJob(job));
   QuantizeOptions& q = job->options;
-  VITQ_ASSIGN_OR_RETURN(ViTModel model, LoadModel(job->model));
-  VITQ_RETURN_IF_ERROR(CheckReconstructMemory(model.spec.config, q, q.calib_size));
+  Result<ViTModel> loaded = LoadModel(job->model);
+  VITQ_RETURN_IF_ERROR(dist::Agree(loaded.status()));
+  ViTModel model = std::move(loaded).value();
+  VITQ_RETURN_IF_ERROR(dist::Agree(CheckReconstructMemory(model.spec.config, q, q.calib_size)));
   const auto t0 = std::chrono::steady_clock::now();
+  // In an MPI job a distributed method's processes each decode their block of the images.
   VITQ_ASSIGN_OR_RETURN(CalibrationSet calib,
-                        LoadCalibrationSet(model.spec, job->calib, q.calib_size, q.seed, q.quiet));
+                        LoadCalibrationSet(model.spec, job->calib, q.calib_size, q.seed, q.quiet,
+                                           QuantizeRunsDistributed(q) && !job->mixed));
   QuantizeOutcome out;
   out.report.load_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -103,8 +113,10 @@ Result<QuantizeOutcome> RunQuantizeJob(QuantizeJob* job) {
                                       : QuantizeModel(model, calib, q, &out.report);
   if (!plan.ok()) return plan.status();
   out.report.total_seconds += out.report.load_seconds;
-  VITQ_RETURN_IF_ERROR(SaveQuantizedFile(job->out, model, plan.value()));
-  if (!q.checkpoint_path.empty()) {  // the output is complete: the checkpoint is done
+  // Rank 0 alone writes (every process holds the same plan); the others wait for its outcome.
+  Status saved = dist::IsRoot() ? SaveQuantizedFile(job->out, model, plan.value()) : Status::Ok();
+  VITQ_RETURN_IF_ERROR(dist::Agree(saved));
+  if (!q.checkpoint_path.empty() && dist::IsRoot()) {  // the output is complete
     std::error_code ec;
     std::filesystem::remove(q.checkpoint_path, ec);
   }
@@ -125,7 +137,7 @@ Result<QuantizeOutcome> RunQuantizeJob(QuantizeJob* job) {
   out.json["run"] = run;
   out.json.update(nlohmann::ordered_json::parse(out.report.ToJson()));
   if (job->mixed) out.json["mixed_precision"] = nlohmann::ordered_json::parse(out.mixed.ToJson());
-  if (!job->report.empty()) {
+  if (!job->report.empty() && dist::IsRoot()) {
     VITQ_RETURN_IF_ERROR(WriteFileAtomic(job->report, DumpJson(out.json, 1) + "\n"));
     if (job->mixed)
       VITQ_RETURN_IF_ERROR(WriteFileAtomic(ParetoSvgPath(job->report), out.mixed.ParetoSvg()));

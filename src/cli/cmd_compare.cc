@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "common.h"
+#include "vitq/dist.h"
 #include "vitq/compare.h"
 #include "vitq/safetensors.h"
 
@@ -59,38 +60,40 @@ void RegisterCompare(CLI::App* app, Runner* run) {
       QuantizeOptions base = args->q;
       base.quiet = args->common.quiet;
       auto grid = ParseCompareGrid(args->methods, args->bits, args->omega, base);
-      if (!grid.ok()) return ReportError(grid.status());
+      if (Status st = dist::Agree(grid.status()); !st.ok()) return ReportError(st);
       Status paths = CheckOutputPaths({{"--html", args->html}}, ModelInputFiles(args->model));
-      if (!paths.ok()) return ReportError(paths);
-      if (!args->report_dir.empty()) {  // before the work, so a bad directory fails fast
+      if (Status st = dist::Agree(paths); !st.ok()) return ReportError(st);
+      if (!args->report_dir.empty() && dist::IsRoot()) {  // before the work: fail fast
         std::error_code ec;
         std::filesystem::create_directories(args->report_dir, ec);
         if (!std::filesystem::is_directory(args->report_dir)) {
-          return ReportError(Status::InvalidInput("--report-dir: cannot create directory '" +
-                                                  args->report_dir + "'" +
-                                                  (ec ? ": " + ec.message() : std::string())));
+          paths = Status::InvalidInput("--report-dir: cannot create directory '" +
+                                       args->report_dir + "'" +
+                                       (ec ? ": " + ec.message() : std::string()));
         }
       }
+      if (Status st = dist::Agree(paths); !st.ok()) return ReportError(st);
       auto model = LoadModel(args->model);
-      if (!model.ok()) return ReportError(model.status());
+      if (Status st = dist::Agree(model.status()); !st.ok()) return ReportError(st);
       auto dataset = OpenImageFolder(args->data);
-      if (!dataset.ok()) return ReportError(dataset.status());
+      if (Status st = dist::Agree(dataset.status()); !st.ok()) return ReportError(st);
       auto calib = LoadCalibrationSet(model->spec, args->calib, args->q.calib_size, args->q.seed,
                                       args->common.quiet);
-      if (!calib.ok()) return ReportError(calib.status());
+      if (!calib.ok()) return ReportError(calib.status());  // agreed by LoadCalibrationSet
       CompareOptions co;
       co.eval.limit = args->limit;
       co.eval.batch = args->batch;
       co.eval.quiet = args->common.quiet;
-      if (!args->common.quiet && args->format == "markdown") {
+      if (!args->common.quiet && args->format == "markdown" && dist::IsRoot()) {
         co.on_row = [](const CompareRow& r) {
           std::fprintf(stderr, "vitq compare: %s %s top-1 %.4f (%.1f s calibration)\n",
                        r.method.c_str(), r.bits.c_str(), r.top1, r.calib_seconds);
         };
       }
       auto result = RunCompare(model.value(), calib.value(), dataset.value(), grid.value(), co);
-      if (!result.ok()) return ReportError(result.status());
+      if (!result.ok()) return ReportError(result.status());  // agreed by every cell's steps
       const std::vector<CompareRow>& rows = result->rows;
+      if (!dist::IsRoot()) return 0;  // rank 0 alone writes and prints
       if (!args->report_dir.empty()) {
         for (const auto& [label, cache] : result->searches) {
           for (const auto& [bits, cp] : cache) {

@@ -3,6 +3,7 @@
 
 #include "common.h"
 #include "quant_path.h"
+#include "vitq/dist.h"
 
 namespace vitq::cli {
 
@@ -38,13 +39,13 @@ void RegisterEval(CLI::App* app, Runner* run) {
       int threads = ApplyThreads(args->common.threads);
       args->eval.quiet = args->common.quiet;
       auto model = OpenRunnable(args->model, args->qpath.path());
-      if (!model.ok()) return ReportError(model.status());
+      if (Status st = dist::Agree(model.status()); !st.ok()) return ReportError(st);
       auto dataset = OpenImageFolder(args->data, args->classes);
-      if (!dataset.ok()) return ReportError(dataset.status());
+      if (Status st = dist::Agree(dataset.status()); !st.ok()) return ReportError(st);
       std::vector<float> ref_logits;
       if (!args->reference.empty()) {
         auto ref = OpenRunnable(args->reference, args->reference_qpath.path());
-        if (!ref.ok()) return ReportError(ref.status());
+        if (Status st = dist::Agree(ref.status()); !st.ok()) return ReportError(st);
         EvalOptions ro = args->eval;
         ro.keep_logits = true;
         ro.label = "reference";
@@ -55,8 +56,9 @@ void RegisterEval(CLI::App* app, Runner* run) {
       }
       auto r = EvaluateDataset((*model)->forward, (*model)->spec, dataset.value(), args->eval);
       if (!r.ok()) return ReportError(r.status());
-      for (const auto& w : r->warnings)
-        std::fprintf(stderr, "vitq: warning: skipped %s\n", w.c_str());
+      for (const auto& w : r->warnings) {
+        if (dist::IsRoot()) std::fprintf(stderr, "vitq: warning: skipped %s\n", w.c_str());
+      }
       const std::string engine = (*model)->engine;
       if (args->common.json) {
         PrintJson(EvalFigures(r.value(), **model, args->model, args->data, args->reference,

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "common.h"
+#include "vitq/dist.h"
 #include "vitq/mixed_precision.h"
 #include "vitq/qfile.h"
 #include "vitq/quantize.h"
@@ -194,7 +195,7 @@ void RegisterQuantize(CLI::App* app, Runner* run) {
   cmd->callback([args, run, cmd] {
     Status flags = CheckMethodFlags(*cmd, args->job.options);
     *run = [args, flags]() -> int {
-      if (!flags.ok()) return ReportError(flags);
+      if (Status st = dist::Agree(flags); !st.ok()) return ReportError(st);
       return RunQuantize(args.get());
     };
   });

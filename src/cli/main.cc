@@ -10,6 +10,7 @@
 
 #include "common.h"
 #include "quant_path.h"
+#include "vitq/dist.h"
 #include "vitq/runtime.h"
 #include "vitq/threads.h"
 
@@ -62,7 +63,10 @@ void SetCommandLine(int argc, char** argv) {
 }
 
 int ReportError(const Status& status) {
-  std::fprintf(stderr, "vitq: error: %s\n", status.message().c_str());
+  // An error all ranks of an MPI job agreed on is printed once, by rank 0; one only this rank
+  // saw is printed here (main then ends the job).
+  if (vitq::dist::WorldSize() == 1 || vitq::dist::Rank() == 0 || !vitq::dist::FailedTogether())
+    std::fprintf(stderr, "vitq: error: %s\n", status.message().c_str());
   return status.exit_code();
 }
 
@@ -70,8 +74,68 @@ void PrintJson(const nlohmann::ordered_json& j) { std::printf("%s\n", DumpJson(j
 
 }  // namespace vitq::cli
 
+namespace {
+using vitq::cli::Runner;
+// Runs the chosen command, its exceptions turned into messages and exit codes.
+int RunCaught(const Runner& run) {
+  int rc;
+  try {
+    rc = run();
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr,
+                 "vitq: error: out of memory (try a smaller --batch, fewer --threads or a smaller "
+                 "model)\n");
+    rc = 1;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // A path given by the user that the file system refuses (a symlink loop, a permission).
+    std::fprintf(stderr, "vitq: error: %s\n", e.what());
+    rc = 3;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "vitq: internal error: %s\n", e.what());
+    rc = 1;
+  }
+  return rc;
+}
+
+// Runs the command and, in an MPI job, ends it: every rank together when they agreed on the
+// outcome, else (an error only this rank saw, while others may wait for it) MPI_Abort with its
+// exit code. `alone`: a command that is not distributed runs on rank 0 (as a 1-process job)
+// while the other processes wait for its exit code.
+int RunAndFinish(const Runner& run, bool alone) {
+  int rc;
+  if (alone && vitq::dist::WorldSize() > 1) {
+    if (vitq::dist::IsRoot()) {
+      vitq::dist::Solo solo;
+      rc = RunCaught(run);
+    } else {
+      rc = 0;
+    }
+    // Rank 0 has printed its error; the agreed status carries only the exit code.
+    vitq::Status code = rc == 0   ? vitq::Status::Ok()
+                        : rc == 2 ? vitq::Status::Usage("")
+                        : rc == 3 ? vitq::Status::InvalidInput("")
+                                  : vitq::Status::Internal("");
+    rc = vitq::dist::Agree(code).exit_code();
+  } else {
+    rc = RunCaught(run);
+  }
+  if (vitq::dist::WorldSize() > 1 && rc != 0 && !vitq::dist::FailedTogether()) {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    vitq::dist::Abort(rc);
+  }
+  std::fflush(stdout);
+  vitq::dist::Finalize();
+  return rc;
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace vitq::cli;
+  // Under mpirun: MPI first; ranks other than 0 print nothing on stdout (rank 0 prints the job's
+  // results), their errors still reach stderr.
+  if (vitq::Status mpi = vitq::dist::Init(&argc, &argv); !mpi.ok()) return ReportError(mpi);
+  if (vitq::dist::Rank() != 0 && std::freopen("/dev/null", "w", stdout) == nullptr) return 1;
   CLI::App app{"vitq: post-training quantization and integer inference for Vision Transformers"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("vitq ") + VITQ_VERSION);
@@ -89,30 +153,35 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
+    int rc = app.exit(e);
+    vitq::dist::Finalize();
+    return rc;
   } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
+    int rc = app.exit(e);
+    vitq::dist::Finalize();
+    return rc;
   } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
+    int rc = app.exit(e);
+    vitq::dist::Finalize();
+    return rc;
   } catch (const CLI::ParseError& e) {
-    app.exit(e);
+    // Every rank parses the same command line: all exit here together.
+    if (vitq::dist::Rank() == 0) app.exit(e);
+    vitq::dist::Finalize();
     return 2;
   }
   // VITQ_ISA caps the kernels of every command (the engines, the search's int8 matmuls).
-  if (vitq::Status isa = vitq::ConfigureIsa(); !isa.ok()) return ReportError(isa);
-  try {
-    return run();
-  } catch (const std::bad_alloc&) {
-    std::fprintf(stderr,
-                 "vitq: error: out of memory (try a smaller --batch, fewer --threads or a smaller "
-                 "model)\n");
-    return 1;
-  } catch (const std::filesystem::filesystem_error& e) {
-    // A path given by the user that the file system refuses (a symlink loop, a permission).
-    std::fprintf(stderr, "vitq: error: %s\n", e.what());
-    return 3;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "vitq: internal error: %s\n", e.what());
-    return 1;
-  }
+  // eval, predict, quantize and compare split their images over the processes of an MPI job
+  // (docs/SCALING.md); the other commands run on rank 0.
+  const std::string name = app.get_subcommands().front()->get_name();
+  const bool distributed =
+      name == "eval" || name == "predict" || name == "quantize" || name == "compare";
+  return RunAndFinish(
+      [&]() -> int {
+        vitq::Status isa = vitq::ConfigureIsa();
+        if (distributed) isa = vitq::dist::Agree(isa);
+        if (!isa.ok()) return ReportError(isa);
+        return run();
+      },
+      !distributed);
 }

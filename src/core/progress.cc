@@ -1,6 +1,8 @@
 // Terminal progress bar (core stage).
 #include "vitq/progress.h"
 
+#include "vitq/dist.h"
+
 #include <unistd.h>
 
 #include <cstdio>
@@ -13,7 +15,7 @@ ProgressBar::ProgressBar(std::string label, int64_t total, std::string unit, boo
     : label_(std::move(label)),
       unit_(std::move(unit)),
       total_(total),
-      enabled_(!quiet && StderrIsTerminal()),
+      enabled_(!quiet && StderrIsTerminal() && dist::Rank() == 0),  // MPI: rank 0 shows the job
       start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {}
 

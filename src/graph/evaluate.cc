@@ -8,6 +8,7 @@
 #include <numeric>
 #include <random>
 
+#include "vitq/dist.h"
 #include "vitq/progress.h"
 
 namespace vitq {
@@ -23,6 +24,84 @@ std::vector<int> TopK(const float* values, int n, int k) {
   return idx;
 }
 
+namespace {
+
+// One rank's part of an evaluation: its images' records in order, or the error that stopped it.
+struct Part {
+  Status status;
+  int64_t skipped = 0;
+  double seconds = 0;
+  std::vector<std::string> files, warnings;
+  std::vector<int> labels, top5;  // top5: 5 per image (fewer classes: padded with -1)
+  std::vector<double> agree, kl, signal, noise;  // per image, with reference logits
+};
+
+void Put(dist::Writer* w, const Part& p) {
+  dist::PutStatus(w, p.status);
+  w->Pod(p.skipped);
+  w->Pod(p.seconds);
+  w->Pod<uint64_t>(p.files.size());
+  for (const auto& f : p.files) w->Str(f);
+  w->Pod<uint64_t>(p.warnings.size());
+  for (const auto& f : p.warnings) w->Str(f);
+  w->Vec(p.labels);
+  w->Vec(p.top5);
+  w->Vec(p.agree);
+  w->Vec(p.kl);
+  w->Vec(p.signal);
+  w->Vec(p.noise);
+}
+
+Part Get(dist::Reader* r) {
+  Part p;
+  p.status = dist::GetStatus(r);
+  p.skipped = r->Pod<int64_t>();
+  p.seconds = r->Pod<double>();
+  p.files.resize(r->Pod<uint64_t>());
+  for (auto& f : p.files) f = r->Str();
+  p.warnings.resize(r->Pod<uint64_t>());
+  for (auto& f : p.warnings) f = r->Str();
+  p.labels = r->Vec<int>();
+  p.top5 = r->Vec<int>();
+  p.agree = r->Vec<double>();
+  p.kl = r->Vec<double>();
+  p.signal = r->Vec<double>();
+  p.noise = r->Vec<double>();
+  return p;
+}
+
+// Top-1 agreement, KL(p || q) in nats and the two energies of the SQNR for one image's logits.
+void CompareLogits(const float* p, const float* q, int nc, Part* part) {
+  part->agree.push_back(TopK(p, nc, 1)[0] == TopK(q, nc, 1)[0] ? 1.0 : 0.0);
+  double mp = p[0], mq = q[0];
+  for (int j = 1; j < nc; ++j) {
+    mp = std::max(mp, static_cast<double>(p[j]));
+    mq = std::max(mq, static_cast<double>(q[j]));
+  }
+  double zp = 0, zq = 0;
+  for (int j = 0; j < nc; ++j) {
+    zp += std::exp(p[j] - mp);
+    zq += std::exp(q[j] - mq);
+  }
+  double lzp = std::log(zp), lzq = std::log(zq), sum = 0, sig = 0, noise = 0;
+  for (int j = 0; j < nc; ++j) {
+    double lp = p[j] - mp - lzp, lq = q[j] - mq - lzq;
+    sum += std::exp(lp) * (lp - lq);
+    sig += static_cast<double>(p[j]) * p[j];
+    double d = static_cast<double>(p[j]) - q[j];
+    noise += d * d;
+  }
+  part->kl.push_back(sum);
+  part->signal.push_back(sig);
+  part->noise.push_back(noise);
+}
+
+}  // namespace
+
+// In an MPI job each rank evaluates its contiguous block of the images (dist::MyShard); the
+// per-image records are gathered and every figure is reduced over images in their order, so
+// the result equals a 1-process run's (EvalResult::logits and reference_logits: this rank's
+// images only).
 Result<EvalResult> EvaluateDataset(const ForwardFn& forward, const ModelSpec& spec,
                                    const Dataset& dataset, const EvalOptions& options) {
   const ViTConfig& c = spec.config;
@@ -31,24 +110,29 @@ Result<EvalResult> EvaluateDataset(const ForwardFn& forward, const ModelSpec& sp
     items.resize(options.limit);
   for (const auto& it : items) {
     if (it.label >= c.num_classes) {
-      return Status::InvalidInput("dataset '" + dataset.root + "': class folder '" +
+      return dist::Agree(Status::InvalidInput("dataset '" + dataset.root + "': class folder '" +
                                   dataset.class_folders[it.label] + "' has label " +
                                   std::to_string(it.label) + " but the model has " +
-                                  std::to_string(c.num_classes) + " classes");
+                                  std::to_string(c.num_classes) + " classes"));
     }
   }
+  const dist::Range shard = dist::MyShard(static_cast<int64_t>(items.size()));
   const int batch = std::max(1, options.batch);
   const PreprocessConfig& pre = spec.preprocess;
   const size_t per_image = static_cast<size_t>(3) * pre.crop_height * pre.crop_width;
-  std::vector<float> inputs(per_image * batch), logits(static_cast<size_t>(batch) * c.num_classes);
+  const int nc = c.num_classes;
+  std::vector<float> inputs(per_image * batch), logits(static_cast<size_t>(batch) * nc);
   EvalResult r;
-  int64_t correct1 = 0, correct5 = 0;
+  Part part;
+  const std::vector<float>* ref = options.reference_logits;
+  // Rank 0 shows the whole job: its own share, scaled to the job's image count.
   ProgressBar bar(options.label, static_cast<int64_t>(items.size()), "img/s", options.quiet);
+  int64_t shown = 0, done = 0;
   auto start = std::chrono::steady_clock::now();
   std::vector<char> ok;
   std::vector<std::string> errors;
-  for (size_t begin = 0; begin < items.size(); begin += batch) {
-    int count = static_cast<int>(std::min<size_t>(batch, items.size() - begin));
+  for (int64_t begin = shard.begin; begin < shard.end && part.status.ok(); begin += batch) {
+    int count = static_cast<int>(std::min<int64_t>(batch, shard.end - begin));
     LoadBatch(items, begin, count, pre, inputs.data(), &ok, &errors);
     // Compact the good images to the front of the batch.
     int good = 0;
@@ -56,11 +140,12 @@ Result<EvalResult> EvaluateDataset(const ForwardFn& forward, const ModelSpec& sp
     for (int i = 0; i < count; ++i) {
       if (!ok[i]) {
         if (!options.skip_bad_images) {
-          return Status::InvalidInput(errors[i] +
-                                      " (use --skip-bad-images to skip unreadable files)");
+          part.status = Status::InvalidInput(errors[i] +
+                                             " (use --skip-bad-images to skip unreadable files)");
+          break;
         }
-        r.warnings.push_back(errors[i]);
-        ++r.skipped;
+        part.warnings.push_back(errors[i]);
+        ++part.skipped;
         continue;
       }
       if (good != i) {
@@ -70,65 +155,85 @@ Result<EvalResult> EvaluateDataset(const ForwardFn& forward, const ModelSpec& sp
       good_index.push_back(i);
       ++good;
     }
+    if (!part.status.ok()) break;
     if (good > 0) forward(inputs.data(), good, logits.data());
     for (int gi = 0; gi < good; ++gi) {
       const DatasetItem& item = items[begin + good_index[gi]];
-      std::vector<int> top =
-          TopK(&logits[static_cast<size_t>(gi) * c.num_classes], c.num_classes, 5);
-      correct1 += top[0] == item.label;
-      correct5 += std::find(top.begin(), top.end(), item.label) != top.end();
-      if (options.keep_logits || options.reference_logits != nullptr) {
-        r.logits.insert(r.logits.end(), logits.begin() + static_cast<size_t>(gi) * c.num_classes,
-                        logits.begin() + static_cast<size_t>(gi + 1) * c.num_classes);
+      const float* l = &logits[static_cast<size_t>(gi) * nc];
+      std::vector<int> top = TopK(l, nc, 5);
+      if (ref != nullptr) {
+        const size_t at = part.files.size();
+        if ((at + 1) * nc > ref->size()) {
+          part.status = Status::Internal("reference logits cover " +
+                                         std::to_string(ref->size() / nc) +
+                                         " images, fewer than evaluated");
+          break;
+        }
+        CompareLogits(ref->data() + at * nc, l, nc, &part);
       }
-      r.files.push_back(item.relative);
-      r.labels.push_back(item.label);
-      r.top5_classes.push_back(std::move(top));
+      if (options.keep_logits) r.logits.insert(r.logits.end(), l, l + nc);
+      part.files.push_back(item.relative);
+      part.labels.push_back(item.label);
+      for (int k = 0; k < 5; ++k) part.top5.push_back(k < static_cast<int>(top.size()) ? top[k] : -1);
     }
-    bar.Add(count);
+    done += count;
+    const int64_t target = shard.size() > 0 ? done * static_cast<int64_t>(items.size()) / shard.size() : 0;
+    bar.Add(target - shown);
+    shown = target;
+  }
+  part.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (part.status.ok() && ref != nullptr && ref->size() != part.files.size() * nc) {
+    part.status = Status::Internal("reference logits cover " + std::to_string(ref->size() / nc) +
+                                   " images, evaluated " + std::to_string(part.files.size()));
+  }
+  std::vector<Part> parts;
+  if (dist::Size() == 1) {
+    parts.push_back(std::move(part));
+  } else {
+    dist::Writer w;
+    Put(&w, part);
+    for (const std::string& bytes : dist::AllGather(w.bytes())) {
+      dist::Reader rd(bytes);
+      parts.push_back(Get(&rd));
+    }
   }
   bar.Finish();
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (const Part& p : parts) {
+    if (!p.status.ok()) return dist::Agree(p.status);  // the first failing image in order
+  }
+  int64_t correct1 = 0, correct5 = 0;
+  double agree = 0, kl = 0, sig = 0, noise = 0;
+  for (Part& p : parts) {
+    for (size_t i = 0; i < p.files.size(); ++i) {
+      const int* top = &p.top5[5 * i];
+      correct1 += top[0] == p.labels[i];
+      correct5 += std::find(top, top + 5, p.labels[i]) != top + 5;
+      std::vector<int> t;
+      for (int k = 0; k < 5 && top[k] >= 0; ++k) t.push_back(top[k]);
+      r.top5_classes.push_back(std::move(t));
+      if (ref != nullptr) {
+        agree += p.agree[i];
+        kl += p.kl[i];
+        sig += p.signal[i];
+        noise += p.noise[i];
+      }
+    }
+    r.files.insert(r.files.end(), p.files.begin(), p.files.end());
+    r.labels.insert(r.labels.end(), p.labels.begin(), p.labels.end());
+    r.warnings.insert(r.warnings.end(), p.warnings.begin(), p.warnings.end());
+    r.skipped += p.skipped;
+    r.seconds = std::max(r.seconds, p.seconds);
+  }
   r.images = static_cast<int64_t>(r.files.size());
   if (r.images == 0) {
-    return Status::InvalidInput("dataset '" + dataset.root + "': no readable images (" +
-                                std::to_string(r.skipped) + " skipped)");
+    return dist::Agree(Status::InvalidInput("dataset '" + dataset.root +
+                                            "': no readable images (" +
+                                            std::to_string(r.skipped) + " skipped)"));
   }
-  if (options.reference_logits != nullptr) {
-    const auto& ref = *options.reference_logits;
-    if (ref.size() != r.logits.size()) {
-      return Status::Internal("reference logits cover " +
-                              std::to_string(ref.size() / c.num_classes) + " images, evaluated " +
-                              std::to_string(r.images));
-    }
-    int64_t agree = 0;
-    double kl = 0;
-    const int nc = c.num_classes;
-    for (int64_t i = 0; i < r.images; ++i) {
-      const float* p = ref.data() + i * nc;
-      const float* q = r.logits.data() + i * nc;
-      agree += TopK(p, nc, 1)[0] == TopK(q, nc, 1)[0];
-      double mp = p[0], mq = q[0];
-      for (int j = 1; j < nc; ++j) {
-        mp = std::max(mp, static_cast<double>(p[j]));
-        mq = std::max(mq, static_cast<double>(q[j]));
-      }
-      double zp = 0, zq = 0;
-      for (int j = 0; j < nc; ++j) {
-        zp += std::exp(p[j] - mp);
-        zq += std::exp(q[j] - mq);
-      }
-      double lzp = std::log(zp), lzq = std::log(zq), sum = 0;
-      for (int j = 0; j < nc; ++j) {
-        double lp = p[j] - mp - lzp, lq = q[j] - mq - lzq;
-        sum += std::exp(lp) * (lp - lq);
-      }
-      kl += sum;
-    }
-    r.agreement = static_cast<double>(agree) / r.images;
+  if (ref != nullptr) {
+    r.agreement = agree / r.images;
     r.kl = kl / r.images;
-    r.sqnr_db = Sqnr(ref.data(), r.logits.data(), static_cast<int64_t>(ref.size()));
-    if (!options.keep_logits) r.logits.clear();
+    r.sqnr_db = noise > 0 ? 10.0 * std::log10(sig / noise) : 200.0;
   }
   r.top1 = static_cast<double>(correct1) / r.images;
   r.top5 = static_cast<double>(correct5) / r.images;

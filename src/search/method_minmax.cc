@@ -5,8 +5,11 @@ namespace vitq::search {
 
 OpResult RunMinMax(const OpTensors& op, const MethodContext& mc) {
   OperandView x = OperandX(op), w = OperandW(op);
-  return EvaluateFixed(op, mc, InitialScale(w.data, w.size, mc.bits_w),
-                       InitialScale(x.data, x.size, mc.bits_x));
+  // Activations (X, and a matmul's second operand) may be split over an MPI job's processes.
+  return EvaluateFixed(op, mc,
+                       op.is_matmul ? GlobalInitialScale(w.data, w.size, mc.bits_w)
+                                    : InitialScale(w.data, w.size, mc.bits_w),
+                       GlobalInitialScale(x.data, x.size, mc.bits_x));
 }
 
 }  // namespace vitq::search

@@ -7,14 +7,15 @@ namespace vitq::search {
 
 const std::vector<MethodInfo>& Methods() {
   static const std::vector<MethodInfo> kMethods = {
-      {"minmax", RunMinMax, "interval from max|T| for weights and activations"},
+      {"minmax", RunMinMax, "interval from max|T| for weights and activations", nullptr, true},
       {"percentile", RunPercentile,
        "activations clipped at the 99.99th percentile of |x|; weights by max"},
       {"omse", RunOmse, "interval minimizing ||T - Q(T)||^2 per tensor (grid [0.3, 1.0] x max)"},
       {"easyquant", RunEasyQuant,
-       "alternating search maximizing cosine similarity (Wu et al. 2020)"},
+       "alternating search maximizing cosine similarity (Wu et al. 2020)", nullptr, true},
       {"liu2021", RunLiu2021,
-       "Pearson + ranking loss search with bias correction (Liu et al., NeurIPS 2021)"},
+       "Pearson + ranking loss search with bias correction (Liu et al., NeurIPS 2021)", nullptr,
+       true},
       {"vitq", nullptr,
        "per-channel weights with GPTQ rounding, LayerNorm reparameterization, zero-point and "
        "unsigned activation grids (docs/METHOD.md)",

@@ -30,6 +30,9 @@ struct MethodInfo {
   MethodFn run;
   const char* description;
   PipelineFn pipeline = nullptr;
+  // Its statistics are per image, reduced in image order (op_search.cc): in an MPI job every
+  // process takes a block of the calibration images. The others run on rank 0 alone.
+  bool distributed = false;
 };
 
 const std::vector<MethodInfo>& Methods();

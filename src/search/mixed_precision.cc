@@ -11,6 +11,7 @@
 #include <numeric>
 
 #include "methods.h"
+#include "pipeline.h"
 #include "vitq/engine.h"
 #include "vitq/progress.h"
 #include "vitq/simulate.h"
@@ -462,11 +463,12 @@ QuantPlan CombinePlans(const Budget& budget, const std::vector<int>& cand, const
 
 }  // namespace
 
-Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const CalibrationSet& calib,
-                                         const QuantizeOptions& options,
-                                         const MixedPrecisionOptions& mp,
-                                         MixedPrecisionReport* report, QuantizeReport* qreport,
-                                         PlanCache* cache) {
+namespace {
+Result<QuantPlan> MixedPrecisionAlone(const ViTModel& model, const CalibrationSet& calib,
+                                      const QuantizeOptions& options,
+                                      const MixedPrecisionOptions& mp,
+                                      MixedPrecisionReport* report, QuantizeReport* qreport,
+                                      PlanCache* cache) {
   using Clock = std::chrono::steady_clock;
   VITQ_RETURN_IF_ERROR(options.Validate());
   if (search::FindMethod(options.method)->pipeline != nullptr) {
@@ -493,6 +495,18 @@ Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const Calibratio
   report->table_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   VITQ_ASSIGN_OR_RETURN(Choice choice, ChooseBits(budget, terms, cand, mp.omega, report));
   return CombinePlans(budget, cand, choice, terms, *cache, mp, report, qreport);
+}
+}  // namespace
+
+// In an MPI job rank 0 runs it alone (search::OnRootAlone); every process receives the plan.
+Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const CalibrationSet& calib,
+                                         const QuantizeOptions& options,
+                                         const MixedPrecisionOptions& mp,
+                                         MixedPrecisionReport* report, QuantizeReport* qreport,
+                                         PlanCache* cache) {
+  return search::OnRootAlone([&]() -> Result<QuantPlan> {
+    return MixedPrecisionAlone(model, calib, options, mp, report, qreport, cache);
+  });
 }
 
 std::string MixedPrecisionReport::ToJson() const {

@@ -13,12 +13,26 @@
 #include "../kernels/int8_matmul.h"
 #include "../kernels/simd.h"
 #include "ranking_loss.h"
+#include "vitq/dist.h"
 #include "vitq/quant.h"
 
 namespace vitq::search {
 
 float InitialScale(const float* x, int64_t n, int bits) {
   return MinMaxParams(x, n, SymmetricScheme(bits)).scale[0];
+}
+
+float GlobalInitialScale(const float* x, int64_t n, int bits) {
+  if (dist::Size() == 1) return InitialScale(x, n, bits);
+  float lo = 0.f, hi = 0.f;
+#pragma omp parallel for reduction(min : lo) reduction(max : hi) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) {
+    lo = std::min(lo, x[i]);
+    hi = std::max(hi, x[i]);
+  }
+  const float m = static_cast<float>(dist::Max(std::max(-lo, hi)));  // exact: a float's max
+  const float pair[2] = {-m, m};
+  return InitialScale(pair, 2, bits);
 }
 
 namespace {
@@ -198,11 +212,16 @@ class Searcher {
         }
       }
       for (size_t i = 0; i < group_end_.size(); ++i) rank_pairs_ += w - group_end_[i];
+      rank_pairs_ = dist::Sum(rank_pairs_);  // over the job's images
     }
     // Chunks of images small enough for a chunk's accumulators and float outputs to stay in the
     // cores' L2 caches (1 MB each here) while every candidate of a step passes over them.
     chunk_ = static_cast<int>(
         std::max<int64_t>(1, std::min<int64_t>(n_img, (1 << 20) / out_per_image_)));
+    // The chunks a 1-process run would use over all the job's images: the ranking loss's early
+    // stop checks its partial sum at their ends, so every process count stops at the same point.
+    total_chunk_ = static_cast<int>(
+        std::max<int64_t>(1, std::min<int64_t>(op.TotalImages(), (1 << 20) / out_per_image_)));
     row_block_ = std::max<int64_t>(1, 8192 / op.n);
     row_blocks_ = (out_per_image_ / op.n + row_block_ - 1) / row_block_;
     out_.resize(static_cast<size_t>(chunk_ * out_per_image_));
@@ -229,6 +248,9 @@ class Searcher {
   // outputs are read from memory once per call rather than once per candidate. Similarity only
   // (the search's hot path) works straight from the integer accumulators; the ranking loss, the
   // bias error and the SQNR go through the float candidate output.
+  // Every figure is first computed per image (each image's own sums in a fixed order); the
+  // per-image records of all processes are gathered (dist::AllGatherDoubles) and reduced over
+  // the job's images in order, so the result does not depend on the number of processes.
   std::vector<Evaluation> EvaluateMany(const std::vector<Candidate>& cands,
                                        const std::vector<float>& bias, bool ranking,
                                        bool bias_error, bool sqnr) {
@@ -236,12 +258,15 @@ class Searcher {
     const int nc = static_cast<int>(cands.size());
     evaluations_ += nc;
     std::vector<int> packed_index = PackWeights(cands);
-    std::vector<Evaluation> ev(nc);
-    std::vector<std::vector<double>> sims(nc, std::vector<double>(n_img));
-    std::vector<double> rank_sum(nc, 0.0);
-    if (bias_error) {
-      for (auto& e : ev) e.bias_error.assign(out_channels_, 0.0);
-    }
+    // One record per image: for each candidate its similarity, then (ranking) the hinge sum,
+    // then (sqnr) signal and noise energy, then (bias_error) Σ (Ô - O) per output channel.
+    const int64_t per_cand =
+        1 + (ranking ? 1 : 0) + (sqnr ? 2 : 0) + (bias_error ? out_channels_ : 0);
+    const int64_t width = per_cand * nc;
+    std::vector<double> rec(static_cast<size_t>(n_img) * width, 0.0);
+    std::vector<double> sims(n_img), ranks(n_img), signal(n_img), noise(n_img);
+    std::vector<double> be;
+    if (bias_error) be.resize(static_cast<size_t>(n_img) * out_channels_);
     const bool need_output = bias_error || sqnr;
     for (int c0 = 0; c0 < n_img; c0 += chunk_) {
       const int cn = std::min(chunk_, n_img - c0);
@@ -255,17 +280,46 @@ class Searcher {
         } else {
           BlockSimilaritySums(scale, bp, oc, cn);
         }
-        ImageSimilarities(c0, cn, need_output, sqnr, &sims[ci], &ev[ci].signal, &ev[ci].noise);
-        if (bias_error) AddBiasError(oc, cn, &ev[ci].bias_error);
-        if (ranking) rank_sum[ci] += RankingChunk(scale, c0, cn);
+        ImageSimilarities(c0, cn, need_output, sqnr, &sims, &signal, &noise);
+        if (bias_error) AddBiasError(oc, c0, cn, &be);
+        if (ranking) RankingChunk(scale, c0, cn, &ranks);
+        for (int i = c0; i < c0 + cn; ++i) {
+          double* r = &rec[i * width + ci * per_cand];
+          *r++ = sims[i];
+          if (ranking) *r++ = ranks[i];
+          if (sqnr) {
+            *r++ = signal[i];
+            *r++ = noise[i];
+          }
+          if (bias_error)
+            std::copy_n(&be[static_cast<size_t>(i) * out_channels_], out_channels_, r);
+        }
       }
     }
+    const std::vector<double> all = dist::AllGatherDoubles(rec);
+    const int total = op_.TotalImages();
+    std::vector<Evaluation> ev(nc);
     for (int ci = 0; ci < nc; ++ci) {
-      ev[ci].similarity = std::accumulate(sims[ci].begin(), sims[ci].end(), 0.0) / n_img;
-      ev[ci].ranking = rank_pairs_ > 0 ? rank_sum[ci] / rank_pairs_ : 0.0;
+      Evaluation& e = ev[ci];
+      double sim = 0, rank = 0;
+      if (bias_error) e.bias_error.assign(out_channels_, 0.0);
+      for (int i = 0; i < total; ++i) {
+        const double* r = &all[i * width + ci * per_cand];
+        sim += *r++;
+        if (ranking) rank += *r++;
+        if (sqnr) {
+          e.signal += *r++;
+          e.noise += *r++;
+        }
+        if (bias_error) {
+          for (int c = 0; c < out_channels_; ++c) e.bias_error[c] += r[c];
+        }
+      }
+      e.similarity = sim / total;
+      e.ranking = rank_pairs_ > 0 ? rank / rank_pairs_ : 0.0;
       if (bias_error) {
-        const double rows = static_cast<double>(n_img) * op_.rows;
-        for (auto& e : ev[ci].bias_error) e /= rows;
+        const double rows = static_cast<double>(total) * op_.rows;
+        for (auto& b : e.bias_error) b /= rows;
       }
     }
     return ev;
@@ -302,13 +356,12 @@ class Searcher {
   }
 
   // The similarity of each image of the chunk [c0, c0 + cn) (into (*sims)[image]) from the
-  // candidate output (need_output) or the block sums, and with sqnr the signal and noise energy
-  // (added to *signal, *noise).
+  // candidate output (need_output) or the block sums, and with sqnr each image's signal and
+  // noise energy (into (*signal)[image], (*noise)[image]).
   void ImageSimilarities(int c0, int cn, bool need_output, bool sqnr, std::vector<double>* sims,
-                         double* signal, double* noise_total) {
+                         std::vector<double>* signal, std::vector<double>* noise_out) {
     const float* oc = o_.data() + c0 * out_per_image_;
-    double chunk_signal = 0, chunk_noise = 0;
-#pragma omp parallel for reduction(+ : chunk_signal, chunk_noise)
+#pragma omp parallel for
     for (int i = 0; i < cn; ++i) {
       const float* o = oc + i * out_per_image_;
       double s1 = 0, s2 = 0, s12 = 0, sig = 0, noise = 0;
@@ -339,28 +392,28 @@ class Searcher {
         sim = (s2 > 0 && o_norm2_[img] > 0) ? s12 / std::sqrt(s2 * o_norm2_[img]) : 0.0;
       }
       (*sims)[img] = sim;
-      chunk_signal += sig;
-      chunk_noise += noise;
+      (*signal)[img] = sig;
+      (*noise_out)[img] = noise;
     }
-    *signal += chunk_signal;
-    *noise_total += chunk_noise;
   }
 
-  // Adds Σ (Ô - O) per output channel over the chunk's rows to *be.
-  void AddBiasError(const float* oc, int cn, std::vector<double>* be) {
-    const int64_t rows = cn * op_.rows;
-    const int nch = op_.n;
-#pragma omp parallel
-    {
-      std::vector<double> local(nch, 0.0);
-#pragma omp for
+  // Σ (Ô - O) per output channel over each image's rows, in row order, into
+  // (*be)[image * channels + c] for the images [c0, c0 + cn) (threads split the channels).
+  void AddBiasError(const float* oc, int c0, int cn, std::vector<double>* be) {
+    const int64_t rows = op_.rows;
+    constexpr int kBlock = 16;
+    const int nch = op_.n, blocks = (nch + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < cn * blocks; ++t) {
+      const int i = t / blocks, cb = (t % blocks) * kBlock, ce = std::min(nch, cb + kBlock);
+      double acc[kBlock] = {0};
       for (int64_t r = 0; r < rows; ++r) {
-        const float* o = oc + r * nch;
-        const float* q = out_.data() + r * nch;
-        for (int c = 0; c < nch; ++c) local[c] += q[c] - o[c];
+        const float* o = oc + (i * rows + r) * nch;
+        const float* q = out_.data() + (i * rows + r) * nch;
+        for (int c = cb; c < ce; ++c) acc[c - cb] += q[c] - o[c];
       }
-#pragma omp critical
-      for (int c = 0; c < nch; ++c) (*be)[c] += local[c];
+      double* dst = be->data() + static_cast<size_t>(c0 + i) * nch;
+      for (int c = cb; c < ce; ++c) dst[c] = acc[c - cb];
     }
   }
 
@@ -398,9 +451,10 @@ class Searcher {
              acc_.data());
   }
 
-  // The hinge sum of the ranking loss over the rows of images [c0, c0 + cn) from acc_ (scores
-  // scale · acc). Rows are summed in a fixed order, so the result does not depend on threads.
-  double RankingChunk(float scale, int c0, int cn) {
+  // The hinge sum of the ranking loss of each image of [c0, c0 + cn) from acc_ (scores
+  // scale · acc), into (*per_image)[image]. An image's rows are summed in order, so the result
+  // does not depend on threads.
+  void RankingChunk(float scale, int c0, int cn, std::vector<double>* per_image) {
     const int64_t rows = static_cast<int64_t>(cn) * op_.heads * op_.m;
     const int64_t row0 = static_cast<int64_t>(c0) * op_.heads * op_.m;
     const int w = op_.n;
@@ -417,21 +471,40 @@ class Searcher {
                 .sum;
       }
     }
-    return std::accumulate(row_sums_.begin(), row_sums_.end(), 0.0);
+    const int64_t rows_per_image = static_cast<int64_t>(op_.heads) * op_.m;
+    for (int i = 0; i < cn; ++i) {
+      (*per_image)[c0 + i] = std::accumulate(row_sums_.begin() + i * rows_per_image,
+                                             row_sums_.begin() + (i + 1) * rows_per_image, 0.0);
+    }
   }
 
   // The ranking loss of candidate c, image chunk by image chunk, stopping as soon as its
   // objective similarity − γ·loss is certain to fall below `best` (the loss only grows with
   // more rows). Returns false when stopped early; exact otherwise, equal to EvaluateMany's.
+  // In an MPI job every process computes its images' sums, and the gathered sums are replayed
+  // over the job's chunks (total_chunk_), so the stop happens where a 1-process run's does.
   bool RankingLossUnless(const Candidate& c, double similarity, double best, double* loss) {
     ++evaluations_;
     const float scale = c.dx * c.dw;
+    const int n_img = op_.images;
+    std::vector<double> per_image(n_img);
+    const bool alone = dist::Size() == 1;
     double sum = 0;
-    for (int c0 = 0; c0 < op_.images; c0 += chunk_) {  // Q·Kᵀ only: no packed weights
-      const int cn = std::min(chunk_, op_.images - c0);
+    for (int c0 = 0; c0 < n_img; c0 += chunk_) {  // Q·Kᵀ only: no packed weights
+      const int cn = std::min(chunk_, n_img - c0);
       ComputeAccumulators(c, /*packed=*/-1, c0, cn);
-      sum += RankingChunk(scale, c0, cn);
+      RankingChunk(scale, c0, cn, &per_image);
+      if (!alone) continue;
+      for (int i = c0; i < c0 + cn; ++i) sum += per_image[i];
       if (rank_pairs_ > 0 && similarity - opt_.gamma * (sum / rank_pairs_) < best) return false;
+    }
+    if (!alone) {
+      const std::vector<double> all = dist::AllGatherDoubles(per_image);
+      const int total = static_cast<int>(all.size());
+      for (int c0 = 0; c0 < total; c0 += total_chunk_) {
+        for (int i = c0; i < std::min(total, c0 + total_chunk_); ++i) sum += all[i];
+        if (rank_pairs_ > 0 && similarity - opt_.gamma * (sum / rank_pairs_) < best) return false;
+      }
     }
     *loss = rank_pairs_ > 0 ? sum / rank_pairs_ : 0.0;
     return true;
@@ -591,7 +664,7 @@ class Searcher {
   std::vector<int8_t> qx_, qw_, qx_all_, qw_all_;
   float held_dx_ = -1.0f, held_dw_ = -1.0f, chunk_dx_ = -1.0f, chunk_dw_ = -1.0f;
   int chunk_c0_ = -1, chunk_w_c0_ = -1;
-  int chunk_ = 1;
+  int chunk_ = 1, total_chunk_ = 1;
   int evaluations_ = 0;
 };
 
@@ -606,8 +679,10 @@ OpResult SearchOp(const OpTensors& op, const SearchOptions& opt, kernels::DnnlCo
   const float* ws = op.is_matmul ? op.b : op.weight;
   const int64_t w_size = op.is_matmul ? static_cast<int64_t>(op.images) * op.heads * op.k * op.n
                                       : static_cast<int64_t>(op.n) * op.k;
-  const float dx0 = InitialScale(xs, x_size, opt.bits_x),
-              dw0 = InitialScale(ws, w_size, opt.bits_w);
+  // X and a matmul's second operand are activations, split over the processes of an MPI job.
+  const float dx0 = GlobalInitialScale(xs, x_size, opt.bits_x),
+              dw0 = op.is_matmul ? GlobalInitialScale(ws, w_size, opt.bits_w)
+                                 : InitialScale(ws, w_size, opt.bits_w);
   const bool correct = opt.bias_correction && !op.is_matmul;
   std::vector<float> bias = op.bias;
   OpResult r;

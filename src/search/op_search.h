@@ -18,7 +18,11 @@ enum class Similarity { kPearson, kCosine };
 struct OpTensors {
   std::string name;  // layer name: "blocks.0.attn.qkv", "blocks.0.attn.qk"
   bool is_matmul = false;
-  int images = 0;
+  int images = 0;  // held here: in an MPI job this rank's block of the calibration images
+  // All calibration images of the job (0: `images`); figures are means over these, reduced in
+  // image order whatever the number of processes (vitq/dist.h).
+  int images_total = 0;
+  int TotalImages() const { return images_total > 0 ? images_total : images; }
   // Linear: x [images * rows, k], weight [n, k], bias [n].
   const float* x = nullptr;
   int64_t rows = 0;
@@ -70,5 +74,8 @@ OpResult SearchOp(const OpTensors& op, const SearchOptions& options, kernels::Dn
 
 // max|x| / 2^(bits-1): the initial interval Δ0 (method.md §1.5 step 1).
 float InitialScale(const float* x, int64_t n, int bits);
+// InitialScale of an activation split over the processes of an MPI job: the job's max|x| (exact,
+// so equal to InitialScale over all images); InitialScale itself in a 1-process job.
+float GlobalInitialScale(const float* x, int64_t n, int bits);
 
 }  // namespace vitq::search

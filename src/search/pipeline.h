@@ -74,6 +74,10 @@ std::string ModuleOf(const std::string& layer);
 // A plan with the provenance of this run (method, options, calibration set, tool version).
 QuantPlan NewPlan(const ViTModel& model, const CalibrationSet& calib, const QuantizeOptions& opts);
 
+// In an MPI job: runs `work` on rank 0 alone (as a 1-process job) while the others wait, then
+// gives every process rank 0's plan (or its error). In a 1-process job: work().
+Result<QuantPlan> OnRootAlone(const std::function<Result<QuantPlan>()>& work);
+
 // The `vitq` method's whole-model pipeline (method_vitq.cc).
 Result<QuantPlan> QuantizeVitq(const ViTModel& model, const CalibrationSet& calib,
                                const QuantizeOptions& opts, QuantizeReport* report);

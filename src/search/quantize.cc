@@ -11,6 +11,7 @@
 
 #include "methods.h"
 #include "pipeline.h"
+#include "vitq/dist.h"
 #include "vitq/engine.h"
 #include "vitq/progress.h"
 #include "vitq/simulate.h"
@@ -186,8 +187,9 @@ std::string QuantizeReport::ToJson() const {
   return j.dump(1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
-Result<CalibrationSet> LoadCalibrationSet(const ModelSpec& spec, const std::string& dir, int count,
-                                          uint64_t seed, bool quiet) {
+namespace {
+Result<CalibrationSet> LoadCalibrationImages(const ModelSpec& spec, const std::string& dir,
+                                             int count, uint64_t seed, bool quiet, bool shard) {
   VITQ_ASSIGN_OR_RETURN(Dataset ds, OpenImageFolder(dir));
   if (static_cast<size_t>(count) > ds.items.size()) {
     return Status::InvalidInput("calibration folder '" + dir + "' has " +
@@ -198,22 +200,70 @@ Result<CalibrationSet> LoadCalibrationSet(const ModelSpec& spec, const std::stri
   VITQ_ASSIGN_OR_RETURN(cs.items, SampleItems(ds, count, seed));
   cs.dir = dir;
   cs.hash = HashItemList(cs.items);
+  const dist::Range held = shard ? dist::MyShard(count) : dist::Range{0, count};
+  cs.first = static_cast<int>(held.begin);
   const size_t per =
       static_cast<size_t>(3) * spec.preprocess.crop_height * spec.preprocess.crop_width;
-  cs.images.resize(per * count);
+  cs.images.resize(per * held.size());
   ProgressBar bar("calib images", count, "img/s", quiet);
   std::vector<char> ok;
   std::vector<std::string> errors;
-  for (int b = 0; b < count; b += 32) {
-    int n = std::min(32, count - b);
-    LoadBatch(cs.items, b, n, spec.preprocess, cs.images.data() + per * b, &ok, &errors);
+  for (int64_t b = held.begin; b < held.end; b += 32) {
+    int n = static_cast<int>(std::min<int64_t>(32, held.end - b));
+    LoadBatch(cs.items, b, n, spec.preprocess, cs.images.data() + per * (b - held.begin), &ok,
+              &errors);
     for (int i = 0; i < n; ++i) {
       if (!ok[i]) return Status::InvalidInput(errors[i] + " (calibration image)");
     }
-    bar.Add(n);
+    bar.Add(n * count / std::max<int64_t>(1, held.size()));
   }
   return cs;
 }
+}  // namespace
+
+Result<CalibrationSet> LoadCalibrationSet(const ModelSpec& spec, const std::string& dir, int count,
+                                          uint64_t seed, bool quiet, bool shard) {
+  Result<CalibrationSet> cs = LoadCalibrationImages(spec, dir, count, seed, quiet, shard);
+  // In an MPI job: the first failing image in order, on every process (no process waits alone).
+  VITQ_RETURN_IF_ERROR(dist::Agree(cs.status()));
+  return cs;
+}
+
+bool QuantizeRunsDistributed(const QuantizeOptions& options) {
+  const search::MethodInfo* m = search::FindMethod(options.method);
+  return m != nullptr && m->distributed;
+}
+
+namespace search {
+Result<QuantPlan> OnRootAlone(const std::function<Result<QuantPlan>()>& work) {
+  if (dist::Size() == 1) return work();
+  Result<QuantPlan> plan = Status::Internal("not computed on this process");
+  dist::Writer w;  // the plan's JSON and the float tensors it replaced (not part of the JSON)
+  if (dist::IsRoot()) {
+    dist::Solo alone;
+    plan = work();
+    if (plan.ok()) {
+      w.Str(PlanToJson(plan.value()));
+      w.Pod<uint64_t>(plan->tensors.size());
+      for (const auto& [name, values] : plan->tensors) {
+        w.Str(name);
+        w.Vec(values);
+      }
+    }
+  }
+  // The other processes wait here (sleeping) for rank 0's outcome.
+  VITQ_RETURN_IF_ERROR(dist::Agree(dist::IsRoot() ? plan.status() : Status::Ok()));
+  const std::string shared = dist::AllGather(dist::IsRoot() ? w.bytes() : std::string())[0];
+  if (dist::IsRoot()) return plan;
+  dist::Reader r(shared);
+  VITQ_ASSIGN_OR_RETURN(QuantPlan received, PlanFromJson(r.Str(), "the plan of rank 0"));
+  for (uint64_t i = r.Pod<uint64_t>(); i > 0; --i) {
+    std::string name = r.Str();
+    received.tensors[name] = r.Vec<float>();
+  }
+  return received;
+}
+}  // namespace search
 
 namespace {
 
@@ -250,7 +300,9 @@ class OpPipeline {
         opts_(opts),
         method_(method),
         report_(report),
-        n_img_(static_cast<int>(calib.items.size())),
+        n_total_(static_cast<int>(calib.items.size())),
+        shard_(dist::MyShard(n_total_)),
+        n_img_(static_cast<int>(shard_.size())),
         batch_(std::max(1, std::min(opts.batch, n_img_))),
         module_bits_(opts.module_bits.begin(), opts.module_bits.end()),
         plan_(search::NewPlan(model, calib, opts)),
@@ -261,7 +313,7 @@ class OpPipeline {
 
   Result<QuantPlan> Run() {
     const auto t_start = Clock::now();
-    report_->calib_images = n_img_;
+    report_->calib_images = n_total_;
     report_->calib_hash = calib_.hash;
     if (opts_.sequential) VITQ_RETURN_IF_ERROR(RefreshQuantizedModel());
     VITQ_RETURN_IF_ERROR(Embedding());
@@ -276,9 +328,10 @@ class OpPipeline {
  private:
   float* Stream(int image) { return x_.data() + static_cast<size_t>(image) * StreamFloats(); }
   int64_t StreamFloats() const { return static_cast<int64_t>(c_.num_tokens()) * c_.embed_dim; }
+  // This process's image `image` (an index into its block of the calibration set).
   const float* Image(int image) const {
-    return calib_.images.data() +
-           static_cast<size_t>(image) * c_.in_chans * c_.img_size * c_.img_size;
+    return calib_.images.data() + static_cast<size_t>(shard_.begin + image - calib_.first) *
+                                      c_.in_chans * c_.img_size * c_.img_size;
   }
 
   // The model with the layers decided so far (fake-quantized weights, corrected biases): the
@@ -305,6 +358,7 @@ class OpPipeline {
     search::OpTensors op;
     op.name = name;
     op.images = n_img_;
+    op.images_total = n_total_;
     op.x = x.data();
     op.rows = rows;
     op.k = static_cast<int>(w.weight.dim(1));
@@ -333,6 +387,7 @@ class OpPipeline {
     op.is_matmul = true;
     op.is_attention_scores = spec.kind == BlockOpKind::kScores;
     op.images = n_img_;
+    op.images_total = n_total_;
     op.a = buf[name + ":a"].data();
     op.b = buf[name + ":b"].data();
     op.heads = c_.num_heads;
@@ -463,6 +518,10 @@ class OpPipeline {
   const QuantizeOptions& opts_;
   const search::MethodInfo* method_;
   QuantizeReport* report_;
+  // The job's calibration images, this process's block of them (all in a 1-process job) and its
+  // size; the capture runs over the block, the method's figures over the whole job.
+  const int n_total_;
+  const dist::Range shard_;
   const int n_img_, batch_;
   const std::map<std::string, int> module_bits_;
   QuantPlan plan_;
@@ -479,7 +538,29 @@ Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& cal
                                 const QuantizeOptions& opts, QuantizeReport* report) {
   VITQ_RETURN_IF_ERROR(opts.Validate());
   const search::MethodInfo* method = search::FindMethod(opts.method);
-  if (method->pipeline != nullptr) return method->pipeline(model, calib, opts, report);
+  const int held = static_cast<int>(calib.images.size() / (static_cast<size_t>(model.spec.config.in_chans) *
+                                                          model.spec.config.img_size *
+                                                          model.spec.config.img_size));
+  const bool holds_all = calib.first == 0 && held == static_cast<int>(calib.items.size());
+  if (!method->distributed) {
+    // Rank 0 runs it alone (the others wait) on the whole calibration set.
+    if (!holds_all && dist::Size() > 1) {
+      return dist::Agree(Status::Internal("--method " + opts.method +
+                                          " runs on one process and needs every calibration "
+                                          "image there; this one holds a block"));
+    }
+    return search::OnRootAlone([&]() -> Result<QuantPlan> {
+      if (method->pipeline != nullptr) return method->pipeline(model, calib, opts, report);
+      OpPipeline pipeline(model, calib, opts, method, report);
+      return pipeline.Run();
+    });
+  }
+  if (static_cast<int>(calib.items.size()) < dist::Size()) {
+    return dist::Agree(Status::Usage(
+        "--calib-size " + std::to_string(calib.items.size()) + " with " +
+        std::to_string(dist::Size()) +
+        " processes: every process needs at least one calibration image"));
+  }
   OpPipeline pipeline(model, calib, opts, method, report);
   return pipeline.Run();
 }

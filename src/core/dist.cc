@@ -1,0 +1,223 @@
+// The processes of an MPI job (core stage; vitq/dist.h). Built with Open MPI when CMake finds it
+// (VITQ_WITH_MPI); otherwise, and whenever no MPI launcher started the process, a 1-process job.
+#include "vitq/dist.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
+#ifdef VITQ_WITH_MPI
+#define OMPI_SKIP_MPICXX 1  // the C API only (Open MPI's C++ bindings need libmpi_cxx)
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
+#endif
+
+namespace vitq::dist {
+namespace {
+
+bool g_started = false;  // MPI_Init was called
+int g_rank = 0, g_size = 1;
+int g_solo = 0;  // nesting depth of Solo scopes
+bool g_failed_together = false;
+uint64_t g_bytes = 0, g_collectives = 0;
+
+bool LaunchedByMpi() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"}) {
+    if (std::getenv(v) != nullptr) return true;
+  }
+  return false;
+}
+
+#ifdef VITQ_WITH_MPI
+// Waits for a non-blocking collective: a few tests in a row (a collective whose ranks are all
+// ready completes within microseconds), then 50 µs sleeps, so a rank waiting for a slower one
+// does not take the core that rank's threads need (Open MPI's blocking calls spin).
+void WaitFor(MPI_Request* req) {
+  int done = 0;
+  for (int spins = 0;; ++spins) {
+    MPI_Test(req, &done, MPI_STATUS_IGNORE);
+    if (done) return;
+    if (spins >= 64) {
+      timespec ts{0, 50 * 1000};
+      nanosleep(&ts, nullptr);
+    }
+  }
+}
+#endif
+
+}  // namespace
+
+Status Init(int* argc, char*** argv) {
+#ifdef VITQ_WITH_MPI
+  if (!LaunchedByMpi()) return Status::Ok();
+  int provided = 0;
+  if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+    return Status::Internal("MPI_Init_thread failed (launched by mpirun?)");
+  g_started = true;
+  MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+  return Status::Ok();
+#else
+  (void)argc;
+  (void)argv;
+  if (LaunchedByMpi() && std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr &&
+      std::atoi(std::getenv("OMPI_COMM_WORLD_SIZE")) > 1) {
+    return Status::Usage(
+        "launched by mpirun with several processes, but this vitq was built without MPI "
+        "(install libopenmpi-dev and rebuild: bash scripts/setup.sh && bash scripts/build.sh)");
+  }
+  return Status::Ok();
+#endif
+}
+
+void Finalize() {
+#ifdef VITQ_WITH_MPI
+  if (g_started) MPI_Finalize();
+  g_started = false;
+#endif
+}
+
+void Abort(int code) {
+#ifdef VITQ_WITH_MPI
+  if (g_started && g_size > 1) MPI_Abort(MPI_COMM_WORLD, code);
+#endif
+  std::exit(code);
+}
+
+bool BuiltWithMpi() {
+#ifdef VITQ_WITH_MPI
+  return true;
+#else
+  return false;
+#endif
+}
+
+int Rank() { return g_solo > 0 ? 0 : g_rank; }
+int Size() { return g_solo > 0 ? 1 : g_size; }
+int WorldSize() { return g_size; }
+
+Range ShardOf(int64_t total, int rank) {
+  const int64_t p = Size(), base = total / p, extra = total % p;
+  Range r;
+  r.begin = rank * base + std::min<int64_t>(rank, extra);
+  r.end = r.begin + base + (rank < extra ? 1 : 0);
+  return r;
+}
+
+std::vector<std::string> AllGather(const std::string& mine) {
+  if (Size() == 1) return {mine};
+#ifdef VITQ_WITH_MPI
+  if (mine.size() > static_cast<size_t>(1) << 30)
+    throw std::length_error("dist::AllGather: more than 1 GiB from one rank");
+  const int p = Size();
+  int n = static_cast<int>(mine.size());
+  std::vector<int> sizes(p), displs(p);
+  MPI_Request req;
+  MPI_Iallgather(&n, 1, MPI_INT, sizes.data(), 1, MPI_INT, MPI_COMM_WORLD, &req);
+  WaitFor(&req);
+  int64_t total = 0;
+  for (int i = 0; i < p; ++i) {
+    displs[i] = static_cast<int>(total);
+    total += sizes[i];
+  }
+  if (total > (int64_t{1} << 31) - 1)
+    throw std::length_error("dist::AllGather: more than 2 GiB in one collective");
+  std::string all(static_cast<size_t>(total), '\0');
+  MPI_Iallgatherv(mine.data(), n, MPI_BYTE, all.data(), sizes.data(), displs.data(), MPI_BYTE,
+                  MPI_COMM_WORLD, &req);
+  WaitFor(&req);
+  g_bytes += static_cast<uint64_t>(total) + sizeof(int) * p;
+  g_collectives += 1;
+  std::vector<std::string> out(p);
+  for (int i = 0; i < p; ++i) out[i] = all.substr(displs[i], sizes[i]);
+  return out;
+#else
+  return {mine};
+#endif
+}
+
+std::vector<double> AllGatherDoubles(const std::vector<double>& mine) {
+  if (Size() == 1) return mine;
+  std::string bytes(reinterpret_cast<const char*>(mine.data()), mine.size() * sizeof(double));
+  std::vector<double> out;
+  for (const std::string& s : AllGather(bytes)) {
+    const size_t n = s.size() / sizeof(double);
+    const size_t at = out.size();
+    out.resize(at + n);
+    std::memcpy(out.data() + at, s.data(), n * sizeof(double));
+  }
+  return out;
+}
+
+double Max(double mine) {
+  if (Size() == 1) return mine;
+  double m = mine;
+  for (double v : AllGatherDoubles({mine})) m = std::max(m, v);
+  return m;
+}
+
+int64_t Sum(int64_t mine) {
+  if (Size() == 1) return mine;
+  std::string bytes(reinterpret_cast<const char*>(&mine), sizeof mine);
+  int64_t total = 0;
+  for (const std::string& s : AllGather(bytes)) {
+    int64_t v;
+    std::memcpy(&v, s.data(), sizeof v);
+    total += v;
+  }
+  return total;
+}
+
+void Reader::Raw(void* p, size_t n) {
+  if (n > s_.size() - pos_) throw std::length_error("dist::Reader: payload shorter than expected");
+  std::memcpy(p, s_.data() + pos_, n);
+  pos_ += n;
+}
+
+void PutStatus(Writer* w, const Status& s) {
+  w->Pod<int32_t>(static_cast<int32_t>(s.code()));
+  w->Str(s.message());
+}
+
+Status GetStatus(Reader* r) {
+  const auto code = static_cast<StatusCode>(r->Pod<int32_t>());
+  std::string message = r->Str();
+  switch (code) {
+    case StatusCode::kOk:
+      return Status::Ok();
+    case StatusCode::kUsage:
+      return Status::Usage(std::move(message));
+    case StatusCode::kInvalidInput:
+      return Status::InvalidInput(std::move(message));
+    default:
+      return Status::Internal(std::move(message));
+  }
+}
+
+Status Agree(const Status& mine) {
+  if (Size() == 1) return mine;
+  Writer w;
+  PutStatus(&w, mine);
+  for (const std::string& s : AllGather(w.bytes())) {
+    Reader r(s);
+    Status st = GetStatus(&r);
+    if (!st.ok()) {
+      g_failed_together = true;
+      return st;
+    }
+  }
+  return Status::Ok();
+}
+
+bool FailedTogether() { return g_failed_together; }
+
+Solo::Solo() { ++g_solo; }
+Solo::~Solo() { --g_solo; }
+
+uint64_t BytesReceived() { return g_bytes; }
+uint64_t Collectives() { return g_collectives; }
+
+}  // namespace vitq::dist
