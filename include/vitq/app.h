@@ -99,6 +99,9 @@ Result<ModelInfo> DescribeModel(const std::string& path);
 
 // `vitq eval`: the figures of one evaluation (top-1/top-5, counts, speed; with a reference the
 // agreement, KL and logits SQNR).
+// "processes" (the MPI job's size, 1 without mpirun) and in an MPI job "collectives" and
+// "bytes_received": this process's count of collectives and the bytes they brought it.
+void AddProcessFigures(nlohmann::ordered_json* j);
 nlohmann::ordered_json EvalFigures(const EvalResult& result, const Runnable& model,
                                    const std::string& model_path, const std::string& data,
                                    const std::string& reference, int batch, int threads);

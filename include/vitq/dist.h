@@ -34,14 +34,14 @@ int Size();
 int WorldSize();
 inline bool IsRoot() { return Rank() == 0; }
 
-// The contiguous block of [0, total) that `rank` owns: ranks in order, the first total % size
-// ranks one item more. Concatenating the blocks in rank order gives [0, total) in order.
+// The contiguous block of [0, total) that `rank` of `size` processes owns: ranks in order, the
+// first total % size ranks one item more. The blocks in rank order make [0, total) in order.
 struct Range {
   int64_t begin = 0, end = 0;
   int64_t size() const { return end - begin; }
 };
-Range ShardOf(int64_t total, int rank);
-inline Range MyShard(int64_t total) { return ShardOf(total, Rank()); }
+Range ShardOf(int64_t total, int rank, int size);
+inline Range MyShard(int64_t total) { return ShardOf(total, Rank(), Size()); }
 
 // Every rank's bytes, index = rank. While it waits for slower ranks this process sleeps in short
 // steps rather than spinning, so a waiting rank leaves its core to the ranks still computing.
@@ -106,18 +106,20 @@ class Reader {
     return v;
   }
   std::string Str() {
-    std::string v(Pod<uint64_t>(), '\0');
+    std::string v(Count(1), '\0');
     Raw(v.data(), v.size());
     return v;
   }
   template <class T>
   std::vector<T> Vec() {
-    std::vector<T> v(Pod<uint64_t>());
+    std::vector<T> v(Count(sizeof(T)));
     Raw(v.data(), v.size() * sizeof(T));
     return v;
   }
 
  private:
+  // A length prefix, refused (std::length_error) when its items would not fit in what is left.
+  size_t Count(size_t item_bytes);
   const std::string& s_;
   size_t pos_ = 0;
 };

@@ -2,6 +2,7 @@
 #include <filesystem>
 
 #include "vitq/app.h"
+#include "vitq/dist.h"
 
 namespace vitq {
 
@@ -69,6 +70,14 @@ Result<ModelInfo> DescribeModel(const std::string& path) {
   return ModelInfo{model->spec, std::move(j)};
 }
 
+void AddProcessFigures(nlohmann::ordered_json* j) {
+  (*j)["processes"] = dist::Size();
+  if (dist::Size() > 1) {  // what this process (rank 0) received from the collectives
+    (*j)["collectives"] = dist::Collectives();
+    (*j)["bytes_received"] = dist::BytesReceived();
+  }
+}
+
 nlohmann::ordered_json EvalFigures(const EvalResult& r, const Runnable& model,
                                    const std::string& model_path, const std::string& data,
                                    const std::string& reference, int batch, int threads) {
@@ -84,6 +93,7 @@ nlohmann::ordered_json EvalFigures(const EvalResult& r, const Runnable& model,
   j["images_per_second"] = r.images_per_second;
   j["batch"] = batch;
   j["threads"] = threads;
+  AddProcessFigures(&j);
   j["size_bytes"] = model.size_bytes;
   if (!reference.empty()) {
     j["reference"] = reference;

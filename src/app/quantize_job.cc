@@ -135,6 +135,7 @@ Result<QuantizeOutcome> RunQuantizeJob(QuantizeJob* job) {
   }
   run["out"] = job->out;
   out.json["run"] = run;
+  AddProcessFigures(&out.json);
   out.json.update(nlohmann::ordered_json::parse(out.report.ToJson()));
   if (job->mixed) out.json["mixed_precision"] = nlohmann::ordered_json::parse(out.mixed.ToJson());
   if (!job->report.empty() && dist::IsRoot()) {

@@ -99,8 +99,8 @@ int Rank() { return g_solo > 0 ? 0 : g_rank; }
 int Size() { return g_solo > 0 ? 1 : g_size; }
 int WorldSize() { return g_size; }
 
-Range ShardOf(int64_t total, int rank) {
-  const int64_t p = Size(), base = total / p, extra = total % p;
+Range ShardOf(int64_t total, int rank, int size) {
+  const int64_t p = std::max(1, size), base = total / p, extra = total % p;
   Range r;
   r.begin = rank * base + std::min<int64_t>(rank, extra);
   r.end = r.begin + base + (rank < extra ? 1 : 0);
@@ -175,6 +175,13 @@ void Reader::Raw(void* p, size_t n) {
   if (n > s_.size() - pos_) throw std::length_error("dist::Reader: payload shorter than expected");
   std::memcpy(p, s_.data() + pos_, n);
   pos_ += n;
+}
+
+size_t Reader::Count(size_t item_bytes) {
+  const auto n = Pod<uint64_t>();
+  if (n > (s_.size() - pos_) / std::max<size_t>(1, item_bytes))
+    throw std::length_error("dist::Reader: a length beyond the payload");
+  return static_cast<size_t>(n);
 }
 
 void PutStatus(Writer* w, const Status& s) {
