@@ -54,13 +54,20 @@ mapfile -t IMGS < <(find $DATA -name '*.png' | sort | head -11)
 "${MPI[@]}" "$VITQ" predict $M "${IMGS[@]}" --batch 2 --json --quiet --threads 1 > "$T/p2.json"
 cmp "$T/p1.json" "$T/p2.json" || fail "predict differs under mpirun -np 2"
 
-echo "== compare: a small grid (a distributed method and one that runs on rank 0)"
+echo "== compare: a distributed method (images split) and one whose cells are dealt to the ranks"
 C=(compare $M --calib $DATA --data $DATA --calib-size 8 --limit 32 --methods minmax,vitq
    --bits 8,4 --json --quiet --threads 1)
-"$VITQ" "${C[@]}" > "$T/c1.json"
-"${MPI[@]}" "$VITQ" "${C[@]}" > "$T/c2.json"
+"$VITQ" "${C[@]}" --report-dir "$T/r1" > "$T/c1.json"
+"${MPI[@]}" "$VITQ" "${C[@]}" --report-dir "$T/r2" > "$T/c2.json"
 diff <(strip "$T/c1.json" | grep -v '"command"') <(strip "$T/c2.json" | grep -v '"command"') \
   || fail "compare differs under mpirun -np 2"
+# vitq W4 was quantized on rank 1: its plan and search report reached rank 0.
+for f in minmax-W8 minmax-W4 vitq-W8 vitq-W4; do
+  [ -f "$T/r2/$f.json" ] || fail "compare --report-dir under mpirun: $f.json missing"
+  untimed() { grep -vE '"(seconds|load|capture|search|total)"' "$1"; }
+  diff <(untimed "$T/r1/$f.json") <(untimed "$T/r2/$f.json") > /dev/null \
+    || fail "compare --report-dir: $f.json differs under mpirun -np 2"
+done
 
 echo "== a bad image in rank 1's block: exit 3, the file named, no hang"
 mkdir -p "$T/bad/a" "$T/bad/b"

@@ -116,10 +116,11 @@ class Reader {
     Raw(v.data(), v.size() * sizeof(T));
     return v;
   }
+  // A length prefix, refused (std::length_error) when its items (each at least `item_bytes`)
+  // would not fit in what is left.
+  size_t Count(size_t item_bytes);
 
  private:
-  // A length prefix, refused (std::length_error) when its items would not fit in what is left.
-  size_t Count(size_t item_bytes);
   const std::string& s_;
   size_t pos_ = 0;
 };

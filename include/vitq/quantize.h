@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "vitq/dataset.h"
+#include "vitq/dist.h"
 #include "vitq/model.h"
 #include "vitq/plan.h"
 #include "vitq/status.h"
@@ -118,6 +119,14 @@ Result<CalibrationSet> LoadCalibrationSet(const ModelSpec& spec, const std::stri
 // a 1-process run's (liu2021, easyquant, minmax). The other methods, and mixed precision, run on
 // rank 0 alone while the other processes wait; every process receives the plan.
 bool QuantizeRunsDistributed(const QuantizeOptions& options);
+
+// MPI: a plan (its JSON and the float tensors it replaced, which the JSON does not hold) and a
+// search report as bytes for dist::AllGather, so a plan made on one process reaches the others.
+void PutPlan(dist::Writer* w, const QuantPlan& plan);
+// `what` names the plan's origin in an error (e.g. "the plan of rank 1").
+Result<QuantPlan> GetPlan(dist::Reader* r, const std::string& what);
+void PutReport(dist::Writer* w, const QuantizeReport& report);
+QuantizeReport GetReport(dist::Reader* r);
 
 // With --reconstruct and augmentation: refuses (usage error naming --recon-augment) when the
 // buffers for calib_images · (1 + augment) images would exceed 80 % of the available memory.

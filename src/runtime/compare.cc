@@ -10,6 +10,7 @@
 #include <memory>
 #include <sstream>
 
+#include "vitq/dist.h"
 #include "vitq/qfile.h"
 #include "vitq/runtime.h"
 #include "vitq/simulate.h"
@@ -195,6 +196,70 @@ Result<std::vector<CompareCell>> ParseCompareGrid(const std::string& methods,
   return grid;
 }
 
+namespace {
+
+// One uniform cell of a method that does not run distributed, quantized on one process.
+struct SoloCell {
+  Status status;
+  QuantPlan plan;
+  QuantizeReport report;
+  double seconds = 0;
+};
+
+// In an MPI job: the uniform cells whose method runs on one process (vitq, percentile, omse) are
+// dealt round-robin to the processes, each quantizes its cells at once as a 1-process job (on the
+// whole calibration set, which every process holds here), and every process receives every
+// cell's plan, report and time. The plans equal a 1-process run's: nothing depends on where a cell
+// ran. Returns the cells by grid index (empty in a 1-process job, where cells run in order).
+Result<std::map<size_t, SoloCell>> QuantizeSoloCells(const ViTModel& model,
+                                                     const CalibrationSet& calib,
+                                                     const std::vector<CompareCell>& grid) {
+  std::map<size_t, SoloCell> cells;
+  if (dist::Size() == 1) return cells;
+  std::vector<size_t> solo;
+  for (size_t i = 0; i < grid.size(); ++i) {
+    if (!grid[i].mixed && !QuantizeRunsDistributed(grid[i].q)) solo.push_back(i);
+  }
+  const int rank = dist::Rank(), size = dist::Size();
+  dist::Writer w;
+  for (size_t k = static_cast<size_t>(rank); k < solo.size(); k += static_cast<size_t>(size)) {
+    CompareCell cell = grid[solo[k]];
+    cell.q.quiet = cell.q.quiet || rank != 0;  // rank 0 alone shows progress
+    PlanCache none;
+    SoloCell out;
+    {
+      dist::Solo alone;
+      Result<QuantPlan> plan = QuantizeCell(model, calib, cell, &none, &out.seconds);
+      out.status = plan.status();
+      if (plan.ok()) out.plan = std::move(plan).value();
+      if (none.count(cell.q.wbits)) out.report = none.at(cell.q.wbits).report;
+    }
+    w.Pod<uint64_t>(solo[k]);
+    dist::PutStatus(&w, out.status);
+    if (out.status.ok()) {
+      PutPlan(&w, out.plan);
+      PutReport(&w, out.report);
+      w.Pod(out.seconds);
+    }
+  }
+  const std::vector<std::string> parts = dist::AllGather(w.bytes());
+  for (size_t r = 0; r < parts.size(); ++r) {
+    dist::Reader rd(parts[r]);
+    for (size_t k = r; k < solo.size(); k += parts.size()) {
+      const auto index = rd.Pod<uint64_t>();
+      SoloCell& c = cells[index];
+      c.status = dist::GetStatus(&rd);
+      if (!c.status.ok()) continue;
+      VITQ_ASSIGN_OR_RETURN(c.plan, GetPlan(&rd, "the plan of rank " + std::to_string(r)));
+      c.report = GetReport(&rd);
+      c.seconds = rd.Pod<double>();
+    }
+  }
+  return cells;
+}
+
+}  // namespace
+
 Result<CompareResult> RunCompare(const ViTModel& model, const CalibrationSet& calib,
                                  const Dataset& data, const std::vector<CompareCell>& grid,
                                  const CompareOptions& options) {
@@ -211,10 +276,22 @@ Result<CompareResult> RunCompare(const ViTModel& model, const CalibrationSet& ca
   CompareRow fp32{"fp32", "32", fr.top1, fr.top5, 1.0, 0.0, model.NumParams() * 4 / 1e6, 0.0};
   result.rows.push_back(fp32);
   const std::vector<float> ref = std::move(fr.logits);
-  for (const CompareCell& cell : grid) {
+  VITQ_ASSIGN_OR_RETURN(auto solo, QuantizeSoloCells(model, calib, grid));
+  for (size_t i = 0; i < grid.size(); ++i) {
+    const CompareCell& cell = grid[i];
     double seconds = 0;
-    VITQ_ASSIGN_OR_RETURN(QuantPlan plan,
-                          QuantizeCell(model, calib, cell, &result.searches[cell.label], &seconds));
+    QuantPlan plan;
+    if (auto it = solo.find(i); it != solo.end()) {  // quantized on one of the processes
+      // The first failing cell in grid order fails the job, as in a 1-process run (every
+      // process holds the same status; Agree makes the failure a joint one).
+      VITQ_RETURN_IF_ERROR(dist::Agree(it->second.status));
+      plan = std::move(it->second.plan);
+      seconds = it->second.seconds;
+      if (!cell.q.sequential) result.searches[cell.label][cell.q.wbits] = {plan, it->second.report};
+    } else {
+      VITQ_ASSIGN_OR_RETURN(plan, QuantizeCell(model, calib, cell, &result.searches[cell.label],
+                                               &seconds));
+    }
     EvalOptions qo = options.eval;
     qo.keep_logits = false;
     qo.reference_logits = &ref;

@@ -234,34 +234,94 @@ bool QuantizeRunsDistributed(const QuantizeOptions& options) {
   return m != nullptr && m->distributed;
 }
 
+void PutPlan(dist::Writer* w, const QuantPlan& plan) {
+  w->Str(PlanToJson(plan));
+  w->Pod<uint64_t>(plan.tensors.size());
+  for (const auto& [name, values] : plan.tensors) {
+    w->Str(name);
+    w->Vec(values);
+  }
+}
+
+Result<QuantPlan> GetPlan(dist::Reader* r, const std::string& what) {
+  VITQ_ASSIGN_OR_RETURN(QuantPlan plan, PlanFromJson(r->Str(), what));
+  for (uint64_t i = r->Pod<uint64_t>(); i > 0; --i) {
+    std::string name = r->Str();
+    plan.tensors[name] = r->Vec<float>();
+  }
+  return plan;
+}
+
+void PutReport(dist::Writer* w, const QuantizeReport& report) {
+  w->Pod<uint64_t>(report.ops.size());
+  for (const OpReport& o : report.ops) {
+    w->Str(o.layer);
+    for (int v : {o.bits_w, o.bits_x, o.rounds, o.evaluations}) w->Pod(v);
+    for (float v : {o.scale_w, o.scale_x}) w->Pod(v);
+    for (double v : {o.similarity_before, o.similarity_after, o.ranking_before, o.ranking_after,
+                     o.sqnr_db, o.bias_shift, o.seconds}) {
+      w->Pod(v);
+    }
+  }
+  w->Pod<uint64_t>(report.reconstruction.size());
+  for (const ReconReport& b : report.reconstruction) {
+    w->Str(b.block);
+    for (double v : {b.loss_init, b.loss_learned, b.loss_final, b.seconds}) w->Pod(v);
+    w->Pod<uint8_t>(b.kept_init ? 1 : 0);
+  }
+  for (double v : {report.load_seconds, report.capture_seconds, report.search_seconds,
+                   report.total_seconds}) {
+    w->Pod(v);
+  }
+  w->Pod(report.calib_images);
+  w->Str(report.calib_hash);
+}
+
+QuantizeReport GetReport(dist::Reader* r) {
+  QuantizeReport report;
+  report.ops.resize(r->Count(88));  // 88 bytes: an OpReport with an empty layer name
+  for (OpReport& o : report.ops) {
+    o.layer = r->Str();
+    for (int* v : {&o.bits_w, &o.bits_x, &o.rounds, &o.evaluations}) *v = r->Pod<int>();
+    for (float* v : {&o.scale_w, &o.scale_x}) *v = r->Pod<float>();
+    for (double* v : {&o.similarity_before, &o.similarity_after, &o.ranking_before,
+                      &o.ranking_after, &o.sqnr_db, &o.bias_shift, &o.seconds}) {
+      *v = r->Pod<double>();
+    }
+  }
+  report.reconstruction.resize(r->Count(41));  // 41 bytes: a ReconReport with an empty name
+  for (ReconReport& b : report.reconstruction) {
+    b.block = r->Str();
+    for (double* v : {&b.loss_init, &b.loss_learned, &b.loss_final, &b.seconds}) {
+      *v = r->Pod<double>();
+    }
+    b.kept_init = r->Pod<uint8_t>() != 0;
+  }
+  for (double* v : {&report.load_seconds, &report.capture_seconds, &report.search_seconds,
+                    &report.total_seconds}) {
+    *v = r->Pod<double>();
+  }
+  report.calib_images = r->Pod<int>();
+  report.calib_hash = r->Str();
+  return report;
+}
+
 namespace search {
 Result<QuantPlan> OnRootAlone(const std::function<Result<QuantPlan>()>& work) {
   if (dist::Size() == 1) return work();
   Result<QuantPlan> plan = Status::Internal("not computed on this process");
-  dist::Writer w;  // the plan's JSON and the float tensors it replaced (not part of the JSON)
+  dist::Writer w;
   if (dist::IsRoot()) {
     dist::Solo alone;
     plan = work();
-    if (plan.ok()) {
-      w.Str(PlanToJson(plan.value()));
-      w.Pod<uint64_t>(plan->tensors.size());
-      for (const auto& [name, values] : plan->tensors) {
-        w.Str(name);
-        w.Vec(values);
-      }
-    }
+    if (plan.ok()) PutPlan(&w, plan.value());
   }
   // The other processes wait here (sleeping) for rank 0's outcome.
   VITQ_RETURN_IF_ERROR(dist::Agree(dist::IsRoot() ? plan.status() : Status::Ok()));
   const std::string shared = dist::AllGather(dist::IsRoot() ? w.bytes() : std::string())[0];
   if (dist::IsRoot()) return plan;
   dist::Reader r(shared);
-  VITQ_ASSIGN_OR_RETURN(QuantPlan received, PlanFromJson(r.Str(), "the plan of rank 0"));
-  for (uint64_t i = r.Pod<uint64_t>(); i > 0; --i) {
-    std::string name = r.Str();
-    received.tensors[name] = r.Vec<float>();
-  }
-  return received;
+  return GetPlan(&r, "the plan of rank 0");
 }
 }  // namespace search
 

@@ -271,5 +271,35 @@ TEST(QuantizeModel, Liu2021ImprovesSimilarityAndCorrectsBiases) {
   EXPECT_FALSE(QuantizeModel(m, cs, bad, &r).ok());
 }
 
+// MPI: a plan and report made on one process arrive whole on the others (vitq compare deals
+// cells to processes); a cut payload is refused, never read past its end.
+TEST(QuantizeModel, PlanAndReportSurviveTheTripBetweenProcesses) {
+  ViTModel m = RandomModel(testing::SmallConfig(), 3);
+  CalibrationSet cs = testing::RandomCalibration(m.spec.config, 4);
+  QuantizeOptions o;
+  o.method = "vitq";  // per-channel scales, zero points, float tensors the plan replaced
+  o.wbits = o.abits = 4;
+  o.quiet = true;
+  QuantizeReport r;
+  auto plan = QuantizeModel(m, cs, o, &r);
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  ASSERT_FALSE(r.ops.empty());
+  r.reconstruction.push_back({"blocks.0", 1.5, 0.5, 0.5, false, 2.0});
+  dist::Writer w;
+  PutPlan(&w, plan.value());
+  PutReport(&w, r);
+  dist::Reader rd(w.bytes());
+  auto back = GetPlan(&rd, "test");
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  const QuantizeReport r2 = GetReport(&rd);
+  EXPECT_EQ(PlanToJson(back.value()), PlanToJson(plan.value()));
+  EXPECT_EQ(back->tensors, plan->tensors);
+  EXPECT_EQ(r2.ToJson(), r.ToJson());
+  const std::string cut = w.bytes().substr(0, w.bytes().size() - 3);
+  dist::Reader short_reader(cut);
+  ASSERT_TRUE(GetPlan(&short_reader, "test").ok());
+  EXPECT_THROW(GetReport(&short_reader), std::length_error);
+}
+
 }  // namespace
 }  // namespace vitq
