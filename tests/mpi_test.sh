@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ctest `mpi` (issue 15): `mpirun -np 2 vitq ...` gives what 1 process gives, bit for bit, for
-# eval, predict, quantize (liu2021, 8 calibration images) and compare; a bad image on one rank
-# ends the whole job with exit 3 and the file named, never a hang.
+# eval, predict, quantize (liu2021, 8 calibration images, uniform and mixed precision) and
+# compare; a bad image on one rank ends the whole job with exit 3 and the file named, never a
+# hang.
 # Usage: tests/mpi_test.sh BUILD_DIR [ON|OFF: vitq built with MPI]
 set -euo pipefail
 BUILD=$(cd "$1" && pwd)
@@ -40,6 +41,13 @@ Q=(quantize $M --calib $DATA --calib-size 8 --method liu2021 --quiet --threads 1
 "${MPI[@]}" "$VITQ" "${Q[@]}" --out "$T/q2.vitq" --json > "$T/q2.json"
 cmp "$T/q1.vitq" "$T/q2.vitq" || fail "liu2021 .vitq differs under mpirun -np 2"
 grep -q '"processes": 2' "$T/q2.json" || fail "quantize --json does not report 2 processes"
+
+echo "== quantize liu2021 mixed precision: searches split across ranks, choice on rank 0"
+MP=(quantize $M --calib $DATA --calib-size 8 --method liu2021 --coarse-to-fine --mixed-precision
+    --target-bits 6 --candidates 5,6 --quiet --threads 1)
+"$VITQ" "${MP[@]}" --out "$T/m1.vitq"
+"${MPI[@]}" "$VITQ" "${MP[@]}" --out "$T/m2.vitq"
+cmp "$T/m1.vitq" "$T/m2.vitq" || fail "mixed-precision .vitq differs under mpirun -np 2"
 
 echo "== eval of the quantized file on the integer engine"
 "$VITQ" eval "$T/q1.vitq" --data $DATA --limit 24 --batch 5 --reference $M --json --quiet \

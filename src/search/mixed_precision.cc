@@ -12,6 +12,7 @@
 
 #include "methods.h"
 #include "pipeline.h"
+#include "vitq/dist.h"
 #include "vitq/engine.h"
 #include "vitq/progress.h"
 #include "vitq/simulate.h"
@@ -498,12 +499,21 @@ Result<QuantPlan> MixedPrecisionAlone(const ViTModel& model, const CalibrationSe
 }
 }  // namespace
 
-// In an MPI job rank 0 runs it alone (search::OnRootAlone); every process receives the plan.
+// In an MPI job the uniform searches of a method that splits its images (liu2021, easyquant,
+// minmax) run first on every process, each on its block; the Ω table, the choice and the
+// combination then run on rank 0 alone (search::OnRootAlone), and every process receives the
+// plan. Options the checks refuse go straight to rank 0, which returns the error.
 Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const CalibrationSet& calib,
                                          const QuantizeOptions& options,
                                          const MixedPrecisionOptions& mp,
                                          MixedPrecisionReport* report, QuantizeReport* qreport,
                                          PlanCache* cache) {
+  PlanCache local;
+  if (cache == nullptr) cache = &local;
+  if (dist::Size() > 1 && options.Validate().ok() && QuantizeRunsDistributed(options) &&
+      mp.Validate().ok() && !options.sequential && MakeBudget(model, mp, mp.Candidates()).ok()) {
+    VITQ_RETURN_IF_ERROR(RunUniformSearches(model, calib, options, mp.Candidates(), cache));
+  }
   return search::OnRootAlone([&]() -> Result<QuantPlan> {
     return MixedPrecisionAlone(model, calib, options, mp, report, qreport, cache);
   });
