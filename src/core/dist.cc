@@ -26,7 +26,11 @@ int g_solo = 0;  // nesting depth of Solo scopes
 bool g_failed_together = false;
 uint64_t g_bytes = 0, g_collectives = 0;
 
+// VITQ_NO_MPI=1 makes a process a 1-process job even in an MPI launcher's environment (a vitq
+// started by a program that itself runs under mpirun inherits its variables).
 bool LaunchedByMpi() {
+  const char* off = std::getenv("VITQ_NO_MPI");
+  if (off != nullptr && *off != '\0' && std::strcmp(off, "0") != 0) return false;
   for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"}) {
     if (std::getenv(v) != nullptr) return true;
   }
@@ -63,6 +67,12 @@ Status Init(int* argc, char*** argv) {
   int provided = 0;
   if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
     return Status::Internal("MPI_Init_thread failed (launched by mpirun?)");
+  // Only the main thread calls MPI (OpenMP threads never do): FUNNELED is needed; an MPI that
+  // offers less is refused rather than trusted.
+  if (provided < MPI_THREAD_FUNNELED) {
+    MPI_Finalize();
+    return Status::Internal("this MPI library offers no MPI_THREAD_FUNNELED support");
+  }
   g_started = true;
   // Large blocks from the heap rather than fresh mmaps: every gather allocates its result, and
   // fresh pages (faulted in, and unmapped under Open MPI's memory hooks) made an 800 KB gather
@@ -75,8 +85,11 @@ Status Init(int* argc, char*** argv) {
 #else
   (void)argc;
   (void)argv;
-  if (LaunchedByMpi() && std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr &&
-      std::atoi(std::getenv("OMPI_COMM_WORLD_SIZE")) > 1) {
+  auto above_one = [](const char* name) {
+    const char* v = std::getenv(name);
+    return v != nullptr && std::atoi(v) > 1;
+  };
+  if (LaunchedByMpi() && (above_one("OMPI_COMM_WORLD_SIZE") || above_one("PMI_SIZE"))) {
     return Status::Usage(
         "launched by mpirun with several processes, but this vitq was built without MPI "
         "(install libopenmpi-dev and rebuild: bash scripts/setup.sh && bash scripts/build.sh)");
@@ -122,31 +135,50 @@ Range ShardOf(int64_t total, int rank, int size) {
 std::vector<std::string> AllGather(const std::string& mine) {
   if (Size() == 1) return {mine};
 #ifdef VITQ_WITH_MPI
-  if (mine.size() > static_cast<size_t>(1) << 30)
-    throw std::length_error("dist::AllGather: more than 1 GiB from one rank");
   const int p = Size();
-  int n = static_cast<int>(mine.size());
-  std::vector<int> sizes(p), displs(p);
+  int64_t n = static_cast<int64_t>(mine.size());
+  std::vector<int64_t> sizes(p);
   MPI_Request req;
-  MPI_Iallgather(&n, 1, MPI_INT, sizes.data(), 1, MPI_INT, MPI_COMM_WORLD, &req);
+  MPI_Iallgather(&n, 1, MPI_INT64_T, sizes.data(), 1, MPI_INT64_T, MPI_COMM_WORLD, &req);
   WaitFor(&req);
-  int64_t total = 0;
-  for (int i = 0; i < p; ++i) {
-    displs[i] = static_cast<int>(total);
-    total += sizes[i];
-  }
-  if (total > (int64_t{1} << 31) - 1)
-    throw std::length_error("dist::AllGather: more than 2 GiB in one collective");
-  // One receive buffer kept for the process (see the mallopt in Init).
-  static std::string all;
-  if (all.size() < static_cast<size_t>(total)) all.resize(static_cast<size_t>(total));
-  MPI_Iallgatherv(mine.data(), n, MPI_BYTE, all.data(), sizes.data(), displs.data(), MPI_BYTE,
-                  MPI_COMM_WORLD, &req);
-  WaitFor(&req);
-  g_bytes += static_cast<uint64_t>(total) + sizeof(int) * p;
-  g_collectives += 1;
+  g_bytes += sizeof(int64_t) * p;
+  // MPI counts and displacements are ints: payloads go in rounds of at most `cap` bytes from
+  // each rank, so one round moves under 2 GiB (a plan of a large model can exceed that).
+  // VITQ_DIST_ROUND_BYTES lowers the cap (ctest mpi uses it to run many rounds).
+  static const int64_t round_bytes = [] {
+    const char* v = std::getenv("VITQ_DIST_ROUND_BYTES");
+    const long long b = v != nullptr ? std::atoll(v) : 0;
+    return b > 0 ? static_cast<int64_t>(b) : int64_t{1} << 30;
+  }();
+  const int64_t cap = std::min<int64_t>(round_bytes, ((int64_t{1} << 31) - 1) / p);
+  int64_t longest = 0;
+  for (int64_t v : sizes) longest = std::max(longest, v);
+  const int64_t rounds = std::max<int64_t>(1, (longest + cap - 1) / cap);
   std::vector<std::string> out(p);
-  for (int i = 0; i < p; ++i) out[i] = all.substr(displs[i], sizes[i]);
+  for (int i = 0; i < p; ++i) out[i].reserve(static_cast<size_t>(sizes[i]));
+  // One receive buffer kept for the process when rounds are small (see the mallopt in Init);
+  // a larger one lives for this call only.
+  static std::string kept;
+  std::string big;
+  std::vector<int> counts(p), displs(p);
+  for (int64_t round = 0; round < rounds; ++round) {
+    const int64_t at = round * cap;
+    int64_t total = 0;
+    for (int i = 0; i < p; ++i) {
+      counts[i] = static_cast<int>(std::clamp<int64_t>(sizes[i] - at, 0, cap));
+      displs[i] = static_cast<int>(total);
+      total += counts[i];
+    }
+    std::string& buf = total <= (int64_t{64} << 20) ? kept : big;
+    if (buf.size() < static_cast<size_t>(total)) buf.resize(static_cast<size_t>(total));
+    const int mine_count = counts[Rank()];
+    MPI_Iallgatherv(mine.data() + std::min<int64_t>(at, n), mine_count, MPI_BYTE, buf.data(),
+                    counts.data(), displs.data(), MPI_BYTE, MPI_COMM_WORLD, &req);
+    WaitFor(&req);
+    for (int i = 0; i < p; ++i) out[i].append(buf, static_cast<size_t>(displs[i]), counts[i]);
+    g_bytes += static_cast<uint64_t>(total);
+  }
+  g_collectives += 1;
   return out;
 #else
   return {mine};

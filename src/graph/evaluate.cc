@@ -57,9 +57,9 @@ Part Get(dist::Reader* r) {
   p.status = dist::GetStatus(r);
   p.skipped = r->Pod<int64_t>();
   p.seconds = r->Pod<double>();
-  p.files.resize(r->Pod<uint64_t>());
+  p.files.resize(r->Count(sizeof(uint64_t)));
   for (auto& f : p.files) f = r->Str();
-  p.warnings.resize(r->Pod<uint64_t>());
+  p.warnings.resize(r->Count(sizeof(uint64_t)));
   for (auto& f : p.warnings) f = r->Str();
   p.labels = r->Vec<int>();
   p.top5 = r->Vec<int>();

@@ -113,15 +113,22 @@ Result<QuantPlan> QuantizeCell(const ViTModel& model, const CalibrationSet& cali
 // The deployed accuracy of a plan: the integer engine where it runs the plan, else fake-quant.
 Result<CompareRow> EvaluateCell(const ViTModel& model, const QuantPlan& plan, const Dataset& data,
                                 const EvalOptions& eval) {
-  VITQ_ASSIGN_OR_RETURN(QuantizedModel qm, RoundTrip(model, plan));
-  const bool on_engine = CheckIntegerPlan(qm.plan, model.spec.config).ok();
+  bool on_engine = false;
+  QuantizedModel qm;  // the engine refers to it
   std::unique_ptr<IntegerEngine> engine;
   std::unique_ptr<SimulatedModel> sim;
-  if (on_engine) {
-    VITQ_ASSIGN_OR_RETURN(engine, IntegerEngine::Create(qm));
-  } else {
-    VITQ_ASSIGN_OR_RETURN(sim, SimulatedModel::Create(model, plan));
-  }
+  Status ready = [&]() -> Status {  // no collective inside: every process reaches the Agree
+    VITQ_ASSIGN_OR_RETURN(qm, RoundTrip(model, plan));
+    on_engine = CheckIntegerPlan(qm.plan, model.spec.config).ok();
+    if (on_engine) {
+      VITQ_ASSIGN_OR_RETURN(engine, IntegerEngine::Create(qm));
+    } else {
+      VITQ_ASSIGN_OR_RETURN(sim, SimulatedModel::Create(model, plan));
+    }
+    return Status::Ok();
+  }();
+  // In an MPI job: a temporary directory one machine cannot write fails the job once, together.
+  VITQ_RETURN_IF_ERROR(dist::Agree(ready));
   VITQ_ASSIGN_OR_RETURN(EvalResult r, EvaluateDataset(
                                           [&](const float* x, int b, float* y) {
                                             if (engine) {
@@ -250,7 +257,10 @@ Result<std::map<size_t, SoloCell>> QuantizeSoloCells(const ViTModel& model,
       SoloCell& c = cells[index];
       c.status = dist::GetStatus(&rd);
       if (!c.status.ok()) continue;
-      VITQ_ASSIGN_OR_RETURN(c.plan, GetPlan(&rd, "the plan of rank " + std::to_string(r)));
+      Result<QuantPlan> plan = GetPlan(&rd, "the plan of rank " + std::to_string(r));
+      c.status = plan.status();  // the same on every process: agreed with the cell, in order
+      if (!plan.ok()) break;     // the rest of this rank's bytes cannot be read
+      c.plan = std::move(plan).value();
       c.report = GetReport(&rd);
       c.seconds = rd.Pod<double>();
     }
