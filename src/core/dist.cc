@@ -218,6 +218,7 @@ int64_t Sum(int64_t mine) {
 }
 
 void Reader::Raw(void* p, size_t n) {
+  if (n == 0) return;  // an empty vector's data() may be null
   if (n > s_.size() - pos_) throw std::length_error("dist::Reader: payload shorter than expected");
   std::memcpy(p, s_.data() + pos_, n);
   pos_ += n;
