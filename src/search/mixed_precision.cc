@@ -465,12 +465,9 @@ QuantPlan CombinePlans(const Budget& budget, const std::vector<int>& cand, const
 }  // namespace
 
 namespace {
-Result<QuantPlan> MixedPrecisionAlone(const ViTModel& model, const CalibrationSet& calib,
-                                      const QuantizeOptions& options,
-                                      const MixedPrecisionOptions& mp,
-                                      MixedPrecisionReport* report, QuantizeReport* qreport,
-                                      PlanCache* cache) {
-  using Clock = std::chrono::steady_clock;
+// The options' checks, then the budget: what every process can compute alone, before any search.
+Result<Budget> PlanMixedPrecision(const ViTModel& model, const QuantizeOptions& options,
+                                  const MixedPrecisionOptions& mp) {
   VITQ_RETURN_IF_ERROR(options.Validate());
   if (search::FindMethod(options.method)->pipeline != nullptr) {
     return Status::Usage(
@@ -483,12 +480,19 @@ Result<QuantPlan> MixedPrecisionAlone(const ViTModel& model, const CalibrationSe
     return Status::InvalidInput(
         "mixed precision combines searches made on float inputs; --sequential is not supported");
   }
+  return MakeBudget(model, mp, mp.Candidates());
+}
+
+Result<QuantPlan> MixedPrecisionAlone(const ViTModel& model, const CalibrationSet& calib,
+                                      const QuantizeOptions& options,
+                                      const MixedPrecisionOptions& mp,
+                                      MixedPrecisionReport* report, QuantizeReport* qreport,
+                                      PlanCache* cache) {
+  using Clock = std::chrono::steady_clock;
+  VITQ_ASSIGN_OR_RETURN(Budget budget, PlanMixedPrecision(model, options, mp));
   const std::vector<int> cand = mp.Candidates();
-  VITQ_ASSIGN_OR_RETURN(Budget budget, MakeBudget(model, mp, cand));
   report->uniform_min_bytes = budget.min_bits / 8;
   report->budget_bytes = budget.budget_bits / 8;
-  PlanCache local;
-  if (cache == nullptr) cache = &local;
   VITQ_RETURN_IF_ERROR(RunUniformSearches(model, calib, options, cand, cache));
   const auto t0 = Clock::now();
   VITQ_ASSIGN_OR_RETURN(OmegaTerms terms,
@@ -510,8 +514,8 @@ Result<QuantPlan> QuantizeMixedPrecision(const ViTModel& model, const Calibratio
                                          PlanCache* cache) {
   PlanCache local;
   if (cache == nullptr) cache = &local;
-  if (dist::Size() > 1 && options.Validate().ok() && QuantizeRunsDistributed(options) &&
-      mp.Validate().ok() && !options.sequential && MakeBudget(model, mp, mp.Candidates()).ok()) {
+  if (dist::Size() > 1 && PlanMixedPrecision(model, options, mp).ok() &&
+      QuantizeRunsDistributed(options)) {
     VITQ_RETURN_IF_ERROR(RunUniformSearches(model, calib, options, mp.Candidates(), cache));
   }
   return search::OnRootAlone([&]() -> Result<QuantPlan> {
