@@ -12,7 +12,7 @@
 # (quick: DeiT-Tiny W6A6 and W4A4 only, no ablation, no liu2021, no CIFAR). Each row is kept in
 # build/bench-lowbit/NAME.json and not rerun while it exists (delete the folder for a fresh run);
 # LIU2021=0 leaves out the (slow) liu2021 rows; ABLATION_BITS (default "6 4") and ABLATION (default
-# all five components) choose the ablation's rows; CIFAR=0 leaves out the CIFAR-10 rows;
+# all six components) choose the ablation's rows; CIFAR=0 leaves out the CIFAR-10 rows;
 # ONLY_CACHED=1 writes the results from the rows already measured, running nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,9 +31,11 @@ else
     if [ "${LIU2021:-1}" != 0 ]; then
       run "tiny-liu2021-w${b}a$b" $T $TC 100 liu2021 "$b" "$b" $TV --coarse-to-fine
     fi
-    for off in ${ABLATION-uniform-attn no-gptq no-reparam no-per-channel no-asym}; do
+    for off in ${ABLATION-uniform-attn image-abits no-gptq no-reparam no-per-channel no-asym}; do
       if [ "$off" = uniform-attn ]; then
         run "tiny-vitq-w${b}a$b-$off" $T $TC 100 vitq "$b" "$b" $TV --attn-quantizer uniform
+      elif [ "$off" = image-abits ]; then  # the image at the activation bits, not 8
+        run "tiny-vitq-w${b}a$b-$off" $T $TC 100 vitq "$b" "$b" $TV --image-bits 0
       else
         run "tiny-vitq-w${b}a$b-$off" $T $TC 100 vitq "$b" "$b" $TV "--$off"
       fi

@@ -143,6 +143,8 @@ TEST(Cli, UsageErrorsExitTwo) {
            {"--method vitq --no-ranking", "--no-ranking configures"},
            {"--method vitq --grid 50", "--grid configures"},
            {"--method vitq --attn-quantizer log2", "--attn-quantizer 'log2'"},
+           {"--method liu2021 --image-bits 8", "--image-bits applies to --method vitq only"},
+           {"--method vitq --image-bits 9", "--image-bits 9"},
            {"--mixed-precision --target-bits 6", "does not support it yet"},
            {"--method liu2021 --reconstruct", "--reconstruct applies to --method vitq only"},
            {"--recon-iters 100", "--recon-iters configures --reconstruct"},

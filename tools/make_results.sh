@@ -33,7 +33,8 @@ CIFAR=${CIFAR:-1}   # 0: skip the CIFAR-10 section
   echo "From [bench/results/lowbit.md](../bench/results/lowbit.md), made by \`bench/lowbit.sh\`: 100"
   echo "calibration images of \`data/imagenet-samples/calib\` (DeiT-Tiny) and 500 of \`data/cifar10/calib\`"
   echo "(CIFAR-10 ViT); every figure is the integer engine's. The flags column names the component"
-  echo "switched off (ablation)."
+  echo "switched off (ablation); \`--image-bits 0\` quantizes the image at the activation bits instead of"
+  echo "8 (docs/METHOD.md, item 5)."
   echo
   sed -n '/^| model/,$p' bench/results/lowbit.md
   echo

@@ -29,9 +29,10 @@ struct CompareCell {
 
 // The grid of `methods` (comma list; a method may carry +no-ranking, +no-bias-correction,
 // +sequential, +coarse, and for vitq +no-per-channel, +no-reparam, +no-gptq, +no-asym,
-// +uniform-attn) × `bits` (comma list: 8, 6, ..., or 6mp) × for mixed cells `omegas` (comma list:
-// paper, scale-free), every cell's options validated; uniform cells first (mixed cells reuse
-// their plans). `base` supplies the calibration size, seed and quietness. Errors name the entry.
+// +uniform-attn, +image-abits) × `bits` (comma list: 8, 6, ..., or 6mp) × for mixed cells
+// `omegas` (comma list: paper, scale-free), every cell's options validated; uniform cells first
+// (mixed cells reuse their plans). `base` supplies the calibration size, seed and quietness.
+// Errors name the entry.
 Result<std::vector<CompareCell>> ParseCompareGrid(const std::string& methods,
                                                   const std::string& bits,
                                                   const std::string& omegas,

@@ -42,6 +42,10 @@ struct QuantizeOptions {
   // Grid of the attention probabilities P: "auto" (log-sqrt2 below 8 bits, uniform at 8, where
   // the fused softmax keeps W8A8 fast), "uniform" or "log-sqrt2".
   std::string attn_quantizer = "auto";
+  // Bits of the patch embedding's input, the image (0: abits). Pixels are 8-bit data, and at 4
+  // bits a 16-level image costs DeiT-Tiny W4A4 about 2 points (docs/METHOD.md), so the image
+  // keeps 8 bits below 8-bit activations, as RepQ-ViT's official code does.
+  int image_bits = 8;
   int batch = 25;  // images per forward pass during calibration
   // Block reconstruction after vitq's closed-form plan (docs/METHOD.md "Reconstruction"): per
   // block, AdaRound weight rounding and LSQ activation steps learned by Adam on the calibration

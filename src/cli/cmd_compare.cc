@@ -28,7 +28,7 @@ void RegisterCompare(CLI::App* app, Runner* run) {
   cmd->add_option("--methods", args->methods,
                   "comma list; a method may carry +no-ranking, +no-bias-correction, +sequential, "
                   "+coarse (coarse-to-fine grid) (e.g. liu2021+no-ranking); vitq may carry "
-                  "+no-per-channel, +no-reparam, +no-gptq, +no-asym, +uniform-attn");
+                  "+no-per-channel, +no-reparam, +no-gptq, +no-asym, +uniform-attn, +image-abits");
   cmd->add_option("--bits", args->bits,
                   "comma list of bit-widths for weights and activations (default 8,6,4); "
                   "'6mp' is mixed precision at the size of the uniform 6-bit model");

@@ -37,6 +37,9 @@ void AddQuantizeOptions(CLI::App* cmd, QuantizeOptions* q) {
   cmd->add_option("--attn-quantizer", q->attn_quantizer,
                   "vitq: grid of the attention probabilities: auto (log-sqrt2 below 8 bits), "
                   "uniform, log-sqrt2");
+  cmd->add_option("--image-bits", q->image_bits,
+                  "vitq: bits of the image input to the patch embedding, 2-8 (default 8: pixels "
+                  "are 8-bit data; 0 = --abits)");
   cmd->add_flag("!--no-asym", q->asymmetric,
                 "vitq: symmetric signed activation grids at every bit-width (ablation)");
   cmd->add_flag("--reconstruct", q->reconstruct,
@@ -75,7 +78,7 @@ Status CheckMethodFlags(const CLI::App& cmd, const QuantizeOptions& q) {
       return Status::Usage(std::string(flag) + " configures --reconstruct, which is not given");
   }
   for (const char* flag : {"--no-per-channel", "--no-reparam", "--no-gptq", "--no-asym",
-                           "--attn-quantizer", "--reconstruct"}) {
+                           "--attn-quantizer", "--image-bits", "--reconstruct"}) {
     if (!vitq && cmd.count(flag) > 0) {
       return Status::Usage(std::string(flag) + " applies to --method vitq only, not '" + q.method +
                            "'");

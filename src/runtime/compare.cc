@@ -66,6 +66,8 @@ Status ApplyVariants(const std::string& entry, const std::vector<std::string>& p
       q->asymmetric = false;
     } else if (vitq && v == "uniform-attn") {
       q->attn_quantizer = "uniform";
+    } else if (vitq && v == "image-abits") {
+      q->image_bits = 0;
     } else {
       return Status::InvalidInput("--methods: unknown variant '+" + v + "' in '" + entry + "'");
     }

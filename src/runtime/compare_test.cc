@@ -38,6 +38,18 @@ TEST(CompareGrid, UniformCellsFirstWithTheirVariants) {
   EXPECT_EQ((*grid)[5].omega, OmegaCriterion::kScaleFree);
 }
 
+TEST(CompareGrid, VitqVariantsSwitchTheirComponentOff) {
+  QuantizeOptions base;
+  auto grid = ParseCompareGrid("vitq,vitq+image-abits+uniform-attn", "4", "paper", base);
+  ASSERT_TRUE(grid.ok()) << grid.status().message();
+  ASSERT_EQ(grid->size(), 2u);
+  EXPECT_EQ((*grid)[0].q.image_bits, 8);
+  EXPECT_EQ((*grid)[0].q.attn_quantizer, "auto");
+  EXPECT_EQ((*grid)[1].q.image_bits, 0);
+  EXPECT_EQ((*grid)[1].q.attn_quantizer, "uniform");
+  EXPECT_FALSE(ParseCompareGrid("liu2021+image-abits", "4", "paper", base).ok());
+}
+
 TEST(CompareGrid, ImpossibleEntriesAreNamed) {
   QuantizeOptions base;
   struct Case {

@@ -257,6 +257,8 @@ class VitqPipeline {
 
  private:
   int Bits(const std::string& layer, bool weight) const {
+    // The image keeps its own bit-width (QuantizeOptions::image_bits).
+    if (!weight && layer == "patch_embed.proj" && opts_.image_bits != 0) return opts_.image_bits;
     auto it = module_bits_.find(ModuleOf(layer));
     if (it != module_bits_.end()) return it->second;
     return weight ? opts_.wbits : opts_.abits;

@@ -47,7 +47,8 @@ QuantPlan NewPlan(const ViTModel& model, const CalibrationSet& calib, const Quan
               {"ln_reparam", opts.ln_reparam},
               {"gptq", opts.gptq},
               {"asymmetric", opts.asymmetric},
-              {"attn_quantizer", opts.attn_quantizer}});
+              {"attn_quantizer", opts.attn_quantizer},
+              {"image_bits", opts.image_bits}});
     if (opts.reconstruct) {
       o["reconstruct"] = {{"iters", opts.recon_iters},
                           {"batch", opts.recon_batch},
@@ -99,6 +100,9 @@ Status QuantizeOptions::Validate() const {
       return Status::InvalidInput("module '" + m + "': bit-width " + std::to_string(b) +
                                   " outside 2-8");
   }
+  if (image_bits != 0 && (image_bits < 2 || image_bits > 8))
+    return Status::Usage("--image-bits " + std::to_string(image_bits) +
+                         ": bits of the image input outside 2-8 (or 0 for --abits)");
   if (calib_size < 1) return Status::InvalidInput("calibration size must be at least 1");
   if (attn_quantizer != "auto" && attn_quantizer != "uniform" && attn_quantizer != "log-sqrt2") {
     return Status::Usage("--attn-quantizer '" + attn_quantizer +

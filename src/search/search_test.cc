@@ -271,6 +271,34 @@ TEST(QuantizeModel, Liu2021ImprovesSimilarityAndCorrectsBiases) {
   EXPECT_FALSE(QuantizeModel(m, cs, bad, &r).ok());
 }
 
+// vitq keeps the image (the patch embedding's input) at 8 bits below 8-bit activations unless
+// asked otherwise; every other activation site follows abits; impossible values are refused.
+TEST(QuantizeModel, VitqKeepsTheImageAtItsOwnBits) {
+  ViTModel m = RandomModel(testing::SmallConfig(), 3);
+  CalibrationSet cs = testing::RandomCalibration(m.spec.config, 4);
+  QuantizeOptions o;
+  o.method = "vitq";
+  o.wbits = o.abits = 4;
+  o.quiet = true;
+  for (int image_bits : {8, 0, 6}) {
+    o.image_bits = image_bits;
+    QuantizeReport r;
+    auto plan = QuantizeModel(m, cs, o, &r);
+    ASSERT_TRUE(plan.ok()) << plan.status().message();
+    EXPECT_EQ(plan->Find("patch_embed.proj:in")->scheme.bits, image_bits == 0 ? 4 : image_bits);
+    EXPECT_EQ(plan->Find("patch_embed.proj:w")->scheme.bits, 4);
+    EXPECT_EQ(plan->Find("blocks.0.attn.qkv:in")->scheme.bits, 4);
+    EXPECT_EQ(plan->Find("head:in")->scheme.bits, 4);
+    EXPECT_TRUE(ValidatePlan(plan.value(), m).ok());
+  }
+  for (int bad : {1, 9, -1}) {
+    o.image_bits = bad;
+    const Status st = o.Validate();
+    EXPECT_EQ(st.code(), StatusCode::kUsage) << bad;
+    EXPECT_NE(st.message().find("--image-bits"), std::string::npos) << st.message();
+  }
+}
+
 // MPI: a plan and report made on one process arrive whole on the others (vitq compare deals
 // cells to processes); a cut payload is refused, never read past its end.
 TEST(QuantizeModel, PlanAndReportSurviveTheTripBetweenProcesses) {
