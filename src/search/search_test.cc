@@ -220,13 +220,19 @@ TEST(Search, BiasCorrectionRemovesTheMeanOutputError) {
 namespace vitq {
 namespace {
 
+// Quiet options of `method` at `bits` for weights and activations.
+QuantizeOptions Options(const std::string& method, int bits) {
+  QuantizeOptions o;
+  o.method = method;
+  o.wbits = o.abits = bits;
+  o.quiet = true;
+  return o;
+}
+
 TEST(QuantizeModel, ParallelAndSequentialPlansCoverEverySite) {
   ViTModel m = RandomModel(testing::SmallConfig(), 2);
   CalibrationSet cs = testing::RandomCalibration(m.spec.config, 6);
-  QuantizeOptions o;
-  o.method = "minmax";
-  o.wbits = o.abits = 4;
-  o.quiet = true;
+  QuantizeOptions o = Options("minmax", 4);
   QuantizeReport rp, rs;
   auto par = QuantizeModel(m, cs, o, &rp);
   o.sequential = true;
@@ -251,11 +257,8 @@ TEST(QuantizeModel, ParallelAndSequentialPlansCoverEverySite) {
 TEST(QuantizeModel, Liu2021ImprovesSimilarityAndCorrectsBiases) {
   ViTModel m = RandomModel(testing::SmallConfig(), 3);
   CalibrationSet cs = testing::RandomCalibration(m.spec.config, 4);
-  QuantizeOptions o;
-  o.method = "liu2021";
-  o.wbits = o.abits = 4;
+  QuantizeOptions o = Options("liu2021", 4);
   o.candidates = 20;
-  o.quiet = true;
   QuantizeReport r;
   auto plan = QuantizeModel(m, cs, o, &r);
   ASSERT_TRUE(plan.ok()) << plan.status().message();
@@ -276,10 +279,7 @@ TEST(QuantizeModel, Liu2021ImprovesSimilarityAndCorrectsBiases) {
 TEST(QuantizeModel, VitqKeepsTheImageAtItsOwnBits) {
   ViTModel m = RandomModel(testing::SmallConfig(), 3);
   CalibrationSet cs = testing::RandomCalibration(m.spec.config, 4);
-  QuantizeOptions o;
-  o.method = "vitq";
-  o.wbits = o.abits = 4;
-  o.quiet = true;
+  QuantizeOptions o = Options("vitq", 4);
   for (int image_bits : {8, 0, 6}) {
     o.image_bits = image_bits;
     QuantizeReport r;
@@ -304,10 +304,8 @@ TEST(QuantizeModel, VitqKeepsTheImageAtItsOwnBits) {
 TEST(QuantizeModel, PlanAndReportSurviveTheTripBetweenProcesses) {
   ViTModel m = RandomModel(testing::SmallConfig(), 3);
   CalibrationSet cs = testing::RandomCalibration(m.spec.config, 4);
-  QuantizeOptions o;
-  o.method = "vitq";  // per-channel scales, zero points, float tensors the plan replaced
-  o.wbits = o.abits = 4;
-  o.quiet = true;
+  // vitq: per-channel scales, zero points, float tensors the plan replaced.
+  QuantizeOptions o = Options("vitq", 4);
   QuantizeReport r;
   auto plan = QuantizeModel(m, cs, o, &r);
   ASSERT_TRUE(plan.ok()) << plan.status().message();
