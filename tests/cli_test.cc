@@ -414,6 +414,23 @@ TEST(CliQuantize, QuantizeEvalAndBadOptions) {
                         RepoPath("data/imagenet-samples/val") + " --simulate --fake-quant");
   EXPECT_EQ(both.code, 2) << both.out;
   EXPECT_NE(both.out.find("excludes"), std::string::npos) << both.out;
+  // --keep-float leaves activation sites float on the fake-quant path only, and names a pattern
+  // that matches none.
+  const std::string eval8 = "eval " + dir.path("m.vitq") + " --data " +
+                            RepoPath("data/imagenet-samples/val") + " --limit 4 ";
+  CmdResult kf =
+      Vitq(eval8 + "--fake-quant --keep-float mlp.fc2:in,blocks.0.attn.pv:a --json -q", false);
+  ASSERT_EQ(kf.code, 0) << kf.out;
+  EXPECT_EQ(nlohmann::json::parse(kf.out)["float_activation_sites"], 13);
+  for (const auto& [args, needle] : std::vector<std::pair<std::string, std::string>>{
+           {"--keep-float mlp.fc2:in", "add --fake-quant"},
+           {"--simulate --keep-float mlp.fc2:in", "add --fake-quant"},
+           {"--fake-quant --keep-float fc3:in", "'fc3:in' matches no activation site"},
+           {"--fake-quant --keep-float attn.qkv:w", "cannot be left float"}}) {
+    CmdResult r = Vitq(eval8 + args);
+    EXPECT_EQ(r.code, 2) << args << ": " << r.out;
+    EXPECT_NE(r.out.find(needle), std::string::npos) << args << ": " << r.out;
+  }
   // A plan the integer engine cannot run (an 8-bit grid with a zero point, which does not fit
   // s8): refused by default with the --simulate hint; --simulate then runs it on the fake-quant
   // path.

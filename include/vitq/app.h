@@ -48,7 +48,8 @@ struct Runnable {
   ModelSpec spec;
   std::string engine;  // "fp32", "int8", "simulated" or "fake-quant"
   int64_t size_bytes = 0;
-  ForwardFn forward;  // not thread-safe: one call at a time
+  int float_sites = 0;  // activation sites the fake-quant path leaves float (--keep-float)
+  ForwardFn forward;    // not thread-safe: one call at a time
   // The thread chooser `forward` consults (null when its thread count is fixed).
   std::shared_ptr<const AdaptiveThreads> adaptive;
   // Owners of what `forward` uses.
@@ -62,12 +63,15 @@ struct Runnable {
 // The model at `path` (a model directory, a .safetensors file or a .vitq file); its `forward`
 // adapts its thread count call by call (AdaptiveThreads in vitq/threads.h: the current OpenMP
 // maximum, or one thread when that is faster under CPU contention; VITQ_ADAPTIVE_THREADS=0 turns
-// it off).
+// it off). `keep_float`: activation sites the fake-quant path leaves float (KeepActivationsFloat
+// in vitq/simulate.h); only for a .vitq file on QuantPath::kFakeQuant, else a usage error.
 Result<std::unique_ptr<Runnable>> OpenRunnable(const std::string& path,
-                                               QuantPath qpath = QuantPath::kInteger);
+                                               QuantPath qpath = QuantPath::kInteger,
+                                               const std::vector<std::string>& keep_float = {});
 // The same, always on the current OpenMP maximum.
-Result<std::unique_ptr<Runnable>> OpenRunnableFixed(const std::string& path,
-                                                    QuantPath qpath = QuantPath::kInteger);
+Result<std::unique_ptr<Runnable>> OpenRunnableFixed(
+    const std::string& path, QuantPath qpath = QuantPath::kInteger,
+    const std::vector<std::string>& keep_float = {});
 
 // ---- Output paths, checked before any work starts ----
 
@@ -120,7 +124,7 @@ struct QuantizeJob {
 
 struct QuantizeOutcome {
   QuantizeReport report;
-  MixedPrecisionReport mixed;    // with job.mixed
+  MixedPrecisionReport mixed;  // with job.mixed
   // The report as written to job.report: "run" (how it was made: command, version, model,
   // calibration folder, method, bits, seed, date), the report's own keys, "mixed_precision".
   nlohmann::ordered_json json;

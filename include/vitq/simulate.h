@@ -43,6 +43,14 @@ Result<ViTModel> ApplyPlanToWeights(const ViTModel& model, const QuantPlan& plan
 // (bits / 8 bytes per parameter), every other parameter (biases, LayerNorm, embeddings) as fp32.
 int64_t ModelSizeBytes(const ViTModel& model, const QuantPlan& plan);
 
+// Removes from the plan the activation sites ("<layer>:in", "<block>.attn.qk:a" ...) whose name
+// contains one of `patterns` ("mlp.fc2:in" for every block's, "blocks.3.attn.pv:a" for one), so
+// that the fake-quant path leaves them float: a per-site sensitivity analysis (`vitq eval
+// --fake-quant --keep-float`). A .vitq file stores its weights quantized, so weight sites ("...:w")
+// are never removed. Returns the number of sites removed; a usage error names a pattern that
+// matches no activation site of the plan.
+Result<int> KeepActivationsFloat(QuantPlan* plan, const std::vector<std::string>& patterns);
+
 // Fake-quantizes the activation sites the plan lists (in place).
 class FakeQuantObserver : public Observer {
  public:

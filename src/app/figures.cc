@@ -85,6 +85,7 @@ nlohmann::ordered_json EvalFigures(const EvalResult& r, const Runnable& model,
   j["model"] = model_path;
   j["data"] = data;
   j["engine"] = model.engine;
+  if (model.float_sites > 0) j["float_activation_sites"] = model.float_sites;
   j["top1"] = r.top1;
   j["top5"] = r.top5;
   j["images"] = r.images;

@@ -37,14 +37,25 @@ void MakeAdaptive(Runnable* r) {
 }
 }  // namespace
 
-Result<std::unique_ptr<Runnable>> OpenRunnable(const std::string& path, QuantPath qpath) {
-  VITQ_ASSIGN_OR_RETURN(std::unique_ptr<Runnable> r, OpenRunnableFixed(path, qpath));
+Result<std::unique_ptr<Runnable>> OpenRunnable(const std::string& path, QuantPath qpath,
+                                               const std::vector<std::string>& keep_float) {
+  VITQ_ASSIGN_OR_RETURN(std::unique_ptr<Runnable> r, OpenRunnableFixed(path, qpath, keep_float));
   MakeAdaptive(r.get());
   return r;
 }
 
-Result<std::unique_ptr<Runnable>> OpenRunnableFixed(const std::string& path, QuantPath qpath) {
+Result<std::unique_ptr<Runnable>> OpenRunnableFixed(const std::string& path, QuantPath qpath,
+                                                    const std::vector<std::string>& keep_float) {
   auto r = std::make_unique<Runnable>();
+  if (!keep_float.empty() && qpath != QuantPath::kFakeQuant) {
+    return Status::Usage(
+        "--keep-float leaves activation sites float on the fake-quant path: add --fake-quant "
+        "(the integer engine and its simulation hold every activation as integers)");
+  }
+  if (!keep_float.empty() && !IsQuantizedFile(path)) {
+    return Status::Usage("--keep-float applies to a quantized .vitq file; '" + path +
+                         "' is a float model");
+  }
   if (IsQuantizedFile(path)) {
     VITQ_ASSIGN_OR_RETURN(QuantizedModel q, LoadQuantizedFile(path));
     r->quantized = std::make_unique<QuantizedModel>(std::move(q));
@@ -53,7 +64,13 @@ Result<std::unique_ptr<Runnable>> OpenRunnableFixed(const std::string& path, Qua
     const bool integer_plan = CheckIntegerPlan(r->quantized->plan, r->spec.config).ok();
     if (qpath == QuantPath::kFakeQuant || (qpath == QuantPath::kSimulate && !integer_plan)) {
       ViTModel dequantized = DequantizedModel(*r->quantized);
-      VITQ_ASSIGN_OR_RETURN(r->simulated, SimulatedModel::Create(dequantized, r->quantized->plan));
+      QuantPlan plan = r->quantized->plan;
+      if (!keep_float.empty()) {
+        auto kept = KeepActivationsFloat(&plan, keep_float);
+        if (!kept.ok()) return kept.status().WithContext("'" + path + "'");
+        r->float_sites = kept.value();
+      }
+      VITQ_ASSIGN_OR_RETURN(r->simulated, SimulatedModel::Create(dequantized, plan));
       r->engine = "fake-quant";
       SimulatedModel* sim = r->simulated.get();
       r->forward = [sim](const float* x, int b, float* y) { sim->Forward(x, b, y); };

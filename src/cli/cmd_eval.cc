@@ -11,6 +11,7 @@ void RegisterEval(CLI::App* app, Runner* run) {
   auto* cmd = app->add_subcommand("eval", "evaluate top-1/top-5 accuracy on an image folder");
   struct Args {
     std::string model, data, classes, reference;
+    std::vector<std::string> keep_float;
     QuantPathFlags qpath, reference_qpath;
     EvalOptions eval;
     CommonOptions common;
@@ -29,6 +30,10 @@ void RegisterEval(CLI::App* app, Runner* run) {
   cmd->add_flag("--skip-bad-images", args->eval.skip_bad_images,
                 "warn about and skip unreadable images instead of failing");
   AddQuantPathFlags(cmd, &args->qpath, "", "for a .vitq file");
+  cmd->add_option("--keep-float", args->keep_float,
+                  "with --fake-quant: leave the activation sites whose names contain one of "
+                  "these patterns float, e.g. mlp.fc2:in,attn.pv:a (which sites cost the most)")
+      ->delimiter(',');
   cmd->add_option(
       "--reference", args->reference,
       "float model to compare with: adds top-1 agreement and mean KL(float || evaluated)");
@@ -38,7 +43,7 @@ void RegisterEval(CLI::App* app, Runner* run) {
     *run = [args]() -> int {
       int threads = ApplyThreads(args->common.threads);
       args->eval.quiet = args->common.quiet;
-      auto model = OpenRunnable(args->model, args->qpath.path());
+      auto model = OpenRunnable(args->model, args->qpath.path(), args->keep_float);
       if (Status st = dist::Agree(model.status()); !st.ok()) return ReportError(st);
       auto dataset = OpenImageFolder(args->data, args->classes);
       if (Status st = dist::Agree(dataset.status()); !st.ok()) return ReportError(st);
@@ -66,6 +71,9 @@ void RegisterEval(CLI::App* app, Runner* run) {
         return 0;
       }
       std::printf("model   %s (%s)\n", args->model.c_str(), engine.c_str());
+      if ((*model)->float_sites > 0)
+        std::printf("float   %d activation sites left float (--keep-float)\n",
+                    (*model)->float_sites);
       std::printf("data    %s: %lld images%s\n", args->data.c_str(),
                   static_cast<long long>(r->images),
                   r->skipped ? (", " + std::to_string(r->skipped) + " skipped").c_str() : "");

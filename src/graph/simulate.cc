@@ -183,6 +183,30 @@ int64_t ModelSizeBytes(const ViTModel& model, const QuantPlan& plan) {
   return (bits + 7) / 8;
 }
 
+Result<int> KeepActivationsFloat(QuantPlan* plan, const std::vector<std::string>& patterns) {
+  auto is_weight = [](const std::string& name) {
+    return name.size() >= 2 && name.compare(name.size() - 2, 2, ":w") == 0;
+  };
+  std::set<std::string> drop;
+  for (const std::string& pattern : patterns) {
+    if (pattern.empty()) return Status::Usage("--keep-float: an empty site pattern");
+    int matched = 0;
+    for (const auto& [name, site] : plan->sites) {
+      if (is_weight(name) || name.find(pattern) == std::string::npos) continue;
+      drop.insert(name);
+      ++matched;
+    }
+    if (matched == 0) {
+      return Status::Usage("--keep-float: '" + pattern +
+                           "' matches no activation site of the plan (site names look like "
+                           "'blocks.0.mlp.fc2:in', 'blocks.0.attn.pv:a', 'head:in'; weights are "
+                           "stored quantized and cannot be left float)");
+    }
+  }
+  for (const std::string& name : drop) plan->sites.erase(name);
+  return static_cast<int>(drop.size());
+}
+
 FakeQuantObserver::FakeQuantObserver(const QuantPlan& plan, Observer* next)
     : plan_(plan), next_(next) {}
 

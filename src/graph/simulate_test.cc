@@ -74,6 +74,47 @@ TEST(Simulate, PatchEmbeddingEqualsHandQuantizedLayer) {
   EXPECT_LE(worst, 1e-4);
 }
 
+// Leaving activation sites float: with every one of them float the fake-quant path is the float
+// engine over the quantized weights, exactly; a pattern that matches nothing is a usage error.
+TEST(Simulate, KeepActivationsFloatRemovesOnlyMatchingActivationSites) {
+  ViTModel m = RandomModel(testing::SmallConfig(), 3);
+  QuantPlan plan = MinMaxLikePlan(m, 4);
+  const size_t sites = plan.sites.size();
+  QuantPlan one = plan;
+  auto n = KeepActivationsFloat(&one, {"blocks.1.mlp.fc2:in"});
+  ASSERT_TRUE(n.ok()) << n.status().message();
+  EXPECT_EQ(n.value(), 1);
+  EXPECT_EQ(one.Find("blocks.1.mlp.fc2:in"), nullptr);
+  EXPECT_NE(one.Find("blocks.0.mlp.fc2:in"), nullptr);
+  EXPECT_EQ(one.sites.size(), sites - 1);
+  auto bad = KeepActivationsFloat(&one, {"fc2:w"});
+  EXPECT_EQ(bad.status().code(), StatusCode::kUsage);
+  EXPECT_NE(bad.status().message().find("'fc2:w' matches no activation site"), std::string::npos)
+      << bad.status().message();
+  QuantPlan none = plan;
+  auto all = KeepActivationsFloat(&none, {":in", ":a", ":b"});
+  ASSERT_TRUE(all.ok());
+  const ViTConfig& c = m.spec.config;
+  EXPECT_EQ(all.value(), 4 * c.depth + 2 + 2 * 2 * c.depth + (c.head_dist ? 1 : 0));
+  for (const auto& [name, site] : none.sites) EXPECT_EQ(name.back(), 'w') << name;
+  std::vector<float> x(2 * c.in_chans * c.img_size * c.img_size);
+  std::mt19937 rng(2);
+  std::normal_distribution<float> nd(0, 1);
+  for (auto& v : x) v = nd(rng);
+  auto sim = SimulatedModel::Create(m, none);
+  ASSERT_TRUE(sim.ok());
+  auto wq = ApplyPlanToWeights(m, plan);
+  ASSERT_TRUE(wq.ok());
+  std::vector<float> a(2 * c.num_classes), b(a.size()), q(a.size());
+  (*sim)->Forward(x.data(), 2, a.data());
+  Engine(wq.value()).Forward(x.data(), 2, b.data());
+  EXPECT_EQ(a, b);
+  auto full = SimulatedModel::Create(m, plan);
+  ASSERT_TRUE(full.ok());
+  (*full)->Forward(x.data(), 2, q.data());
+  EXPECT_NE(q, b);  // the activation grids do change the logits
+}
+
 TEST(Simulate, PlanMustMatchTheModel) {
   ViTModel m = RandomModel(testing::SmallConfig(), 3);
   QuantPlan plan = MinMaxLikePlan(m, 8);
