@@ -82,6 +82,18 @@ inline float LogSqrt2Value(int code, float scale) {
   return scale * ((code & 1) ? octave * 0.70710678118654752f : octave);
 }
 void FakeQuantizeLogSqrt2(const float* x, int64_t n, float scale, int bits, float* out);
+// LogSqrt2Code as comparisons, for the integer engine (no log2 per value): t[j] (j = 0 ..
+// max_code) is the smallest positive float x with 0 <= LogSqrt2Code(x, scale, max_code) <= j.
+// The code falls as x grows, so with n = #{j <= max_code : !(x >= t[j])}: LogSqrt2Code = n, or -1
+// when n = max_code + 1 (x below every threshold, x <= 0 or NaN): LogSqrt2CodeByThresholds. Each
+// t[j] is found by bisection over the float bit patterns with LogSqrt2Code itself, so the two
+// agree (tested across the range).
+std::vector<float> LogSqrt2Thresholds(float scale, int max_code);
+inline int LogSqrt2CodeByThresholds(float x, const float* t, int max_code) {
+  int n = 0;
+  for (int j = 0; j <= max_code; ++j) n += !(x >= t[j]);
+  return n > max_code ? -1 : n;
+}
 
 // Quantizes n contiguous values with one scale/zero point to int8 (bits <= 8).
 void QuantizeToInt8(const float* x, int64_t n, float scale, int32_t zero_point, int qmin, int qmax,

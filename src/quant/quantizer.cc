@@ -1,6 +1,8 @@
 // Reference uniform quantization and error metrics (quant stage).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <limits>
 
 #include "vitq/quant.h"
 
@@ -48,6 +50,36 @@ void FakeQuantizeLogSqrt2(const float* x, int64_t n, float scale, int bits, floa
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i)
     out[i] = LogSqrt2Value(LogSqrt2Code(x[i], scale, max_code), scale);
+}
+
+std::vector<float> LogSqrt2Thresholds(float scale, int max_code) {
+  std::vector<float> t(static_cast<size_t>(max_code) + 1);
+  auto from_bits = [](uint32_t b) {
+    float f;
+    std::memcpy(&f, &b, sizeof f);
+    return f;
+  };
+  uint32_t top;
+  const float fmax = std::numeric_limits<float>::max();
+  std::memcpy(&top, &fmax, sizeof top);
+  for (int j = 0; j <= max_code; ++j) {
+    auto within = [&](uint32_t b) {
+      const int c = LogSqrt2Code(from_bits(b), scale, max_code);
+      return c >= 0 && c <= j;
+    };
+    // Positive floats are ordered as their bit patterns: the smallest b in [1, top] within j.
+    uint32_t lo = 1, hi = top;
+    while (lo < hi) {
+      const uint32_t mid = lo + (hi - lo) / 2;
+      if (within(mid)) {
+        hi = mid;
+      } else {
+        lo = mid + 1;
+      }
+    }
+    t[j] = from_bits(lo);
+  }
+  return t;
 }
 
 Status ValidateQParams(const QuantScheme& scheme, const QParams& params,

@@ -8,6 +8,7 @@
 //   x -LN+quantize-> s8 -fc1 (s8 GEMM, bias, GELU, requantize in the epilogue)-> s8
 //   fc2 (s8 GEMM, bias, dequantize, += x) -> x
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
@@ -29,7 +30,8 @@ namespace {
 // "blocks.N.attn.pv:a": the attention probabilities P, the one site the engine may hold as u8.
 bool IsProbabilitySite(const std::string& name) {
   const std::string tail = "attn.pv:a";
-  return name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+  return name.size() >= tail.size() &&
+         name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
 }
 }  // namespace
 
@@ -110,6 +112,7 @@ struct IntegerEngine::Impl {
     Grid q, k, v, p;
     bool p_log = false;  // P on a log-√2 grid (LogPv)
     int p_max_code = 0;
+    std::vector<float> p_thresholds;  // LogSqrt2Thresholds of P's grid
     kernels::S8Epilogue qk_ep, pv_ep;
   };
   Linear patch, head, head_dist;
@@ -177,6 +180,7 @@ struct IntegerEngine::Impl {
           ps->scheme.kind == QuantKind::kLogSqrt2) {
         b.p_log = true;
         b.p_max_code = LogMaxCode(ps->scheme.bits);
+        b.p_thresholds = LogSqrt2Thresholds(ps->params.scale[0], b.p_max_code);
       }
       b.v = GridOf(plan, p + "attn.pv:b");
       b.qk_ep.scale = {b.q.scale * b.k.scale * attn_scale};
@@ -324,19 +328,39 @@ struct IntegerEngine::Impl {
     const float* pf = scores.f32();
     const int max_code = bo.p_max_code;
     const float sp = bo.p.scale;
+    // By the count n of thresholds above the value (LogSqrt2CodeByThresholds; n = max_code + 1
+    // is the zero level): what each plane holds for n (its value or 0). Planes no code reaches
+    // (plane 3 at 4 bits) are left out.
+    const float* thr = bo.p_thresholds.data();
+    std::array<std::array<int8_t, 32>, kLogPlanes> value_in{};
+    int planes_used = 0;
+    for (int n = 0; n <= max_code; ++n) {
+      const int octave = n >> 1, g = octave / 7, pl = 2 * g + (n & 1);
+      value_in[pl][n] = static_cast<int8_t>(1 << (6 - (octave - 7 * g)));
+      planes_used = std::max(planes_used, pl + 1);
+    }
+    // Chunks of up to 64 values, so that the threshold counts vectorize.
+    constexpr int kChunk = 64;
+    const int64_t chunks = (plane_size + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < plane_size; ++i) {
-      for (int pl = 0; pl < kLogPlanes; ++pl) planes[pl * plane_size + i] = 0;
-      const int code = LogSqrt2Code(pf[i], sp, max_code);
-      if (code < 0) continue;
-      const int octave = code >> 1, g = octave / 7;
-      planes[(2 * g + (code & 1)) * plane_size + i] =
-          static_cast<int8_t>(1 << (6 - (octave - 7 * g)));
+    for (int64_t ch = 0; ch < chunks; ++ch) {
+      const int64_t i0 = ch * kChunk;
+      const int len = static_cast<int>(std::min<int64_t>(kChunk, plane_size - i0));
+      const float* x = pf + i0;
+      uint8_t n[kChunk] = {};
+      for (int j = 0; j <= max_code; ++j) {
+        const float tj = thr[j];
+        for (int e = 0; e < len; ++e) n[e] += !(x[e] >= tj);
+      }
+      for (int pl = 0; pl < planes_used; ++pl) {
+        int8_t* dst = planes + pl * plane_size + i0;
+        const int8_t* value = value_in[pl].data();
+        for (int e = 0; e < len; ++e) dst[e] = value[n[e]];
+      }
     }
     const int64_t out_size = static_cast<int64_t>(bh) * t * hd;
     float* sum = log_sum.f32();
     std::fill(sum, sum + out_size, 0.0f);
-    const int planes_used = 2 * ((max_code >> 1) / 7 + 1);
     for (int pl = 0; pl < planes_used; ++pl) {
       const int g = pl / 2;
       const float plane_scale =

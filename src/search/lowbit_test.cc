@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "test_util.h"
@@ -42,6 +43,40 @@ TEST(LogSqrt2, HandCheckedCodesAndValues) {
   EXPECT_FLOAT_EQ(out[2], 0.5f * 0.70710678f);
   EXPECT_FLOAT_EQ(out[3], 0.0f);
   EXPECT_FLOAT_EQ(out[4], 0.0f);
+}
+
+// The integer engine codes P by threshold counts (no log2 per value): the same code as
+// LogSqrt2Code for every float, checked across the whole float range (a stride through the bit
+// patterns), a few ulps around every threshold, and zero, negatives, infinities and NaN.
+TEST(LogSqrt2, ThresholdCodesEqualTheLog2Codes) {
+  auto from_bits = [](uint32_t b) {
+    float f;
+    std::memcpy(&f, &b, sizeof f);
+    return f;
+  };
+  auto to_bits = [](float f) {
+    uint32_t b;
+    std::memcpy(&b, &f, sizeof b);
+    return b;
+  };
+  for (int bits = 2; bits <= 8; ++bits) {
+    for (float scale : {1.0f, 0.37f, 3e-3f, 250.0f}) {
+      const int max_code = LogMaxCode(bits);
+      const std::vector<float> t = LogSqrt2Thresholds(scale, max_code);
+      ASSERT_EQ(t.size(), static_cast<size_t>(max_code) + 1);
+      for (int j = 1; j <= max_code; ++j) EXPECT_LT(t[j], t[j - 1]) << bits << " bits, j " << j;
+      auto check = [&](float x) {
+        ASSERT_EQ(LogSqrt2CodeByThresholds(x, t.data(), max_code), LogSqrt2Code(x, scale, max_code))
+            << "x " << x << " scale " << scale << " bits " << bits;
+      };
+      for (uint64_t b = 0; b < 0x100000000ull; b += 40961)
+        check(from_bits(static_cast<uint32_t>(b)));
+      for (float tj : t) {
+        for (int d = -3; d <= 3; ++d) check(from_bits(to_bits(tj) + d));
+      }
+      for (float x : {0.0f, -0.0f, -1.0f, scale, 2 * scale, INFINITY, -INFINITY, NAN}) check(x);
+    }
+  }
 }
 
 TEST(ActivationGrid, OneSidedTensorsGetUnsignedGridsBelowEightBits) {
