@@ -82,6 +82,41 @@ std::vector<float> LogSqrt2Thresholds(float scale, int max_code) {
   return t;
 }
 
+LogSqrt2Coder::LogSqrt2Coder(float scale, int max_code)
+    : scale_(scale), max_code_(max_code), t_(LogSqrt2Thresholds(1.0f, max_code)) {
+  auto from_bits = [](uint32_t b) {
+    float f;
+    std::memcpy(&f, &b, sizeof f);
+    return f;
+  };
+  auto count = [&](uint32_t b) {
+    const int c = LogSqrt2CodeByThresholds(from_bits(b), t_.data(), max_code_);
+    return c < 0 ? max_code_ + 1 : c;
+  };
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (uint32_t i = 0; i < 1024; ++i) {
+    const uint32_t first = i << 22, last = first | ((1u << 22) - 1);
+    const int n0 = count(first), n1 = count(last);
+    if (n0 == n1) {  // no threshold inside (y >= NaN is false: the count stays)
+      base_[i] = static_cast<uint8_t>(n0);
+      inside_[i] = nan;
+      continue;
+    }
+    if (n0 != n1 + 1 || i >= 512) continue;  // not one step down on positive floats: kSlow
+    uint32_t lo = first, hi = last;          // the first pattern with the lower count
+    while (lo < hi) {
+      const uint32_t mid = lo + (hi - lo) / 2;
+      if (count(mid) == n1) {
+        hi = mid;
+      } else {
+        lo = mid + 1;
+      }
+    }
+    base_[i] = static_cast<uint8_t>(n0);
+    inside_[i] = from_bits(lo);
+  }
+}
+
 Status ValidateQParams(const QuantScheme& scheme, const QParams& params,
                        const std::vector<int64_t>& shape, const std::string& what) {
   VITQ_RETURN_IF_ERROR(scheme.Validate(what));

@@ -112,7 +112,7 @@ struct IntegerEngine::Impl {
     Grid q, k, v, p;
     bool p_log = false;  // P on a log-√2 grid (LogPv)
     int p_max_code = 0;
-    std::vector<float> p_thresholds;  // LogSqrt2Thresholds of P's grid
+    LogSqrt2Coder p_coder;  // P's codes (LogSqrt2Code) by table
     kernels::S8Epilogue qk_ep, pv_ep;
   };
   Linear patch, head, head_dist;
@@ -180,7 +180,7 @@ struct IntegerEngine::Impl {
           ps->scheme.kind == QuantKind::kLogSqrt2) {
         b.p_log = true;
         b.p_max_code = LogMaxCode(ps->scheme.bits);
-        b.p_thresholds = LogSqrt2Thresholds(ps->params.scale[0], b.p_max_code);
+        b.p_coder = LogSqrt2Coder(ps->params.scale[0], b.p_max_code);
       }
       b.v = GridOf(plan, p + "attn.pv:b");
       b.qk_ep.scale = {b.q.scale * b.k.scale * attn_scale};
@@ -321,25 +321,24 @@ struct IntegerEngine::Impl {
   // kLogPlanes s8 planes, plane 2g + (q & 1) holding 2^(6 - (⌊q/2⌋ - 7g)) ∈ {1, ..., 64} for the
   // octaves 7g .. 7g + 6, so that P̂ = Σ_plane plane_scale · plane with plane_scale =
   // Δp · 2^-(7g+6) · (1 or 1/√2 by parity). Each plane times V is an exact s8 GEMM (int32); the
-  // sums are combined in float in plane order and requantized to proj's input grid.
+  // sums are combined in float in plane order and requantized to proj's input grid. The codes come
+  // from LogSqrt2Coder (a table lookup, no log2 per value), equal to LogSqrt2Code's.
   void LogPv(const BlockOps& bo, int bh, int t, int hd, const int8_t* v, int8_t* o) {
     const int64_t plane_size = static_cast<int64_t>(bh) * t * t;
     int8_t* planes = log_planes.data<int8_t>();
     const float* pf = scores.f32();
     const int max_code = bo.p_max_code;
     const float sp = bo.p.scale;
-    // By the count n of thresholds above the value (LogSqrt2CodeByThresholds; n = max_code + 1
-    // is the zero level): what each plane holds for n (its value or 0). Planes no code reaches
-    // (plane 3 at 4 bits) are left out.
-    const float* thr = bo.p_thresholds.data();
+    // By code + 1 (0: the zero level): what each plane holds (its value or 0). Planes no code
+    // reaches (plane 3 at 4 bits) are left out.
+    const LogSqrt2Coder& coder = bo.p_coder;
     std::array<std::array<int8_t, 32>, kLogPlanes> value_in{};
     int planes_used = 0;
     for (int n = 0; n <= max_code; ++n) {
       const int octave = n >> 1, g = octave / 7, pl = 2 * g + (n & 1);
-      value_in[pl][n] = static_cast<int8_t>(1 << (6 - (octave - 7 * g)));
+      value_in[pl][n + 1] = static_cast<int8_t>(1 << (6 - (octave - 7 * g)));
       planes_used = std::max(planes_used, pl + 1);
     }
-    // Chunks of up to 64 values, so that the threshold counts vectorize.
     constexpr int kChunk = 64;
     const int64_t chunks = (plane_size + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static)
@@ -347,11 +346,8 @@ struct IntegerEngine::Impl {
       const int64_t i0 = ch * kChunk;
       const int len = static_cast<int>(std::min<int64_t>(kChunk, plane_size - i0));
       const float* x = pf + i0;
-      uint8_t n[kChunk] = {};
-      for (int j = 0; j <= max_code; ++j) {
-        const float tj = thr[j];
-        for (int e = 0; e < len; ++e) n[e] += !(x[e] >= tj);
-      }
+      uint8_t n[kChunk];
+      for (int e = 0; e < len; ++e) n[e] = static_cast<uint8_t>(coder.Code(x[e]) + 1);
       for (int pl = 0; pl < planes_used; ++pl) {
         int8_t* dst = planes + pl * plane_size + i0;
         const int8_t* value = value_in[pl].data();

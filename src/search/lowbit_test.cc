@@ -45,9 +45,10 @@ TEST(LogSqrt2, HandCheckedCodesAndValues) {
   EXPECT_FLOAT_EQ(out[4], 0.0f);
 }
 
-// The integer engine codes P by threshold counts (no log2 per value): the same code as
-// LogSqrt2Code for every float, checked across the whole float range (a stride through the bit
-// patterns), a few ulps around every threshold, and zero, negatives, infinities and NaN.
+// The integer engine codes P without a log2 per value (LogSqrt2Coder's table, from the threshold
+// counts): the same code as LogSqrt2Code for every float, checked across the whole float range (a
+// stride through the bit patterns), a few ulps around every threshold, and zero, negatives,
+// infinities and NaN.
 TEST(LogSqrt2, ThresholdCodesEqualTheLog2Codes) {
   auto from_bits = [](uint32_t b) {
     float f;
@@ -63,16 +64,23 @@ TEST(LogSqrt2, ThresholdCodesEqualTheLog2Codes) {
     for (float scale : {1.0f, 0.37f, 3e-3f, 250.0f}) {
       const int max_code = LogMaxCode(bits);
       const std::vector<float> t = LogSqrt2Thresholds(scale, max_code);
+      const LogSqrt2Coder coder(scale, max_code);
       ASSERT_EQ(t.size(), static_cast<size_t>(max_code) + 1);
       for (int j = 1; j <= max_code; ++j) EXPECT_LT(t[j], t[j - 1]) << bits << " bits, j " << j;
       auto check = [&](float x) {
-        ASSERT_EQ(LogSqrt2CodeByThresholds(x, t.data(), max_code), LogSqrt2Code(x, scale, max_code))
+        const int code = LogSqrt2Code(x, scale, max_code);
+        ASSERT_EQ(LogSqrt2CodeByThresholds(x, t.data(), max_code), code)
             << "x " << x << " scale " << scale << " bits " << bits;
+        ASSERT_EQ(coder.Code(x), code) << "x " << x << " scale " << scale << " bits " << bits;
       };
       for (uint64_t b = 0; b < 0x100000000ull; b += 40961)
         check(from_bits(static_cast<uint32_t>(b)));
       for (float tj : t) {
-        for (int d = -3; d <= 3; ++d) check(from_bits(to_bits(tj) + d));
+        for (int d = -3; d <= 3; ++d) {
+          check(from_bits(to_bits(tj) + d));
+          check(from_bits(to_bits(tj / scale) + d));  // near the thresholds of y = x / scale
+          check(from_bits(to_bits(tj / scale) + d) * scale);
+        }
       }
       for (float x : {0.0f, -0.0f, -1.0f, scale, 2 * scale, INFINITY, -INFINITY, NAN}) check(x);
     }
