@@ -121,7 +121,7 @@ struct IntegerEngine::Impl {
   int capacity = 0;
   Tensor patches, tokens, x, qkv, scores, cls, h0, h1, head_out, head_dist_out;
   Tensor in8, q8, k8, v8, p8, o8, attn8, hidden8;
-  Tensor log_planes, log_acc, log_sum;  // LogPv: s8 planes of P, their int32 products, the sum
+  Tensor log_planes, log_acc;  // LogPv: s8 planes of P, their int32 products
 
   // The GEMM of `layer` reading its input on grid `in`; the epilogue writes f32 (out == nullptr)
   // or s8 on grid `out`, with GELU first when `gelu`, and adds into dst when `accumulate`.
@@ -222,8 +222,7 @@ struct IntegerEngine::Impl {
     for (const BlockOps& bo : blocks) any_log |= bo.p_log;
     if (any_log) {
       log_planes = Tensor(DType::kI8, {kLogPlanes, b, h, t, t});
-      log_acc = Tensor(DType::kI32, {b, h, t, c.head_dim()});
-      log_sum = Tensor::F32({b, h, t, c.head_dim()});
+      log_acc = Tensor(DType::kI32, {kLogPlanes, b, h, t, c.head_dim()});
     }
     capacity = batch;
   }
@@ -354,24 +353,27 @@ struct IntegerEngine::Impl {
         for (int e = 0; e < len; ++e) dst[e] = value[n[e]];
       }
     }
+    // The planes' products, then one pass that sums them in plane order and requantizes (few
+    // parallel regions: at batch 1 each one's thread wake-up costs more than its work).
     const int64_t out_size = static_cast<int64_t>(bh) * t * hd;
-    float* sum = log_sum.f32();
-    std::fill(sum, sum + out_size, 0.0f);
+    int32_t* acc = log_acc.data<int32_t>();
+    std::array<float, kLogPlanes> plane_scale{};
     for (int pl = 0; pl < planes_used; ++pl) {
       const int g = pl / 2;
-      const float plane_scale =
+      plane_scale[pl] =
           sp * std::ldexp(1.0f, -(7 * g + 6)) * ((pl & 1) ? 0.70710678118654752f : 1.0f);
-      int32_t* acc = log_acc.data<int32_t>();
-      bmm.Run(planes + pl * plane_size, v, /*b_rows_are_k=*/true, bh, t, t, hd, acc);
-#pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < out_size; ++i) sum[i] += plane_scale * static_cast<float>(acc[i]);
+      bmm.Run(planes + pl * plane_size, v, /*b_rows_are_k=*/true, bh, t, t, hd,
+              acc + pl * out_size);
     }
     const Grid& out = bo.proj.in;
     const float k = bo.v.scale / out.scale;
     const float lo = static_cast<float>(out.qmin), hi = static_cast<float>(out.qmax);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < out_size; ++i) {
-      o[i] = static_cast<int8_t>(QuantizeToGrid(sum[i] * k, lo, hi));
+      float sum = 0.0f;
+      for (int pl = 0; pl < planes_used; ++pl)
+        sum += plane_scale[pl] * static_cast<float>(acc[pl * out_size + i]);
+      o[i] = static_cast<int8_t>(QuantizeToGrid(sum * k, lo, hi));
     }
   }
 
