@@ -52,19 +52,22 @@ void FakeQuantizeLogSqrt2(const float* x, int64_t n, float scale, int bits, floa
     out[i] = LogSqrt2Value(LogSqrt2Code(x[i], scale, max_code), scale);
 }
 
+namespace {
+float FromBits(uint32_t b) {
+  float f;
+  std::memcpy(&f, &b, sizeof f);
+  return f;
+}
+}  // namespace
+
 std::vector<float> LogSqrt2Thresholds(float scale, int max_code) {
   std::vector<float> t(static_cast<size_t>(max_code) + 1);
-  auto from_bits = [](uint32_t b) {
-    float f;
-    std::memcpy(&f, &b, sizeof f);
-    return f;
-  };
   uint32_t top;
   const float fmax = std::numeric_limits<float>::max();
   std::memcpy(&top, &fmax, sizeof top);
   for (int j = 0; j <= max_code; ++j) {
     auto within = [&](uint32_t b) {
-      const int c = LogSqrt2Code(from_bits(b), scale, max_code);
+      const int c = LogSqrt2Code(FromBits(b), scale, max_code);
       return c >= 0 && c <= j;
     };
     // Positive floats are ordered as their bit patterns: the smallest b in [1, top] within j.
@@ -77,20 +80,15 @@ std::vector<float> LogSqrt2Thresholds(float scale, int max_code) {
         lo = mid + 1;
       }
     }
-    t[j] = from_bits(lo);
+    t[j] = FromBits(lo);
   }
   return t;
 }
 
 LogSqrt2Coder::LogSqrt2Coder(float scale, int max_code)
     : scale_(scale), max_code_(max_code), t_(LogSqrt2Thresholds(1.0f, max_code)) {
-  auto from_bits = [](uint32_t b) {
-    float f;
-    std::memcpy(&f, &b, sizeof f);
-    return f;
-  };
   auto count = [&](uint32_t b) {
-    const int c = LogSqrt2CodeByThresholds(from_bits(b), t_.data(), max_code_);
+    const int c = LogSqrt2CodeByThresholds(FromBits(b), t_.data(), max_code_);
     return c < 0 ? max_code_ + 1 : c;
   };
   const float nan = std::numeric_limits<float>::quiet_NaN();
@@ -113,7 +111,7 @@ LogSqrt2Coder::LogSqrt2Coder(float scale, int max_code)
       }
     }
     base_[i] = static_cast<uint8_t>(n0);
-    inside_[i] = from_bits(lo);
+    inside_[i] = FromBits(lo);
   }
 }
 
