@@ -37,7 +37,8 @@ VITQ_SIMD_FUNCTION(VITQ_NO_FMA, void, ScaleBiasRow,
                    (acc, n, scale, scale_n, bias, y))
 
 // The rest on a run of values: times gelu_scale (when GELU), clip, then the destination:
-// s8 (QuantizeToGrid: round half to even, saturate), f32 +=, or f32.
+// s8 (QuantizeToGrid: round half to even, saturate), u8 (plus the zero point, then the same),
+// f32 +=, or f32.
 VITQ_SIMD_BODY VITQ_NO_FMA void FinishRunBody(float* y, int64_t n, const S8Epilogue& ep,
                                               void* dst) {
   if (ep.gelu) {
@@ -55,6 +56,12 @@ VITQ_SIMD_BODY VITQ_NO_FMA void FinishRunBody(float* y, int64_t n, const S8Epilo
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i)
       q[i] = static_cast<int8_t>(QuantizeToGrid(y[i], -128.0f, 127.0f));
+  } else if (ep.u8_dst) {
+    auto* q = static_cast<uint8_t*>(dst);
+    const float z = ep.dst_zero;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i)
+      q[i] = static_cast<uint8_t>(QuantizeToGrid(y[i] + z, 0.0f, 255.0f));
   } else if (ep.accumulate) {
     auto* f = static_cast<float*>(dst);
 #pragma omp simd
@@ -82,7 +89,7 @@ void ApplyEpilogue(DnnlOps* ops, const S8Epilogue& ep, const int32_t* acc, int m
     ScaleBiasRow(acc + off, n, ep.scale.data(), scale_n, bias, y + off);
   }
   if (ep.gelu) ops->Gelu(y, total);
-  const size_t out_bytes = ep.s8_dst ? 1 : sizeof(float);
+  const size_t out_bytes = ep.s8_dst || ep.u8_dst ? 1 : sizeof(float);
 #pragma omp parallel for schedule(static)
   for (int i = 0; i < m; ++i) {
     const int64_t off = static_cast<int64_t>(i) * n;

@@ -19,10 +19,15 @@ namespace vitq::kernels {
 // them applies (none: the s32 accumulators are the output).
 class PackedWeights {
  public:
-  PackedWeights(int n_, int k_, const S8Epilogue* ep_)
-      : n(n_), k(k_), has_ep(ep_ != nullptr), ep(ep_ != nullptr ? *ep_ : S8Epilogue{}) {}
+  PackedWeights(int n_, int k_, const S8Epilogue* ep_, bool x_u8_)
+      : n(n_),
+        k(k_),
+        x_u8(x_u8_),
+        has_ep(ep_ != nullptr),
+        ep(ep_ != nullptr ? *ep_ : S8Epilogue{}) {}
   virtual ~PackedWeights() = default;
   const int n, k;
+  const bool x_u8;  // Gemm's x is u8 (0..255), else s8
   const bool has_ep;
   const S8Epilogue ep;
 };
@@ -31,10 +36,10 @@ class Int8GemmBackend {
  public:
   virtual ~Int8GemmBackend() = default;
   // w [N, K] (row-major) prepared for Gemm; `ep` is the epilogue Gemm applies (nullptr: the s32
-  // accumulators are the output).
+  // accumulators are the output); Gemm's x is u8 when x_u8.
   virtual std::unique_ptr<PackedWeights> Prepare(const int8_t* w, int n, int k,
-                                                 const S8Epilogue* ep) = 0;
-  // dst[M, N] = ep(x[M, K] · wᵀ): int32_t* without an epilogue, else float* or int8_t*.
+                                                 const S8Epilogue* ep, bool x_u8) = 0;
+  // dst[M, N] = ep(x[M, K] · wᵀ): int32_t* without an epilogue, else float*, int8_t* or uint8_t*.
   virtual void Gemm(const int8_t* x, int m, PackedWeights& w, void* dst) = 0;
   // dst[B, M, N] = ep(a[B, M, K] · b), b as [B, K, N] (b_rows_are_k) or [B, N, K]; a's bytes are
   // u8 when a_u8 (values 0..255), else s8.

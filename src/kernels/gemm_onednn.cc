@@ -20,6 +20,7 @@ dnnl::primitive_attr EpilogueAttr(const S8Epilogue& ep) {
   dnnl::post_ops ops;
   if (ep.gelu) ops.append_eltwise(ep.gelu_scale, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f);
   if (ep.clip) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip, ep.lo, ep.hi);
+  if (ep.u8_dst) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_linear, 1.0f, ep.dst_zero);
   if (ep.accumulate) ops.append_sum(1.0f);
   attr.set_post_ops(ops);
   return attr;
@@ -42,9 +43,9 @@ class OneDnnGemm final : public Int8GemmBackend {
  public:
   explicit OneDnnGemm(DnnlContext* ctx) : ctx_(ctx) {}
 
-  std::unique_ptr<PackedWeights> Prepare(const int8_t* w, int n, int k,
-                                         const S8Epilogue* ep) override {
-    auto p = std::make_unique<OneDnnWeights>(n, k, ep);
+  std::unique_ptr<PackedWeights> Prepare(const int8_t* w, int n, int k, const S8Epilogue* ep,
+                                         bool x_u8) override {
+    auto p = std::make_unique<OneDnnWeights>(n, k, ep, x_u8);
     if (ep != nullptr) p->attr = EpilogueAttr(*ep);
     p->packed_desc = PackedDesc(*p);
     p->packed = memory(p->packed_desc, ctx_->engine());
@@ -62,7 +63,7 @@ class OneDnnGemm final : public Int8GemmBackend {
   void Gemm(const int8_t* x, int m, PackedWeights& weights, void* dst) override {
     auto& w = static_cast<OneDnnWeights&>(weights);
     Prim& prim = PrimFor(w, m);
-    memory src({{m, w.k}, dt::s8, tag::ab}, ctx_->engine(), const_cast<int8_t*>(x));
+    memory src({{m, w.k}, SrcType(w), tag::ab}, ctx_->engine(), const_cast<int8_t*>(x));
     memory d({{m, w.n}, DstType(w), tag::ab}, ctx_->engine(), dst);
     if (w.has_ep) {
       prim.first.execute(ctx_->stream(), {{DNNL_ARG_SRC, src},
@@ -78,16 +79,20 @@ class OneDnnGemm final : public Int8GemmBackend {
 
   void Batched(const int8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m, int k, int n,
                const S8Epilogue* ep, void* dst, bool a_u8) override {
-    const dt dst_type = ep == nullptr ? dt::s32 : ep->s8_dst ? dt::s8 : dt::f32;
+    const dt dst_type = ep == nullptr ? dt::s32
+                        : ep->s8_dst  ? dt::s8
+                        : ep->u8_dst  ? dt::u8
+                                      : dt::f32;
     memory::desc a_md({batch, m, k}, a_u8 ? dt::u8 : dt::s8, tag::abc);
     memory::desc b_md({batch, k, n}, dt::s8, b_rows_are_k ? tag::abc : tag::acb);
     memory::desc d_md({batch, m, n}, dst_type, tag::abc);
     // The epilogue (its scale included) is part of the primitive: one primitive per site.
     std::string key = std::string(a_u8 ? "u8:" : "s8:") + std::to_string(b_rows_are_k) + ":" +
-                      std::to_string(batch) + ":" +
-                      std::to_string(m) + ":" + std::to_string(k) + ":" + std::to_string(n);
+                      std::to_string(batch) + ":" + std::to_string(m) + ":" + std::to_string(k) +
+                      ":" + std::to_string(n);
     if (ep != nullptr) {
-      key += ":" + std::to_string(ep->s8_dst) + ":" + std::to_string(ep->clip) + ":" +
+      key += ":" + std::to_string(ep->s8_dst) + std::to_string(ep->u8_dst) +
+             ExactFloatKey(ep->dst_zero) + ":" + std::to_string(ep->clip) + ":" +
              ExactFloatKey(ep->lo) + ":" + ExactFloatKey(ep->hi) + ":" +
              ExactFloatKey(ep->scale.at(0));
     }
@@ -111,14 +116,15 @@ class OneDnnGemm final : public Int8GemmBackend {
 
  private:
   static dt DstType(const OneDnnWeights& w) {
-    return !w.has_ep ? dt::s32 : w.ep.s8_dst ? dt::s8 : dt::f32;
+    return !w.has_ep ? dt::s32 : w.ep.s8_dst ? dt::s8 : w.ep.u8_dst ? dt::u8 : dt::f32;
   }
+  static dt SrcType(const OneDnnWeights& w) { return w.x_u8 ? dt::u8 : dt::s8; }
 
   // The weights layout the primitive picks for a typical M (a batch of 197-token images); every
   // M shares it. Without an epilogue, weights of one shape share it (the search's candidates).
   memory::desc PackedDesc(const OneDnnWeights& w) {
     const int n = w.n, k = w.k;
-    memory::desc src_md({256, k}, dt::s8, tag::ab), w_md({k, n}, dt::s8, tag::any),
+    memory::desc src_md({256, k}, SrcType(w), tag::ab), w_md({k, n}, dt::s8, tag::any),
         dst_md({256, n}, DstType(w), tag::ab);
     if (!w.has_ep) {
       auto it = s32_desc_.find({n, k});
@@ -141,7 +147,7 @@ class OneDnnGemm final : public Int8GemmBackend {
       const auto key = std::make_tuple(w.n, w.k, m, threads);
       auto it = s32_prims_.find(key);
       if (it == s32_prims_.end()) {
-        memory::desc src_md({m, w.k}, dt::s8, tag::ab), dst_md({m, w.n}, dt::s32, tag::ab);
+        memory::desc src_md({m, w.k}, SrcType(w), tag::ab), dst_md({m, w.n}, dt::s32, tag::ab);
         dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, w.packed_desc, dst_md),
                                         ctx_->engine());
         it = s32_prims_.emplace(key, Prim(dnnl::matmul(pd), pd.impl_info_str())).first;
@@ -151,7 +157,7 @@ class OneDnnGemm final : public Int8GemmBackend {
     const std::pair<int, int> key(m, threads);
     auto it = w.prims.find(key);
     if (it == w.prims.end()) {
-      memory::desc src_md({m, w.k}, dt::s8, tag::ab), b_md({1, w.n}, dt::f32, tag::ab),
+      memory::desc src_md({m, w.k}, SrcType(w), tag::ab), b_md({1, w.n}, dt::f32, tag::ab),
           dst_md({m, w.n}, DstType(w), tag::ab);
       dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, w.packed_desc, b_md, dst_md),
                                       w.attr, ctx_->engine());

@@ -56,11 +56,11 @@ void PortableGemm(const X* x, const int8_t* w, int m, int n, int k, int32_t* acc
 
 #if VITQ_X86
 // The AVX2 exact kernel: vpmaddwd on int8 widened to int16 (two products of at most 2^14, or
-// 255 · 128 < 2^15 for a u8 left operand, summed per int32 lane, no saturation), register-blocked 6 rows x 16 columns so no horizontal sums
-// are needed. Weights are packed (once per layer; per call for the attention operands) into
-// panels of 16 columns, K in pairs:
-// panel[k2][c][2] = (w[c][2·k2], w[c][2·k2+1]) as int8 (zero-padded), widened in the loop; each
-// row of x becomes int32 words holding an int16 pair, broadcast to all lanes.
+// 255 · 128 < 2^15 for a u8 left operand, summed per int32 lane, no saturation), register-blocked 6
+// rows x 16 columns so no horizontal sums are needed. Weights are packed (once per layer; per call
+// for the attention operands) into panels of 16 columns, K in pairs: panel[k2][c][2] = (w[c][2·k2],
+// w[c][2·k2+1]) as int8 (zero-padded), widened in the loop; each row of x becomes int32 words
+// holding an int16 pair, broadcast to all lanes.
 
 template <int MR>
 __attribute__((target("avx2"))) void Avx2MicroKernel(const int32_t* xp, int64_t x_stride, int k2,
@@ -240,9 +240,9 @@ class OwnGemmBackend final : public Int8GemmBackend {
  public:
   explicit OwnGemmBackend(DnnlContext* ctx) : ops_(ctx) {}
 
-  std::unique_ptr<PackedWeights> Prepare(const int8_t* w, int n, int k,
-                                         const S8Epilogue* ep) override {
-    auto p = std::make_unique<OwnWeights>(n, k, ep);
+  std::unique_ptr<PackedWeights> Prepare(const int8_t* w, int n, int k, const S8Epilogue* ep,
+                                         bool x_u8) override {
+    auto p = std::make_unique<OwnWeights>(n, k, ep, x_u8);
     p->prepared.resize(PreparedBytes(n, k));
     PrepareOwn(w, false, 1, n, k, p->prepared.data());
     return p;
@@ -251,11 +251,11 @@ class OwnGemmBackend final : public Int8GemmBackend {
   void Gemm(const int8_t* x, int m, PackedWeights& weights, void* dst) override {
     auto& w = static_cast<OwnWeights&>(weights);
     if (!w.has_ep) {
-      OwnGemm(x, false, w.prepared.data(), 1, m, w.n, w.k, static_cast<int32_t*>(dst));
+      OwnGemm(x, w.x_u8, w.prepared.data(), 1, m, w.n, w.k, static_cast<int32_t*>(dst));
       return;
     }
     acc_.resize(static_cast<size_t>(m) * w.n);
-    OwnGemm(x, false, w.prepared.data(), 1, m, w.n, w.k, acc_.data());
+    OwnGemm(x, w.x_u8, w.prepared.data(), 1, m, w.n, w.k, acc_.data());
     ApplyEpilogue(&ops_, w.ep, acc_.data(), m, w.n, dst);
   }
 

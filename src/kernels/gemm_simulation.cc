@@ -71,23 +71,28 @@ class SimulationGemm final : public Int8GemmBackend {
  public:
   explicit SimulationGemm(DnnlContext* ctx) : exact_(ctx), ops_(ctx) {}
 
-  std::unique_ptr<PackedWeights> Prepare(const int8_t* w, int n, int k,
-                                         const S8Epilogue* ep) override {
-    auto p = std::make_unique<SimulationWeights>(n, k, ep);
+  std::unique_ptr<PackedWeights> Prepare(const int8_t* w, int n, int k, const S8Epilogue* ep,
+                                         bool x_u8) override {
+    auto p = std::make_unique<SimulationWeights>(n, k, ep, x_u8);
     ToFloat(w, static_cast<int64_t>(n) * k, &p->wf);
     return p;
   }
 
   void Gemm(const int8_t* x, int m, PackedWeights& weights, void* dst) override {
     auto& w = static_cast<SimulationWeights&>(weights);
-    ToFloat(x, static_cast<int64_t>(m) * w.k, &af_);
+    if (w.x_u8) {
+      ToFloat(reinterpret_cast<const uint8_t*>(x), static_cast<int64_t>(m) * w.k, &af_);
+    } else {
+      ToFloat(x, static_cast<int64_t>(m) * w.k, &af_);
+    }
+    const int chunk = w.x_u8 ? kExactChunkU8 : kExactChunk;
     if (!w.has_ep) {
       exact_.Run(af_.data(), w.wf.data(), /*b_rows_are_k=*/false, 1, m, w.k, w.n,
-                 static_cast<int32_t*>(dst));
+                 static_cast<int32_t*>(dst), chunk);
       return;
     }
     acc_.resize(static_cast<size_t>(m) * w.n);
-    exact_.Run(af_.data(), w.wf.data(), /*b_rows_are_k=*/false, 1, m, w.k, w.n, acc_.data());
+    exact_.Run(af_.data(), w.wf.data(), /*b_rows_are_k=*/false, 1, m, w.k, w.n, acc_.data(), chunk);
     ApplyEpilogue(&ops_, w.ep, acc_.data(), m, w.n, dst);
   }
 

@@ -33,7 +33,7 @@ S8Linear::S8Linear(DnnlContext* ctx, int n, int k)
 S8Linear::~S8Linear() = default;
 
 std::unique_ptr<PackedWeights> S8Linear::Pack(const int8_t* w) {
-  return backend_->Prepare(w, n_, k_, nullptr);
+  return backend_->Prepare(w, n_, k_, nullptr, /*x_u8=*/false);
 }
 
 void S8Linear::Run(const int8_t* x, int m, PackedWeights& packed, int32_t* dst) {
@@ -41,9 +41,9 @@ void S8Linear::Run(const int8_t* x, int m, PackedWeights& packed, int32_t* dst) 
 }
 
 S8GemmLayer::S8GemmLayer(DnnlContext* ctx, const int8_t* w, int n, int k, S8Epilogue epilogue,
-                         GemmExec exec)
-    : n_(n), k_(k), backend_(MakeGemmBackend(ctx, exec)) {
-  weights_ = backend_->Prepare(w, n, k, &epilogue);
+                         GemmExec exec, bool x_u8)
+    : n_(n), k_(k), x_u8_(x_u8), backend_(MakeGemmBackend(ctx, exec)) {
+  weights_ = backend_->Prepare(w, n, k, &epilogue, x_u8);
 }
 S8GemmLayer::~S8GemmLayer() = default;
 
@@ -65,8 +65,8 @@ void S8BatchedMatmul::Run(const int8_t* a, const int8_t* b, bool b_rows_are_k, i
   backend_->Batched(a, b, b_rows_are_k, batch, m, k, n, &ep, dst, /*a_u8=*/false);
 }
 
-void S8BatchedMatmul::RunU8(const uint8_t* a, const int8_t* b, bool b_rows_are_k, int batch,
-                            int m, int k, int n, const S8Epilogue& ep, void* dst) {
+void S8BatchedMatmul::RunU8(const uint8_t* a, const int8_t* b, bool b_rows_are_k, int batch, int m,
+                            int k, int n, const S8Epilogue& ep, void* dst) {
   backend_->Batched(reinterpret_cast<const int8_t*>(a), b, b_rows_are_k, batch, m, k, n, &ep, dst,
                     /*a_u8=*/true);
 }
@@ -97,6 +97,7 @@ float ReferenceEpilogue(const S8Epilogue& ep, int n_index, int32_t acc) {
   float y = scale * (static_cast<float>(acc) + (ep.bias.empty() ? 0.0f : ep.bias[n_index]));
   if (ep.gelu) y = 0.5f * y * (1.0f + std::erf(y / std::sqrt(2.0f))) * ep.gelu_scale;
   if (ep.clip) y = std::fmin(std::fmax(y, ep.lo), ep.hi);
+  if (ep.u8_dst) y += ep.dst_zero;
   return y;
 }
 

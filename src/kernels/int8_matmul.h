@@ -41,7 +41,9 @@ class S8Linear {
 //                                         bias in accumulator units (b / scale), may be empty
 //   y = gelu_erf(y) · gelu_scale          when gelu
 //   y = clamp(y, lo, hi)                  when clip (sub-8-bit grids)
-//   dst = y (f32), dst += y (f32, accumulate), or dst = saturate_s8(round_half_even(y)) (s8_dst).
+//   dst = y (f32), dst += y (f32, accumulate), dst = saturate_s8(round_half_even(y)) (s8_dst),
+//   or dst = saturate_u8(round_half_even(y + dst_zero)) (u8_dst: an 8-bit grid with a zero
+//   point, stored as its codes 0..255).
 struct S8Epilogue {
   std::vector<float> scale{1.0f};
   std::vector<float> bias;
@@ -50,6 +52,8 @@ struct S8Epilogue {
   bool clip = false;
   float lo = 0.0f, hi = 0.0f;
   bool s8_dst = false;
+  bool u8_dst = false;
+  float dst_zero = 0.0f;  // u8_dst only: the grid's zero point
   bool accumulate = false;
 };
 
@@ -89,22 +93,28 @@ class ExactF32Matmul {
 // or int8_t* (ep.s8_dst).
 void ApplyEpilogue(DnnlOps* ops, const S8Epilogue& ep, const int32_t* acc, int m, int n, void* dst);
 
-// A linear layer with int8 weights packed once: dst[M, N] = epilogue(x[M, K] · w[N, K]^T).
+// A linear layer with int8 weights packed once: dst[M, N] = epilogue(x[M, K] · w[N, K]^T). x is
+// s8, or u8 (0..255) when x_u8: the codes of an 8-bit input grid with a zero point z, whose
+// term -z · Σ_k w[n, k] the caller folds into the epilogue's bias.
 class S8GemmLayer {
  public:
   S8GemmLayer(DnnlContext* ctx, const int8_t* w, int n, int k, S8Epilogue epilogue,
-              GemmExec exec = GemmExec::kInteger);
+              GemmExec exec = GemmExec::kInteger, bool x_u8 = false);
   ~S8GemmLayer();
   int n() const { return n_; }
   int k() const { return k_; }
-  // dst is float* (f32 epilogues) or int8_t* (s8_dst).
+  bool x_u8() const { return x_u8_; }
+  // dst is float* (f32 epilogues), int8_t* (s8_dst) or uint8_t* (u8_dst). x's bytes are u8
+  // when the layer was made with x_u8.
   void Run(const int8_t* x, int m, void* dst);
+  void Run(const uint8_t* x, int m, void* dst) { Run(reinterpret_cast<const int8_t*>(x), m, dst); }
   // The implementation for batch rows m (oneDNN's name, e.g. "brg:avx512_core_vnni", or
   // "vitq:exact_int16" / "vitq:f32_simulation").
   std::string Impl(int m);
 
  private:
   int n_, k_;
+  bool x_u8_;
   std::unique_ptr<Int8GemmBackend> backend_;
   std::unique_ptr<PackedWeights> weights_;
 };
@@ -132,7 +142,8 @@ class S8BatchedMatmul {
 };
 
 // Scalar references for the tests: acc[M, N] = x[M, K] · w[N, K]^T, and the epilogue applied to
-// accumulators the way the oneDNN kernels apply it (f32 result before rounding to s8).
+// accumulators the way the oneDNN kernels apply it (f32 result before rounding to s8 or u8, the
+// zero point added for u8_dst).
 void ReferenceS8Gemm(const int8_t* x, const int8_t* w, int m, int n, int k, int32_t* acc);
 void ReferenceU8Gemm(const uint8_t* x, const int8_t* w, int m, int n, int k, int32_t* acc);
 float ReferenceEpilogue(const S8Epilogue& ep, int n_index, int32_t acc);

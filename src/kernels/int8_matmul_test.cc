@@ -69,6 +69,31 @@ TEST_F(Int8Kernels, GemmAccumulatorsAreExact) {
   }
 }
 
+TEST_F(Int8Kernels, UnsignedInputLayerIsExact) {
+  // fc2's input on an 8-bit grid with a zero point is held as its u8 codes: u8 x s8 products,
+  // worst case 255 · -128 · K, raw s32 and through an identity f32 epilogue.
+  const int shapes[][3] = {{197, 192, 768}, {1, 384, 1536}, {7, 33, 65}};
+  for (const auto& s : shapes) {
+    const int m = s[0], n = s[1], k = s[2];
+    std::vector<uint8_t> x(static_cast<size_t>(m) * k);
+    std::mt19937 rng(9 + n);
+    std::uniform_int_distribution<int> d(0, 255);
+    for (auto& v : x) v = static_cast<uint8_t>(d(rng));
+    auto w = RandomS8(static_cast<size_t>(n) * k, 8 + n);
+    x[0] = 255;
+    w[0] = -128;
+    std::vector<int32_t> ref(static_cast<size_t>(m) * n);
+    ReferenceU8Gemm(x.data(), w.data(), m, n, k, ref.data());
+    S8GemmLayer layer(&ctx, w.data(), n, k, S8Epilogue{}, GemmExec::kInteger, /*x_u8=*/true);
+    EXPECT_TRUE(layer.x_u8());
+    std::vector<float> f(ref.size());
+    layer.Run(x.data(), m, f.data());
+    int64_t mismatches = 0;
+    for (size_t i = 0; i < ref.size(); ++i) mismatches += f[i] != static_cast<float>(ref[i]);
+    EXPECT_EQ(mismatches, 0) << m << "x" << n << "x" << k << " on " << layer.Impl(m);
+  }
+}
+
 TEST_F(Int8Kernels, EpiloguesMatchTheReference) {
   const int m = 50, n = 96, k = 80;
   auto x = RandomS8(static_cast<size_t>(m) * k, 11, -60, 60);
@@ -120,6 +145,30 @@ TEST_F(Int8Kernels, EpiloguesMatchTheReference) {
       }
     }
     EXPECT_GE(exact, m * n - 2) << (gelu ? "gelu" : "clip");
+  }
+  // u8 outputs with a zero point (fc1's GELU output on an 8-bit grid with a zero point): the codes
+  // round(y + z), saturated to 0..255, both saturation ends reached.
+  {
+    S8Epilogue ep = base;
+    ep.gelu = true;
+    ep.gelu_scale = 40.0f;
+    ep.u8_dst = true;
+    ep.dst_zero = 7.0f;
+    S8GemmLayer layer(&ctx, w.data(), n, k, ep);
+    std::vector<uint8_t> y(acc.size());
+    layer.Run(x.data(), m, y.data());
+    int exact = 0, lows = 0, highs = 0;
+    for (int i = 0; i < m * n; ++i) {
+      const float ref =
+          std::nearbyint(std::fmin(std::fmax(ReferenceEpilogue(ep, i % n, acc[i]), 0.f), 255.f));
+      ASSERT_LE(std::fabs(y[i] - ref), 1.0f) << i;
+      exact += y[i] == ref;
+      lows += y[i] < 7;
+      highs += y[i] == 255;
+    }
+    EXPECT_GE(exact, m * n - 2);
+    EXPECT_GT(lows, 0);  // GELU's negative side lands below the zero point
+    EXPECT_GT(highs, 0);
   }
 }
 
@@ -196,7 +245,8 @@ TEST_F(Int8Kernels, UnsignedLeftOperandIsExact) {
     EXPECT_EQ(oa, ob) << "K " << k;
     size_t exact = 0;  // a tie of the f32 product may round either way (as in the tests above)
     for (size_t i = 0; i < ref.size(); ++i) {
-      const float want = std::nearbyint(std::clamp(ReferenceEpilogue(pv, 0, ref[i]), -128.f, 127.f));
+      const float want =
+          std::nearbyint(std::clamp(ReferenceEpilogue(pv, 0, ref[i]), -128.f, 127.f));
       ASSERT_LE(std::fabs(oa[i] - want), 1.0f) << i;
       exact += oa[i] == static_cast<int8_t>(want);
     }
@@ -247,11 +297,27 @@ TEST_F(Int8Kernels, FloatSimulationIsBitIdenticalToTheIntegerPath) {
       }
       eps.push_back(g);
     }
+    {  // u8 GELU requantization with a zero point: fc1 feeding an 8-bit grid with a zero point
+      S8Epilogue g = base;
+      for (auto& s : g.scale) s *= 10.0f;
+      g.gelu = true;
+      g.gelu_scale = 31.0f;
+      g.u8_dst = true;
+      g.dst_zero = 5.0f;
+      eps.push_back(g);
+    }
+    // The layers reading u8 inputs (fc2 after that grid): f32 +=, on the same epilogues.
+    std::vector<uint8_t> xu(x.size());
+    for (size_t i = 0; i < x.size(); ++i) xu[i] = static_cast<uint8_t>(x[i]);
+    const size_t signed_inputs = eps.size();
+    eps.push_back(eps[1]);
     for (size_t e = 0; e < eps.size(); ++e) {
-      S8GemmLayer integer(&ctx, w.data(), n, k, eps[e]);
-      S8GemmLayer simulated(&ctx, w.data(), n, k, eps[e], GemmExec::kFloatSimulation);
+      const bool x_u8 = e >= signed_inputs;
+      S8GemmLayer integer(&ctx, w.data(), n, k, eps[e], GemmExec::kInteger, x_u8);
+      S8GemmLayer simulated(&ctx, w.data(), n, k, eps[e], GemmExec::kFloatSimulation, x_u8);
       EXPECT_EQ(simulated.Impl(m), "vitq:f32_simulation");
-      const size_t bytes = static_cast<size_t>(m) * n * (eps[e].s8_dst ? 1 : 4);
+      const bool byte_out = eps[e].s8_dst || eps[e].u8_dst;
+      const size_t bytes = static_cast<size_t>(m) * n * (byte_out ? 1 : 4);
       std::vector<uint8_t> a(bytes), b(bytes);
       if (eps[e].accumulate) {  // the same starting values in both
         for (size_t i = 0; i < bytes / 4; ++i) {
@@ -259,10 +325,15 @@ TEST_F(Int8Kernels, FloatSimulationIsBitIdenticalToTheIntegerPath) {
               u(rng) - 1.0f;
         }
       }
-      integer.Run(x.data(), m, a.data());
-      simulated.Run(x.data(), m, b.data());
+      if (x_u8) {
+        integer.Run(xu.data(), m, a.data());
+        simulated.Run(xu.data(), m, b.data());
+      } else {
+        integer.Run(x.data(), m, a.data());
+        simulated.Run(x.data(), m, b.data());
+      }
       EXPECT_EQ(a, b) << "K " << k << ", epilogue " << e << " on " << integer.Impl(m);
-      if (eps[e].s8_dst) {  // not a degenerate output
+      if (byte_out) {  // not a degenerate output
         std::set<uint8_t> values(a.begin(), a.end());
         EXPECT_GT(values.size(), 8u) << e;
       }

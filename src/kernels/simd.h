@@ -43,25 +43,25 @@ const char* SimdLevelName(SimdLevel level);
 // are extra attributes for every copy (e.g. VITQ_NO_FMA), or nothing. Example:
 //   VITQ_SIMD_BODY void ScaleBody(float* x, int n, float s) { for (...) x[i] *= s; }
 //   VITQ_SIMD_FUNCTION(, void, Scale, (float* x, int n, float s), (x, n, s))
-#define VITQ_SIMD_FUNCTION(attrs, ret, name, params, args)                          \
+#define VITQ_SIMD_FUNCTION(attrs, ret, name, params, args)                         \
   attrs VITQ_TARGET("avx512f") ret name##Avx512 params { return name##Body args; } \
   attrs VITQ_TARGET("avx2") ret name##Avx2 params { return name##Body args; }      \
-  attrs ret name##Portable params { return name##Body args; }                       \
-  ret name params {                                                                 \
-    using Fn = ret(*) params;                                                       \
-    /* Chosen on the first call: afterwards one indirect call, as an ifunc. */      \
-    static const Fn fn = []() -> Fn {                                               \
-      switch (::vitq::kernels::EffectiveSimd()) {                                   \
-        case ::vitq::kernels::SimdLevel::kAvx512:                                   \
-          return &name##Avx512;                                                     \
-        case ::vitq::kernels::SimdLevel::kAvx2:                                     \
-          return &name##Avx2;                                                       \
-        case ::vitq::kernels::SimdLevel::kPortable:                                 \
-          break;                                                                    \
-      }                                                                             \
-      return &name##Portable;                                                       \
-    }();                                                                            \
-    return fn args;                                                                 \
+  attrs ret name##Portable params { return name##Body args; }                      \
+  ret name params {                                                                \
+    using Fn = ret(*) params;                                                      \
+    /* Chosen on the first call: afterwards one indirect call, as an ifunc. */     \
+    static const Fn fn = []() -> Fn {                                              \
+      switch (::vitq::kernels::EffectiveSimd()) {                                  \
+        case ::vitq::kernels::SimdLevel::kAvx512:                                  \
+          return &name##Avx512;                                                    \
+        case ::vitq::kernels::SimdLevel::kAvx2:                                    \
+          return &name##Avx2;                                                      \
+        case ::vitq::kernels::SimdLevel::kPortable:                                \
+          break;                                                                   \
+      }                                                                            \
+      return &name##Portable;                                                      \
+    }();                                                                           \
+    return fn args;                                                                \
   }
 
 // Floating-point expressions evaluated as written (no a·b + c contracted into an FMA): for loops
