@@ -406,6 +406,17 @@ TEST(IntegerPlan, UnsupportedGridsAreNamed) {
   Status v = CheckIntegerPlan(asym, m.spec.config);
   EXPECT_NE(v.message().find("blocks.1.attn.pv:b"), std::string::npos) << v.message();
   EXPECT_NE(v.message().find("[0, 255]"), std::string::npos) << v.message();
+  // fc2's input on an 8-bit grid with any zero point in range runs (fc1 writes its u8 codes); the
+  // same grid on fc1's input (written by LayerNorm as s8) does not.
+  QuantPlan fc2 = plan;
+  SitePlan& in = fc2.sites["blocks.1.mlp.fc2:in"];
+  in.scheme.symmetric = in.scheme.is_signed = false;
+  in.params.zero_point = {7};
+  EXPECT_TRUE(CheckIntegerPlan(fc2, m.spec.config).ok());
+  fc2.sites["blocks.1.mlp.fc1:in"] = in;
+  Status f1 = CheckIntegerPlan(fc2, m.spec.config);
+  EXPECT_NE(f1.message().find("blocks.1.mlp.fc1:in"), std::string::npos) << f1.message();
+  EXPECT_NE(f1.message().find("[-7, 248]"), std::string::npos) << f1.message();
   QuantPlan partial = plan;
   partial.sites.erase("head:in");
   EXPECT_NE(CheckIntegerPlan(partial, m.spec.config).message().find("head:in"), std::string::npos);

@@ -5,8 +5,9 @@
 //   P·V (s8 or u8 x s8 GEMM, requantized to proj's input grid in the epilogue) -> s8 -merge
 //   heads-> [B,T,D]
 //   proj (s8 GEMM, bias, dequantize, += x in the epilogue) -> x
-//   x -LN+quantize-> s8 -fc1 (s8 GEMM, bias, GELU, requantize in the epilogue)-> s8
-//   fc2 (s8 GEMM, bias, dequantize, += x) -> x
+//   x -LN+quantize-> s8 -fc1 (s8 GEMM, bias, GELU, requantize in the epilogue)-> s8, or u8 codes
+//   when fc2's input grid is 8 bits with a zero point (vitq's method at 8 bits)
+//   fc2 (s8 or u8 x s8 GEMM, bias with the zero point's term, dequantize, += x) -> x
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -27,12 +28,16 @@ std::vector<std::string> SupportedIsas() { return kernels::SupportedIsas(); }
 std::string EffectiveIsa() { return kernels::EffectiveIsa(); }
 
 namespace {
-// "blocks.N.attn.pv:a": the attention probabilities P, the one site the engine may hold as u8.
-bool IsProbabilitySite(const std::string& name) {
-  const std::string tail = "attn.pv:a";
+bool EndsWith(const std::string& name, const std::string& tail) {
   return name.size() >= tail.size() &&
          name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
 }
+// "blocks.N.attn.pv:a": the attention probabilities P, held as u8 when their grid is unsigned
+// 8-bit with zero point 0.
+bool IsProbabilitySite(const std::string& name) { return EndsWith(name, "attn.pv:a"); }
+// "blocks.N.mlp.fc2:in": fc2's input, written by fc1's epilogue, which can store the u8 codes of
+// an 8-bit grid with any zero point (the zero point's term goes into fc2's bias).
+bool IsFc2InputSite(const std::string& name) { return EndsWith(name, "mlp.fc2:in"); }
 }  // namespace
 
 Status CheckIntegerPlan(const QuantPlan& plan, const ViTConfig& config) {
@@ -57,17 +62,21 @@ Status CheckIntegerPlan(const QuantPlan& plan, const ViTConfig& config) {
           name + "' is per channel on axis " + std::to_string(s.axis) + hint);
     }
     // An activation grid q in [qmin, qmax] with zero point z is stored as q - z, a signed range
-    // [qmin - z, qmax - z] with zero point 0 (the same values); it must fit int8, or for the
-    // attention probabilities P (the left operand of P·V) uint8.
+    // [qmin - z, qmax - z] with zero point 0 (the same values); it must fit int8, or be held as
+    // uint8: the attention probabilities P (the left operand of P·V) with z = 0, and fc2's input
+    // as its codes q with any zero point.
     if (s.kind == QuantKind::kLogSqrt2) continue;  // held in s8 planes (LogPv), checked there
     if (!weight) {
-      const int lo = s.qmin() - sp->params.zero_point[0], hi = s.qmax() - sp->params.zero_point[0];
+      const int z = sp->params.zero_point[0];
+      const int lo = s.qmin() - z, hi = s.qmax() - z;
       const bool fits_s8 = lo >= -128 && hi <= 127;
-      const bool fits_u8 = IsProbabilitySite(name) && lo >= 0 && hi <= 255;
+      const bool fits_u8 = (IsProbabilitySite(name) && lo >= 0 && hi <= 255) ||
+                           (IsFc2InputSite(name) && s.qmin() >= 0 && s.qmax() <= 255 &&
+                            z >= s.qmin() && z <= s.qmax());
       if (!fits_s8 && !fits_u8) {
         return Status::InvalidInput(
             "the integer engine stores activations as int8 (uint8 for the attention "
-            "probabilities P); site '" +
+            "probabilities P and fc2's input); site '" +
             name + "' spans [" + std::to_string(lo) + ", " + std::to_string(hi) +
             "] around its zero point" + hint);
       }
@@ -81,17 +90,21 @@ constexpr int kLogPlanes = 4;  // LogMaxCode <= 27: octaves 0..13, two groups of
 struct Grid {
   float scale = 1.0f;
   int qmin = -128, qmax = 127;
-  bool u8 = false;  // held as uint8 (P only, CheckIntegerPlan)
+  bool u8 = false;  // held as uint8 (P and fc2's input, CheckIntegerPlan)
+  int zero = 0;     // u8 only: the codes' zero point (the value is scale · (q - zero))
   bool narrow() const { return u8 ? (qmin > 0 || qmax < 255) : (qmin > -128 || qmax < 127); }
 };
 
-// An activation site's grid as the engine stores it: q - zero_point (see CheckIntegerPlan), as
-// uint8 when that range is beyond int8's top.
+// An activation site's grid as the engine stores it (see CheckIntegerPlan): q - zero_point as
+// int8 where that fits; else as uint8, q - zero_point when that is >= 0 (P), else the codes q
+// with their zero point (fc2's input).
 Grid GridOf(const QuantPlan& plan, const std::string& site) {
   const SitePlan* sp = plan.Find(site);
   const int z = sp->params.zero_point[0];
   const int lo = sp->scheme.qmin() - z, hi = sp->scheme.qmax() - z;
-  return {sp->params.scale[0], lo, hi, lo >= 0 && hi > 127};
+  if (lo >= -128 && hi <= 127) return {sp->params.scale[0], lo, hi, false, 0};
+  if (lo >= 0) return {sp->params.scale[0], lo, hi, true, 0};
+  return {sp->params.scale[0], sp->scheme.qmin(), sp->scheme.qmax(), true, z};
 }
 }  // namespace
 
@@ -123,14 +136,20 @@ struct IntegerEngine::Impl {
   Tensor in8, q8, k8, v8, p8, o8, attn8, hidden8;
   Tensor log_planes, log_acc;  // LogPv: s8 planes of P, their int32 products
 
-  // The GEMM of `layer` reading its input on grid `in`; the epilogue writes f32 (out == nullptr)
-  // or s8 on grid `out`, with GELU first when `gelu`, and adds into dst when `accumulate`.
+  // The GEMM of `layer` reading its input on grid `in` (s8, or u8 codes with a zero point z, whose
+  // term -z · Σ_k w[n, k] joins the bias); the epilogue writes f32 (out == nullptr) or the codes
+  // of grid `out` (s8, or u8 with its zero point), with GELU first when `gelu`, and adds into dst
+  // when `accumulate`.
   Linear MakeLinear(const std::string& layer, const Tensor& bias, const Grid* out, bool gelu,
                     bool accumulate) {
     const QuantizedLinear& ql = qm.linear.at(layer);
     Linear l;
     l.in = GridOf(qm.plan, layer + ":in");
     const int n = static_cast<int>(ql.rows), k = static_cast<int>(ql.cols);
+    // The layer's weights unpacked for the GEMM, which copies them into its own layout; the
+    // unpacked tensor lives only for this call.
+    const Tensor q = ql.Unpacked();
+    const int8_t* wq = q.data<int8_t>();
     kernels::S8Epilogue ep;
     ep.scale.assign(n, 0.0f);
     ep.bias.assign(n, 0.0f);
@@ -139,21 +158,24 @@ struct IntegerEngine::Impl {
       const float acc_scale = l.in.scale * sw;
       ep.scale[i] = (out != nullptr && !gelu) ? acc_scale / out->scale : acc_scale;
       ep.bias[i] = bias.f32()[i] / acc_scale;
+      if (l.in.zero != 0) {  // Σ_k (q_k - z) w_k = Σ_k q_k w_k - z Σ_k w_k
+        int64_t row_sum = 0;
+        for (int j = 0; j < k; ++j) row_sum += wq[static_cast<int64_t>(i) * k + j];
+        ep.bias[i] -= static_cast<float>(static_cast<int64_t>(l.in.zero) * row_sum);
+      }
     }
     ep.gelu = gelu;
     if (gelu && out != nullptr) ep.gelu_scale = 1.0f / out->scale;
-    ep.s8_dst = out != nullptr;
+    ep.s8_dst = out != nullptr && !out->u8;
+    ep.u8_dst = out != nullptr && out->u8;
+    if (ep.u8_dst) ep.dst_zero = static_cast<float>(out->zero);
     ep.accumulate = accumulate;
     if (out != nullptr && out->narrow()) {
       ep.clip = true;
-      ep.lo = static_cast<float>(out->qmin);
-      ep.hi = static_cast<float>(out->qmax);
+      ep.lo = static_cast<float>(out->qmin - out->zero);
+      ep.hi = static_cast<float>(out->qmax - out->zero);
     }
-    // The layer's weights unpacked for the GEMM, which copies them into its own layout; the
-    // unpacked tensor lives only for this call.
-    const Tensor q = ql.Unpacked();
-    l.gemm =
-        std::make_unique<kernels::S8GemmLayer>(&ctx, q.data<int8_t>(), n, k, std::move(ep), exec);
+    l.gemm = std::make_unique<kernels::S8GemmLayer>(&ctx, wq, n, k, std::move(ep), exec, l.in.u8);
     return l;
   }
 

@@ -42,8 +42,8 @@ double GridError(const std::vector<float>& x, float scale, int32_t zero_point, i
 
 }  // namespace
 
-SitePlan SearchActivationGrid(const float* x, int64_t n, int bits, bool asymmetric,
-                              bool unsigned8) {
+SitePlan SearchActivationGrid(const float* x, int64_t n, int bits, bool asymmetric, bool unsigned8,
+                              bool zero_point8) {
   float lo = 0.f, hi = 0.f;
 #pragma omp parallel for reduction(min : lo) reduction(max : hi)
   for (int64_t i = 0; i < n; ++i) {
@@ -54,7 +54,7 @@ SitePlan SearchActivationGrid(const float* x, int64_t n, int bits, bool asymmetr
   SitePlan best;
   best.scheme.bits = bits;
   double best_err = INFINITY;
-  if (!asymmetric || (bits == 8 && !(unsigned8 && lo >= 0))) {
+  if (!asymmetric || (bits == 8 && !((unsigned8 && lo >= 0) || zero_point8))) {
     best.scheme = SymmetricScheme(bits);
     const int qmin = best.scheme.qmin(), qmax = best.scheme.qmax();
     const float m = std::max(-lo, hi);
@@ -96,8 +96,8 @@ SitePlan SearchActivationGrid(const float* x, int64_t n, int bits, bool asymmetr
 }
 
 SitePlan SearchInputGrid(const float* x, int64_t rows, int k, const float* w, int n, int bits,
-                         bool asymmetric) {
-  SitePlan best = SearchActivationGrid(x, rows * k, bits, asymmetric);
+                         bool asymmetric, bool zero_point8) {
+  SitePlan best = SearchActivationGrid(x, rows * k, bits, asymmetric, false, zero_point8);
   const int64_t stride = std::max<int64_t>(1, rows / 512);
   std::vector<float> xs;
   for (int64_t r = 0; r < rows; r += stride) xs.insert(xs.end(), x + r * k, x + (r + 1) * k);

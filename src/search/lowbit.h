@@ -14,18 +14,22 @@ namespace vitq::search {
 
 // The per-tensor activation grid minimizing ||x - Q(x)||^2 over clipping candidates (on at most
 // 2^16 evenly strided values of x). Symmetric signed when !asymmetric, or when bits == 8 (the
-// integer engine stores activations as int8, so an 8-bit grid with a zero point does not fit)
-// unless unsigned8 and x >= 0 everywhere; else an unsigned grid [0, 2^b - 1] with a zero point
-// (z = 0 when x >= 0). unsigned8 is for the attention probabilities P, which the engine holds as
-// uint8 at 8 bits: all 256 levels instead of the 128 non-negative ones of int8.
+// integer engine stores most activations as int8, so an 8-bit grid with a zero point does not
+// fit) unless unsigned8 and x >= 0 everywhere, or zero_point8; else an unsigned grid
+// [0, 2^b - 1] with a zero point (z = 0 when x >= 0). unsigned8 is for the attention
+// probabilities P, which the engine holds as uint8 at 8 bits: all 256 levels instead of the 128
+// non-negative ones of int8. zero_point8 is for fc2's input, which the engine holds as the u8
+// codes of a grid with any zero point: post-GELU values (>= -0.17) get 256 levels instead of the
+// ~129 an int8 grid spends on them.
 SitePlan SearchActivationGrid(const float* x, int64_t n, int bits, bool asymmetric,
-                              bool unsigned8 = false);
+                              bool unsigned8 = false, bool zero_point8 = false);
 
 // The input grid of a linear layer with weights w [n, k] for inputs x [rows, k]: starts from
 // SearchActivationGrid, then refines the clipping of each end to minimize the error the grid
 // causes in the layer's output, ||(Q(x) - x) wᵀ||^2, on at most 512 evenly strided rows.
+// zero_point8 as for SearchActivationGrid.
 SitePlan SearchInputGrid(const float* x, int64_t rows, int k, const float* w, int n, int bits,
-                         bool asymmetric);
+                         bool asymmetric, bool zero_point8 = false);
 
 // Symmetric signed weight scales for w [rows, cols]: one per row (per_channel) or one for the
 // tensor, each minimizing the rounding error ||w - Q(w)||^2 over clipping ratios 0.5..1 of max|w|.

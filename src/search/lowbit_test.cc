@@ -90,6 +90,7 @@ TEST(LogSqrt2, ThresholdCodesEqualTheLog2Codes) {
 TEST(ActivationGrid, OneSidedTensorsGetUnsignedGridsBelowEightBits) {
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  std::normal_distribution<float> nd0(0.0f, 0.1f);
   std::vector<float> p(5000);
   for (auto& v : p) v = u(rng) * u(rng);
   SitePlan g = SearchActivationGrid(p.data(), p.size(), 4, true);
@@ -118,6 +119,25 @@ TEST(ActivationGrid, OneSidedTensorsGetUnsignedGridsBelowEightBits) {
   EXPECT_EQ(g.params.zero_point[0], 0);
   EXPECT_LT(g.params.scale[0], 0.6f * s8.params.scale[0]);
   g = SearchActivationGrid(gl.data(), gl.size(), 8, true, /*unsigned8=*/true);
+  EXPECT_TRUE(g.scheme.symmetric && g.scheme.is_signed);
+  // zero_point8 (fc2's input, held by the engine as u8 codes with their zero point): the GELU-like
+  // tensor at 8 bits gets [0, 255] with a zero point of a few levels and about half the step of
+  // the signed grid (the signed one spends 128 levels on [-4, 0) that holds only the tail).
+  const SitePlan signed8 = SearchActivationGrid(gl.data(), gl.size(), 8, true);
+  g = SearchActivationGrid(gl.data(), gl.size(), 8, true, false, /*zero_point8=*/true);
+  EXPECT_FALSE(g.scheme.symmetric || g.scheme.is_signed);
+  EXPECT_EQ(g.scheme.qmax(), 255);
+  EXPECT_GT(g.params.zero_point[0], 0);
+  EXPECT_LT(g.params.zero_point[0], 16);
+  EXPECT_LT(g.params.scale[0], 0.6f * signed8.params.scale[0]);
+  EXPECT_TRUE(ValidateQParams(g.scheme, g.params, {1}, "t").ok());
+  // ... and through SearchInputGrid; without asymmetry it stays signed.
+  std::vector<float> wt(16 * 50);
+  for (auto& v : wt) v = nd0(rng);
+  g = SearchInputGrid(gl.data(), 100, 50, wt.data(), 16, 8, true, /*zero_point8=*/true);
+  EXPECT_FALSE(g.scheme.is_signed);
+  EXPECT_GT(g.params.zero_point[0], 0);
+  g = SearchInputGrid(gl.data(), 100, 50, wt.data(), 16, 8, false, /*zero_point8=*/true);
   EXPECT_TRUE(g.scheme.symmetric && g.scheme.is_signed);
   // The search never does worse than min/max.
   std::vector<float> t(20000);

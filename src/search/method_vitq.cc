@@ -458,8 +458,12 @@ class VitqPipeline {
     const int n = static_cast<int>(lw->weight.dim(0)), k = static_cast<int>(lw->weight.dim(1));
     const int64_t rows = static_cast<int64_t>(n_img_) * tokens_per_image;
     const int bw = Bits(name, true), bx = Bits(name, false);
+    // fc2's input (post-GELU) may take an 8-bit grid with a zero point: the engine holds it as u8.
+    const std::string fc2_tail = "mlp.fc2";
+    const bool fc2 = name.size() >= fc2_tail.size() &&
+                     name.compare(name.size() - fc2_tail.size(), fc2_tail.size(), fc2_tail) == 0;
     const SitePlan in =
-        SearchInputGrid(x.data(), rows, k, lw->weight.f32(), n, bx, opts_.asymmetric);
+        SearchInputGrid(x.data(), rows, k, lw->weight.f32(), n, bx, opts_.asymmetric, fc2);
     const std::vector<float> scales =
         SearchWeightScales(lw->weight.f32(), n, k, bw, opts_.per_channel_weights);
     std::vector<float> rtn = ToVector(lw->weight);
