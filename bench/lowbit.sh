@@ -12,14 +12,16 @@
 # (quick: DeiT-Tiny W6A6 and W4A4 only, no ablation, no liu2021, no CIFAR). Each row is kept in
 # build/bench-lowbit/NAME.json and not rerun while it exists (delete the folder for a fresh run);
 # LIU2021=0 leaves out the (slow) liu2021 rows; ABLATION_BITS (default "6 4") and ABLATION (default
-# all six components) choose the ablation's rows; CIFAR=0 leaves out the CIFAR-10 rows;
+# all six components) choose the ablation's rows, or ABLATION_ROWS lists them as BITS:COMPONENT
+# pairs; CIFAR=0 leaves out the CIFAR-10 rows;
 # ONLY_CACHED=1 writes the results from the rows already measured, running nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=bench/results/lowbit.jsonl
 # shellcheck source=bench/accuracy_rows.sh
 source bench/accuracy_rows.sh  # builds unless VITQ_BIN is set; defines V, W, T, TC, TV, run, table
-if [ "${1:-}" = quick ]; then
+mode=${1:-}
+if [ "$mode" = quick ]; then
   run tiny-vitq-w6a6 $T $TC 100 vitq 6 6 $TV
   run tiny-vitq-w4a4 $T $TC 100 vitq 4 4 $TV
 else
@@ -27,19 +29,30 @@ else
     set -- $wa
     run "tiny-vitq-w$1a$2" $T $TC 100 vitq "$1" "$2" $TV
   done
-  for b in ${ABLATION_BITS-6 4}; do
-    if [ "${LIU2021:-1}" != 0 ]; then
+  if [ "${LIU2021:-1}" != 0 ]; then
+    for b in ${ABLATION_BITS-6 4}; do
       run "tiny-liu2021-w${b}a$b" $T $TC 100 liu2021 "$b" "$b" $TV --coarse-to-fine
-    fi
-    for off in ${ABLATION-uniform-attn image-abits no-gptq no-reparam no-per-channel no-asym}; do
-      if [ "$off" = uniform-attn ]; then
-        run "tiny-vitq-w${b}a$b-$off" $T $TC 100 vitq "$b" "$b" $TV --attn-quantizer uniform
-      elif [ "$off" = image-abits ]; then  # the image at the activation bits, not 8
-        run "tiny-vitq-w${b}a$b-$off" $T $TC 100 vitq "$b" "$b" $TV --image-bits 0
-      else
-        run "tiny-vitq-w${b}a$b-$off" $T $TC 100 vitq "$b" "$b" $TV "--$off"
-      fi
     done
+  fi
+  # The ablation's rows: every component of ABLATION at every width of ABLATION_BITS, or, when
+  # ABLATION_ROWS is set, exactly its BITS:COMPONENT pairs (e.g. "8:no-asym 4:uniform-attn").
+  pairs=${ABLATION_ROWS:-}
+  if [ -z "$pairs" ]; then
+    for b in ${ABLATION_BITS-6 4}; do
+      for off in ${ABLATION-uniform-attn image-abits no-gptq no-reparam no-per-channel no-asym}; do
+        pairs="$pairs $b:$off"
+      done
+    done
+  fi
+  for pair in $pairs; do
+    b=${pair%%:*} off=${pair#*:}
+    if [ "$off" = uniform-attn ]; then
+      run "tiny-vitq-w${b}a$b-$off" $T $TC 100 vitq "$b" "$b" $TV --attn-quantizer uniform
+    elif [ "$off" = image-abits ]; then  # the image at the activation bits, not 8
+      run "tiny-vitq-w${b}a$b-$off" $T $TC 100 vitq "$b" "$b" $TV --image-bits 0
+    else
+      run "tiny-vitq-w${b}a$b-$off" $T $TC 100 vitq "$b" "$b" $TV "--$off"
+    fi
   done
   CT=../shared/data/cifar10/test
   if [ "${CIFAR:-1}" = 0 ]; then
@@ -53,5 +66,10 @@ else
   fi
 fi
 mv "$OUT.tmp" "$OUT"
-table "Low-bit accuracy on the integer engine" bench/lowbit.sh "$OUT" >bench/results/lowbit.md
+# The command line as run, with the variables that chose the rows.
+cmd="bench/lowbit.sh${mode:+ $mode}"
+for var in CIFAR ABLATION_ROWS ABLATION ABLATION_BITS LIU2021; do
+  if [ -n "${!var+x}" ]; then cmd="$var=\"${!var}\" $cmd"; fi
+done
+table "Low-bit accuracy on the integer engine" "$cmd" "$OUT" >bench/results/lowbit.md
 cat bench/results/lowbit.md
