@@ -18,15 +18,19 @@ from ._vitq import _export, _quantize
 __all__ = ["Model", "load", "quantize", "evaluate", "export", "set_threads", "isa", "__version__"]
 
 
-def load(path, engine="auto", threads=0):
+def load(path, engine="auto", threads=0, keep_float=()):
     """Opens a model directory, .safetensors file or .vitq file.
 
     engine: "auto" (a .vitq file on the integer engine, a float checkpoint on the fp32 engine),
     "int8", "simulate" (the integer engine's bit-identical float simulation) or "fake-quant".
     threads: > 0 sets the worker threads of everything vitq runs, as set_threads(threads); the
     model runs on the count in force at each call.
+    keep_float: name patterns of activation sites to leave float, as `vitq eval --keep-float`
+    (only with engine="fake-quant" on a .vitq file; e.g. ["mlp.fc2:in", "attn.pv:a"]).
     """
-    return Model(_os.fspath(path), engine, threads)
+    if isinstance(keep_float, str):
+        keep_float = keep_float.split(",")
+    return Model(_os.fspath(path), engine, threads, [str(p) for p in keep_float])
 
 
 def evaluate(model, data, limit=0, batch=32, skip_bad_images=False, classes=None, quiet=False):

@@ -23,8 +23,8 @@ namespace vitq::python {
 namespace {
 
 // Raises the Python exception for `status`: FileNotFoundError when the message is about one of
-// `paths` (the caller's paths) and that path does not exist, ValueError for bad input or options, RuntimeError for internal
-// errors. The message is the CLI's (without its "vitq: error: " prefix).
+// `paths` (the caller's paths) and that path does not exist, ValueError for bad input or options,
+// RuntimeError for internal errors. The message is the CLI's (without its "vitq: error: " prefix).
 [[noreturn]] void Raise(const Status& status, const std::vector<std::string>& paths = {}) {
   if (status.code() == StatusCode::kInvalidInput) {
     for (const std::string& p : paths) {
@@ -68,8 +68,8 @@ QuantPath ParseEngine(const std::string& engine, bool quantized_file, const std:
   }
   if (engine == "simulate" || engine == "fake-quant") {
     if (!quantized_file) {
-      throw py::value_error("engine='" + engine + "' applies to a quantized .vitq file; '" +
-                            path + "' is a float checkpoint");
+      throw py::value_error("engine='" + engine + "' applies to a quantized .vitq file; '" + path +
+                            "' is a float checkpoint");
     }
     return engine == "simulate" ? QuantPath::kSimulate : QuantPath::kFakeQuant;
   }
@@ -82,7 +82,10 @@ class Model {
  public:
   // threads > 0 sets the thread count of everything vitq runs (as set_threads); the model runs
   // on the count in force at each call (no adaptive choice, which would pin the count at load).
-  Model(std::string path, const std::string& engine, int threads) : path_(std::move(path)) {
+  // keep_float: activation sites left float on the fake-quant path (`vitq eval --keep-float`).
+  Model(std::string path, const std::string& engine, int threads,
+        const std::vector<std::string>& keep_float)
+      : path_(std::move(path)) {
     std::error_code ec;
     const bool exists = std::filesystem::exists(path_, ec);
     // A missing path gets the loader's message (FileNotFoundError) before any engine check.
@@ -92,7 +95,7 @@ class Model {
     Result<std::unique_ptr<Runnable>> r = Status::Internal("unset");
     {
       py::gil_scoped_release release;
-      r = OpenRunnableFixed(path_, qpath);
+      r = OpenRunnableFixed(path_, qpath, keep_float);
     }
     runnable_ = Take(std::move(r), {path_});
   }
@@ -131,9 +134,9 @@ class Model {
         if (!in) {
           buffer.resize(static_cast<size_t>(nb) * per_image);
           for (int i = 0; i < nb && status.ok(); ++i) {
-            status = PreprocessImage(decoded[b0 + i], spec().preprocess,
-                                     buffer.data() + i * per_image,
-                                     "images[" + std::to_string(b0 + i) + "]");
+            status =
+                PreprocessImage(decoded[b0 + i], spec().preprocess, buffer.data() + i * per_image,
+                                "images[" + std::to_string(b0 + i) + "]");
           }
           x = buffer.data();
         }
@@ -151,8 +154,8 @@ class Model {
     options.batch = batch;
     options.skip_bad_images = skip_bad_images;
     options.quiet = quiet;
-    if (limit < 0) throw py::value_error("limit: expected >= 0 (0: all), found " +
-                                         std::to_string(limit));
+    if (limit < 0)
+      throw py::value_error("limit: expected >= 0 (0: all), found " + std::to_string(limit));
     if (batch < 1) throw py::value_error("batch: expected >= 1, found " + std::to_string(batch));
     Result<EvalResult> r = Status::Internal("unset");
     {
@@ -210,23 +213,23 @@ class Model {
       return;
     }
     const bool f32 = a.dtype().equal(py::dtype::of<float>());
-    const bool shape_ok =
-        (a.ndim() == 4 || a.ndim() == 3) && a.shape(a.ndim() - 3) == c.in_chans &&
-        a.shape(a.ndim() - 2) == c.img_size && a.shape(a.ndim() - 1) == c.img_size &&
-        (a.ndim() == 3 || a.shape(0) > 0);
+    const bool shape_ok = (a.ndim() == 4 || a.ndim() == 3) && a.shape(a.ndim() - 3) == c.in_chans &&
+                          a.shape(a.ndim() - 2) == c.img_size &&
+                          a.shape(a.ndim() - 1) == c.img_size && (a.ndim() == 3 || a.shape(0) > 0);
     if (!f32 || !shape_ok) {
       throw py::value_error("images: expected " + expected + ", found " + DtypeText(a) + " " +
                             ShapeText(a));
     }
     *floats = py::array_t<float, py::array::c_style | py::array::forcecast>(a);  // throws
-    if (a.ndim() == 3) *floats = floats->reshape({py::ssize_t{1}, a.shape(0), a.shape(1), a.shape(2)});
+    if (a.ndim() == 3)
+      *floats = floats->reshape({py::ssize_t{1}, a.shape(0), a.shape(1), a.shape(2)});
     const float* p = static_cast<const float*>(floats->data());
     for (py::ssize_t i = 0; i < floats->size(); ++i) {
       if (!std::isfinite(p[i])) {
         const int64_t per = static_cast<int64_t>(c.in_chans) * c.img_size * c.img_size;
         throw py::value_error("images: expected finite values, found " +
-                              std::string(std::isnan(p[i]) ? "NaN" : "infinity") +
-                              " in image " + std::to_string(i / per));
+                              std::string(std::isnan(p[i]) ? "NaN" : "infinity") + " in image " +
+                              std::to_string(i / per));
       }
     }
   }
@@ -262,7 +265,6 @@ class Model {
   std::mutex mutex_;
 };
 
-
 // The keyword options of quantize() beyond the common ones: the CLI's flags under Python names.
 // `scope`: 'v' vitq only, 'r' needs reconstruct=True (vitq), 's' the interval search of liu2021
 // and the baselines (not vitq).
@@ -282,11 +284,10 @@ T Cast(const py::handle& v, const char* name, const char* type) {
   }
 }
 
-#define VITQ_OPT(pyname, scope, field, T, type)                               \
-  OptionSpec {                                                                \
-    pyname, scope, [](QuantizeOptions* q, const py::handle& v) {              \
-      q->field = Cast<T>(v, pyname, type);                                    \
-    }                                                                         \
+#define VITQ_OPT(pyname, scope, field, T, type)                                              \
+  OptionSpec {                                                                               \
+    pyname, scope,                                                                           \
+        [](QuantizeOptions* q, const py::handle& v) { q->field = Cast<T>(v, pyname, type); } \
   }
 const OptionSpec kOptions[] = {
     VITQ_OPT("per_channel", 'v', per_channel_weights, bool, "bool"),
@@ -319,7 +320,8 @@ const OptionSpec kOptions[] = {
 void ApplyOptions(const py::kwargs& kwargs, QuantizeOptions* q) {
   const bool vitq = q->method == "vitq";
   bool reconstruct = false;
-  if (kwargs.contains("reconstruct")) reconstruct = Cast<bool>(kwargs["reconstruct"], "reconstruct", "bool");
+  if (kwargs.contains("reconstruct"))
+    reconstruct = Cast<bool>(kwargs["reconstruct"], "reconstruct", "bool");
   for (const auto& [key, value] : kwargs) {
     const std::string name = py::str(key).cast<std::string>();
     const OptionSpec* spec = nullptr;
@@ -347,9 +349,9 @@ void ApplyOptions(const py::kwargs& kwargs, QuantizeOptions* q) {
 }
 
 py::object Quantize(const std::string& model, const std::string& calib, const std::string& out,
-                    const std::string& method, int wbits, int abits, int calib_size,
-                    uint64_t seed, const std::string& report, bool mixed_precision,
-                    int target_bits, double target_size_mb, const std::vector<int>& candidates,
+                    const std::string& method, int wbits, int abits, int calib_size, uint64_t seed,
+                    const std::string& report, bool mixed_precision, int target_bits,
+                    double target_size_mb, const std::vector<int>& candidates,
                     const std::string& omega, bool quiet, const py::kwargs& kwargs) {
   QuantizeJob job;
   job.model = model;
@@ -416,8 +418,9 @@ PYBIND11_MODULE(_vitq, m) {
   m.attr("__version__") = VITQ_VERSION;
 
   py::class_<Model>(m, "Model", "A float checkpoint or a quantized .vitq file, ready to run.")
-      .def(py::init<std::string, const std::string&, int>(), py::arg("path"),
-           py::arg("engine") = "auto", py::arg("threads") = 0)
+      .def(py::init<std::string, const std::string&, int, const std::vector<std::string>&>(),
+           py::arg("path"), py::arg("engine") = "auto", py::arg("threads") = 0,
+           py::arg("keep_float") = std::vector<std::string>{})
       .def_property_readonly("path", &Model::path)
       .def_property_readonly("engine", &Model::engine,
                              "'fp32', 'int8', 'simulated' or 'fake-quant'")

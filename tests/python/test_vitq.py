@@ -112,6 +112,30 @@ def test_quantize_writes_a_file_the_integer_engine_runs(w8a8, float_model):
     assert agree >= 0.75
 
 
+def test_keep_float_leaves_activation_sites_float_on_the_fake_quant_path(w8a8, float_model):
+    path, _ = w8a8
+    x, _, _ = reference_inputs()
+    ref = float_model.predict(x)
+    fq = vitq.load(path, engine="fake-quant").predict(x)
+
+    def sqnr(y):
+        return 10 * np.log10((ref ** 2).sum() / ((ref - y) ** 2).sum())
+
+    # One group float changes the logits; every activation float brings them closer to the float
+    # model's (only the weights stay quantized). A comma-separated string works as the CLI's.
+    fc2 = vitq.load(path, engine="fake-quant", keep_float=["mlp.fc2:in"]).predict(x)
+    assert not np.array_equal(fc2, fq)
+    np.testing.assert_array_equal(
+        fc2, vitq.load(path, engine="fake-quant", keep_float="mlp.fc2:in").predict(x))
+    every = vitq.load(path, engine="fake-quant", keep_float=[":in", ":a", ":b"]).predict(x)
+    assert sqnr(every) > sqnr(fq) + 3
+    # The CLI's usage errors: another path, or a pattern that matches no activation site.
+    with pytest.raises(ValueError, match="fake-quant"):
+        vitq.load(path, keep_float=["mlp.fc2:in"])
+    with pytest.raises(ValueError, match="nothing:here"):
+        vitq.load(path, engine="fake-quant", keep_float=["nothing:here"])
+
+
 def test_the_gil_is_released_while_vitq_computes(float_model):
     x = np.repeat(reference_inputs()[0], 4, axis=0)  # 32 images: about a second
     counted, marks, done = [0], {}, threading.Event()
