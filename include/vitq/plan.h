@@ -19,7 +19,9 @@ struct SitePlan {
 };
 
 struct QuantPlan {
-  static constexpr int kVersion = 2;  // 2: quantizer kinds (log_sqrt2); 1 still read
+  // 2: quantizer kinds (log_sqrt2; log_sqrt2_row added within version 2: older readers refuse
+  // it by name); 1 still read.
+  static constexpr int kVersion = 2;
   // Provenance.
   std::string method;        // "liu2021", "minmax", ...
   std::string options_json;  // the method's options as a JSON object (text)

@@ -15,8 +15,14 @@ enum class Granularity : uint8_t { kPerTensor, kPerChannel };
 
 // kUniform: the grid below. kLogSqrt2 (attention probabilities P only, method.md §4.2, RepQ-ViT's
 // log-√2): code q = round(-2 log2(x / scale)), x̂ = scale · 2^(-q/2) for 0 <= q <= LogMaxCode(bits),
-// x̂ = 0 beyond (and for x <= 0); one of the 2^bits codes is the zero.
-enum class QuantKind : uint8_t { kUniform, kLogSqrt2 };
+// x̂ = 0 beyond (and for x <= 0); one of the 2^bits codes is the zero. kLogSqrt2Row: the same
+// grid per row of P (its last axis, one query's probabilities), relative to the row's maximum r:
+// scale r · scale in both formulas, so every row's largest probability is a level and a flat row
+// (all P ~ 1/T) keeps its values instead of falling below the lowest level.
+enum class QuantKind : uint8_t { kUniform, kLogSqrt2, kLogSqrt2Row };
+inline bool IsLogSqrt2(QuantKind k) {
+  return k == QuantKind::kLogSqrt2 || k == QuantKind::kLogSqrt2Row;
+}
 
 // A uniform quantizer: q = clamp(round_half_even(x / scale) + zero_point, qmin, qmax),
 // x̂ = (q - zero_point) * scale. Symmetric schemes have zero_point 0.
@@ -82,6 +88,10 @@ inline float LogSqrt2Value(int code, float scale) {
   return scale * ((code & 1) ? octave * 0.70710678118654752f : octave);
 }
 void FakeQuantizeLogSqrt2(const float* x, int64_t n, float scale, int bits, float* out);
+// kLogSqrt2Row: rows of `row` values (n a multiple of it), each on the grid scaled by its maximum
+// (a row whose maximum is <= 0 or NaN becomes 0, as FakeQuantizeLogSqrt2 makes such values).
+void FakeQuantizeLogSqrt2Rows(const float* x, int64_t n, int64_t row, float scale, int bits,
+                              float* out);
 // LogSqrt2Code as comparisons, for the integer engine (no log2 per value): t[j] (j = 0 ..
 // max_code) is the smallest positive float x with 0 <= LogSqrt2Code(x, scale, max_code) <= j.
 // The code falls as x grows, so with n = #{j <= max_code : !(x >= t[j])}: LogSqrt2Code = n, or -1

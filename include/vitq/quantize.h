@@ -39,8 +39,9 @@ struct QuantizeOptions {
   bool ln_reparam = true;           // per-channel LayerNorm outputs folded into one interval
   bool gptq = true;                 // error-compensated weight rounding (else round to nearest)
   bool asymmetric = true;           // zero-point / unsigned activation grids below 8 bits
-  // Grid of the attention probabilities P: "auto" (log-sqrt2 below 8 bits, uniform at 8, where
-  // the fused softmax keeps W8A8 fast), "uniform" or "log-sqrt2".
+  // Grid of the attention probabilities P: "auto" (log-sqrt2-row below 8 bits, uniform at 8,
+  // where the fused softmax keeps W8A8 fast), "uniform", "log-sqrt2" (one grid for the tensor,
+  // top level P = 1) or "log-sqrt2-row" (the grid relative to each row's maximum).
   std::string attn_quantizer = "auto";
   // Bits of the patch embedding's input, the image (0: abits). Pixels are 8-bit data, and at 4
   // bits a 16-level image costs DeiT-Tiny W4A4 about 2 points (docs/METHOD.md), so the image

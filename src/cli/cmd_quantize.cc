@@ -35,8 +35,9 @@ void AddQuantizeOptions(CLI::App* cmd, QuantizeOptions* q) {
   cmd->add_flag("!--no-reparam", q->ln_reparam, "vitq: no LayerNorm reparameterization (ablation)");
   cmd->add_flag("!--no-gptq", q->gptq, "vitq: round weights to nearest instead of GPTQ (ablation)");
   cmd->add_option("--attn-quantizer", q->attn_quantizer,
-                  "vitq: grid of the attention probabilities: auto (log-sqrt2 below 8 bits), "
-                  "uniform, log-sqrt2");
+                  "vitq: grid of the attention probabilities: auto (log-sqrt2-row below 8 "
+                  "bits, uniform at 8), uniform, log-sqrt2 (per tensor), log-sqrt2-row (relative "
+                  "to each row's maximum)");
   cmd->add_option("--image-bits", q->image_bits,
                   "vitq: bits of the image input to the patch embedding, 2-8 (default 8: pixels "
                   "are 8-bit data; 0 = --abits)");
@@ -169,7 +170,8 @@ void RegisterQuantize(CLI::App* app, Runner* run) {
   auto* cmd = app->add_subcommand("quantize",
                                   "post-training quantization: calibrate, search, write FILE.vitq");
   auto args = std::make_shared<QuantizeArgs>();
-  cmd->add_option("MODEL", args->job.model, "float model directory or .safetensors file")->required();
+  cmd->add_option("MODEL", args->job.model, "float model directory or .safetensors file")
+      ->required();
   cmd->add_option("--calib", args->job.calib, "calibration ImageFolder (e.g. training images)")
       ->required();
   cmd->add_option("--method", args->job.options.method,

@@ -236,11 +236,19 @@ class VitGraph {
   }
 
   // P on a log-√2 grid as float operations: code = round(-2·log2(P/Δ)), P̂ = Δ·2^(-code/2) for
-  // 0 <= code <= max (codes below 0 count as 0), 0 beyond and for P <= 0.
+  // 0 <= code <= max (codes below 0 count as 0), 0 beyond and for P <= 0. Δ is the plan's scale,
+  // times each row's maximum (ReduceMax over the last axis) for a per-row grid.
   std::string LogSqrt2(const std::string& site, const SitePlan& sp, const std::string& x) {
     const float scale = sp.params.scale[0];
     const int max_code = LogMaxCode(sp.scheme.bits);
-    const std::string ratio = b_.Op("Div", {x, b_.Scalar(site + ".scale", scale)});
+    std::string delta = b_.Scalar(site + ".scale", scale);
+    if (sp.scheme.kind == QuantKind::kLogSqrt2Row) {
+      delta =
+          b_.Op("Mul", {b_.Op("ReduceMax", {x},
+                              {GraphBuilder::Ints("axes", {-1}), GraphBuilder::Int("keepdims", 1)}),
+                        delta});
+    }
+    const std::string ratio = b_.Op("Div", {x, delta});
     std::string code =
         b_.Op("Round",
               {b_.Op("Mul", {b_.Op("Log", {ratio}),
@@ -252,7 +260,7 @@ class VitGraph {
     const std::string value =
         b_.Op("Mul", {b_.Op("Pow", {b_.Scalar("c.two", 2.0f),
                                     b_.Op("Mul", {code, b_.Scalar("c.minus_half", -0.5f)})}),
-                      b_.Scalar(site + ".scale", scale)});
+                      delta});
     return b_.Op("Where", {keep, value, b_.Scalar("c.zero", 0.0f)});
   }
 
@@ -321,7 +329,7 @@ class VitGraph {
     s = b_.Op("Mul", {s, b_.Scalar("attn.scale", 1.0f / std::sqrt(static_cast<float>(hd)))});
     std::string prob = b_.Op("Softmax", {s}, {GraphBuilder::Int("axis", -1)});
     const SitePlan* ps = qm_ != nullptr ? qm_->plan.Find(p + "attn.pv:a") : nullptr;
-    if (ps != nullptr && ps->scheme.kind == QuantKind::kLogSqrt2) {
+    if (ps != nullptr && IsLogSqrt2(ps->scheme.kind)) {
       if (!opt_.approximate) {
         return Status::InvalidInput(
             "site '" + p +

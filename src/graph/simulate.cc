@@ -70,7 +70,7 @@ Status ValidatePlan(const QuantPlan& plan, const ViTConfig& config) {
   std::set<std::string> known(names.begin(), names.end());
   for (const auto& [name, sp] : plan.sites) {
     VITQ_RETURN_IF_ERROR(sp.scheme.Validate("plan site '" + name + "'"));
-    if (sp.scheme.kind == QuantKind::kLogSqrt2 &&
+    if (IsLogSqrt2(sp.scheme.kind) &&
         (name.size() < 10 || name.compare(name.size() - 10, 10, ".attn.pv:a") != 0)) {
       return Status::InvalidInput("plan site '" + name +
                                   "' has a log-sqrt2 grid, which only the attention "

@@ -62,6 +62,7 @@ std::string PlanToJson(const QuantPlan& plan) {
                    {"scale", s.params.scale},
                    {"zero_point", s.params.zero_point}};
     if (s.scheme.kind == QuantKind::kLogSqrt2) sites[name]["kind"] = "log_sqrt2";
+    if (s.scheme.kind == QuantKind::kLogSqrt2Row) sites[name]["kind"] = "log_sqrt2_row";
   }
   j["sites"] = sites;
   j["biases"] = plan.biases;
@@ -199,11 +200,13 @@ Result<QuantPlan> PlanFromJson(const std::string& text, const std::string& sourc
     sp.scheme.axis = static_cast<int>(axis);
     std::string kind = "uniform";
     VITQ_RETURN_IF_ERROR(st.Str(s, "kind", path, &kind, false));
-    if (kind != "uniform" && kind != "log_sqrt2") {
+    if (kind != "uniform" && kind != "log_sqrt2" && kind != "log_sqrt2_row") {
       return bad("site '" + it.key() + "': quantizer kind '" + kind +
-                 "' (expected uniform or log_sqrt2)");
+                 "' (expected uniform, log_sqrt2 or log_sqrt2_row)");
     }
-    sp.scheme.kind = kind == "log_sqrt2" ? QuantKind::kLogSqrt2 : QuantKind::kUniform;
+    sp.scheme.kind = kind == "log_sqrt2"       ? QuantKind::kLogSqrt2
+                     : kind == "log_sqrt2_row" ? QuantKind::kLogSqrt2Row
+                                               : QuantKind::kUniform;
     if (!s.contains("scale")) return st.Missing(path + "scale");
     VITQ_RETURN_IF_ERROR(st.Floats(s["scale"], path + "scale", &sp.params.scale));
     if (!s.contains("zero_point")) return st.Missing(path + "zero_point");

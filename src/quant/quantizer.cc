@@ -21,8 +21,7 @@ Status QuantScheme::Validate(const std::string& what) const {
   if (symmetric && !is_signed) {
     // Allowed: unsigned symmetric means zero point 0 with [0, 2^b-1] (non-negative tensors).
   }
-  if (kind == QuantKind::kLogSqrt2 &&
-      (is_signed || !symmetric || granularity != Granularity::kPerTensor)) {
+  if (IsLogSqrt2(kind) && (is_signed || !symmetric || granularity != Granularity::kPerTensor)) {
     return Status::InvalidInput(what +
                                 ": a log-sqrt2 grid must be unsigned, without zero point, "
                                 "per tensor");
@@ -50,6 +49,22 @@ void FakeQuantizeLogSqrt2(const float* x, int64_t n, float scale, int bits, floa
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i)
     out[i] = LogSqrt2Value(LogSqrt2Code(x[i], scale, max_code), scale);
+}
+
+void FakeQuantizeLogSqrt2Rows(const float* x, int64_t n, int64_t row, float scale, int bits,
+                              float* out) {
+  const int max_code = LogMaxCode(bits);
+  const int64_t rows = row > 0 ? n / row : 0;
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * row;
+    float* o = out + r * row;
+    float m = 0.0f;
+    for (int64_t j = 0; j < row; ++j) m = xr[j] > m ? xr[j] : m;
+    const float s = m * scale;
+    for (int64_t j = 0; j < row; ++j)
+      o[j] = s > 0.0f ? LogSqrt2Value(LogSqrt2Code(xr[j], s, max_code), s) : 0.0f;
+  }
 }
 
 namespace {
@@ -155,6 +170,11 @@ Status FakeQuantizeTensor(float* data, const std::vector<int64_t>& shape, const 
   for (int64_t d : shape) n *= d;
   if (scheme.kind == QuantKind::kLogSqrt2) {
     FakeQuantizeLogSqrt2(data, n, params.scale[0], scheme.bits, data);
+    return Status::Ok();
+  }
+  if (scheme.kind == QuantKind::kLogSqrt2Row) {
+    FakeQuantizeLogSqrt2Rows(data, n, shape.empty() ? n : shape.back(), params.scale[0],
+                             scheme.bits, data);
     return Status::Ok();
   }
   if (scheme.granularity == Granularity::kPerTensor) {

@@ -66,6 +66,8 @@ Status ApplyVariants(const std::string& entry, const std::vector<std::string>& p
       q->asymmetric = false;
     } else if (vitq && v == "uniform-attn") {
       q->attn_quantizer = "uniform";
+    } else if (vitq && v == "tensor-log-attn") {
+      q->attn_quantizer = "log-sqrt2";
     } else if (vitq && v == "image-abits") {
       q->image_bits = 0;
     } else {
@@ -301,8 +303,8 @@ Result<CompareResult> RunCompare(const ViTModel& model, const CalibrationSet& ca
       seconds = it->second.seconds;
       if (!cell.q.sequential) result.searches[cell.label][cell.q.wbits] = {plan, it->second.report};
     } else {
-      VITQ_ASSIGN_OR_RETURN(plan, QuantizeCell(model, calib, cell, &result.searches[cell.label],
-                                               &seconds));
+      VITQ_ASSIGN_OR_RETURN(
+          plan, QuantizeCell(model, calib, cell, &result.searches[cell.label], &seconds));
     }
     EvalOptions qo = options.eval;
     qo.keep_logits = false;

@@ -65,7 +65,7 @@ Status CheckIntegerPlan(const QuantPlan& plan, const ViTConfig& config) {
     // [qmin - z, qmax - z] with zero point 0 (the same values); it must fit int8, or be held as
     // uint8: the attention probabilities P (the left operand of P·V) with z = 0, and fc2's input
     // as its codes q with any zero point.
-    if (s.kind == QuantKind::kLogSqrt2) continue;  // held in s8 planes (LogPv), checked there
+    if (IsLogSqrt2(s.kind)) continue;  // held in s8 planes (LogPv), checked there
     if (!weight) {
       const int z = sp->params.zero_point[0];
       const int lo = s.qmin() - z, hi = s.qmax() - z;
@@ -124,6 +124,7 @@ struct IntegerEngine::Impl {
     Linear qkv, proj, fc1, fc2;
     Grid q, k, v, p;
     bool p_log = false;  // P on a log-√2 grid (LogPv)
+    bool p_row = false;  // ... relative to each row's maximum (kLogSqrt2Row)
     int p_max_code = 0;
     LogSqrt2Coder p_coder;  // P's codes (LogSqrt2Code) by table
     kernels::S8Epilogue qk_ep, pv_ep;
@@ -135,6 +136,7 @@ struct IntegerEngine::Impl {
   Tensor patches, tokens, x, qkv, scores, cls, h0, h1, head_out, head_dist_out;
   Tensor in8, q8, k8, v8, p8, o8, attn8, hidden8;
   Tensor log_planes, log_acc;  // LogPv: s8 planes of P, their int32 products
+  Tensor log_row_max;          // LogPv with kLogSqrt2Row: each row's maximum of P
 
   // The GEMM of `layer` reading its input on grid `in` (s8, or u8 codes with a zero point z, whose
   // term -z · Σ_k w[n, k] joins the bias); the epilogue writes f32 (out == nullptr) or the codes
@@ -198,9 +200,9 @@ struct IntegerEngine::Impl {
       b.q = GridOf(plan, p + "attn.qk:a");
       b.k = GridOf(plan, p + "attn.qk:b");
       b.p = GridOf(plan, p + "attn.pv:a");
-      if (const SitePlan* ps = plan.Find(p + "attn.pv:a");
-          ps->scheme.kind == QuantKind::kLogSqrt2) {
+      if (const SitePlan* ps = plan.Find(p + "attn.pv:a"); IsLogSqrt2(ps->scheme.kind)) {
         b.p_log = true;
+        b.p_row = ps->scheme.kind == QuantKind::kLogSqrt2Row;
         b.p_max_code = LogMaxCode(ps->scheme.bits);
         b.p_coder = LogSqrt2Coder(ps->params.scale[0], b.p_max_code);
       }
@@ -245,6 +247,7 @@ struct IntegerEngine::Impl {
     if (any_log) {
       log_planes = Tensor(DType::kI8, {kLogPlanes, b, h, t, t});
       log_acc = Tensor(DType::kI32, {kLogPlanes, b, h, t, c.head_dim()});
+      log_row_max = Tensor::F32({b, h, t});
     }
     capacity = batch;
   }
@@ -343,7 +346,9 @@ struct IntegerEngine::Impl {
   // octaves 7g .. 7g + 6, so that P̂ = Σ_plane plane_scale · plane with plane_scale =
   // Δp · 2^-(7g+6) · (1 or 1/√2 by parity). Each plane times V is an exact s8 GEMM (int32); the
   // sums are combined in float in plane order and requantized to proj's input grid. The codes come
-  // from LogSqrt2Coder (a table lookup, no log2 per value), equal to LogSqrt2Code's.
+  // from LogSqrt2Coder (a table lookup, no log2 per value), equal to LogSqrt2Code's. With a
+  // per-row grid (kLogSqrt2Row) the codes are those of P / r, r the row's maximum, and the
+  // combining pass multiplies each output row by its r: P̂ = r · Σ_plane plane_scale · plane.
   void LogPv(const BlockOps& bo, int bh, int t, int hd, const int8_t* v, int8_t* o) {
     const int64_t plane_size = static_cast<int64_t>(bh) * t * t;
     int8_t* planes = log_planes.data<int8_t>();
@@ -361,18 +366,40 @@ struct IntegerEngine::Impl {
       planes_used = std::max(planes_used, pl + 1);
     }
     constexpr int kChunk = 64;
-    const int64_t chunks = (plane_size + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static)
-    for (int64_t ch = 0; ch < chunks; ++ch) {
-      const int64_t i0 = ch * kChunk;
-      const int len = static_cast<int>(std::min<int64_t>(kChunk, plane_size - i0));
-      const float* x = pf + i0;
+    // Codes of x[0, len) divided by `div` (1 for the per-tensor grid) into the planes at i0.
+    auto put_codes = [&](const float* x, int64_t i0, int len, float div) {
       uint8_t n[kChunk];
-      for (int e = 0; e < len; ++e) n[e] = static_cast<uint8_t>(coder.Code(x[e]) + 1);
+      if (div == 1.0f) {
+        for (int e = 0; e < len; ++e) n[e] = static_cast<uint8_t>(coder.Code(x[e]) + 1);
+      } else {
+        for (int e = 0; e < len; ++e) n[e] = static_cast<uint8_t>(coder.Code(x[e] / div) + 1);
+      }
       for (int pl = 0; pl < planes_used; ++pl) {
         int8_t* dst = planes + pl * plane_size + i0;
         const int8_t* value = value_in[pl].data();
         for (int e = 0; e < len; ++e) dst[e] = value[n[e]];
+      }
+    };
+    float* row_max = bo.p_row ? log_row_max.f32() : nullptr;
+    if (bo.p_row) {
+      const int64_t rows = static_cast<int64_t>(bh) * t;
+#pragma omp parallel for schedule(static)
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* x = pf + r * t;
+        float m = 0.0f;
+        for (int j = 0; j < t; ++j) m = x[j] > m ? x[j] : m;
+        row_max[r] = m;
+        // A row without a positive value (not from a softmax) codes as the zero level.
+        const float div = m > 0.0f ? m : INFINITY;
+        for (int j0 = 0; j0 < t; j0 += kChunk)
+          put_codes(x + j0, r * t + j0, std::min(kChunk, t - j0), div);
+      }
+    } else {
+      const int64_t chunks = (plane_size + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static)
+      for (int64_t ch = 0; ch < chunks; ++ch) {
+        const int64_t i0 = ch * kChunk;
+        put_codes(pf + i0, i0, static_cast<int>(std::min<int64_t>(kChunk, plane_size - i0)), 1.0f);
       }
     }
     // The planes' products, then one pass that sums them in plane order and requantizes (few
@@ -395,6 +422,7 @@ struct IntegerEngine::Impl {
       float sum = 0.0f;
       for (int pl = 0; pl < planes_used; ++pl)
         sum += plane_scale[pl] * static_cast<float>(acc[pl * out_size + i]);
+      if (row_max != nullptr) sum *= row_max[i / hd];
       o[i] = static_cast<int8_t>(QuantizeToGrid(sum * k, lo, hi));
     }
   }

@@ -217,7 +217,7 @@ const char* TrainBlock<T>::SiteName(int site) {
 
 template <typename T>
 void TrainBlock<T>::Quantize(int site, const T* x, int64_t n, T* out, uint64_t seed,
-                             std::vector<uint8_t>* kept) {
+                             std::vector<uint8_t>* kept, int64_t row_len) {
   const TrainActQuant<T>& q = act[site];
   kept->assign(n, 0);
   if (!q.active) {
@@ -227,6 +227,18 @@ void TrainBlock<T>::Quantize(int site, const T* x, int64_t n, T* out, uint64_t s
   const uint64_t site_seed = seed ^ (static_cast<uint64_t>(site + 1) << 56);
   const int max_code = LogMaxCode(q.bits);
   const float s = static_cast<float>(q.scale);
+  // kLogSqrt2Row: each row's maximum (the scale is relative to it; a constant for the gradient).
+  std::vector<float> row_max;
+  if (q.log_row) {
+    const int64_t rows = n / row_len;
+    row_max.assign(rows, 0.0f);
+#pragma omp parallel for
+    for (int64_t r = 0; r < rows; ++r) {
+      float m = 0.0f;
+      for (int64_t j = 0; j < row_len; ++j) m = std::max(m, static_cast<float>(x[r * row_len + j]));
+      row_max[r] = m;
+    }
+  }
 #pragma omp parallel for
   for (int64_t i = 0; i < n; ++i) {
     if (drop_prob > 0 && Uniform(site_seed, i) < drop_prob) {
@@ -236,8 +248,9 @@ void TrainBlock<T>::Quantize(int site, const T* x, int64_t n, T* out, uint64_t s
     }
     const float xv = static_cast<float>(x[i]);
     if (q.log) {
-      const int code = LogSqrt2Code(xv, s, max_code);
-      out[i] = code < 0 ? T(0) : static_cast<T>(LogSqrt2Value(code, s));
+      const float sr = q.log_row ? s * row_max[i / row_len] : s;
+      const int code = sr > 0.0f ? LogSqrt2Code(xv, sr, max_code) : -1;
+      out[i] = code < 0 ? T(0) : static_cast<T>(LogSqrt2Value(code, sr));
     } else {
       const int32_t c = QuantizeValue(xv, s, q.zero_point, q.qmin, q.qmax);
       out[i] = static_cast<T>(c - q.zero_point) * q.scale;
@@ -372,7 +385,7 @@ void TrainBlock<T>::Forward(const T* x, int batch, T* out, uint64_t drop_seed) {
       for (int c = 0; c < t; ++c) row[c] *= inv;
     }
   }
-  Quantize(kPvA, p_.data(), psize, pq_.data(), drop_seed, &kept_[kPvA]);
+  Quantize(kPvA, p_.data(), psize, pq_.data(), drop_seed, &kept_[kPvA], t);
   o_.resize(hsize);
   std::vector<T>& oh = Work(0, hsize);
 #pragma omp parallel for

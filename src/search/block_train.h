@@ -37,9 +37,10 @@ void Gemm(bool trans_a, bool trans_b, int m, int n, int k, T alpha, const T* a, 
 // One per-tensor activation quantizer of the block.
 template <typename T>
 struct TrainActQuant {
-  bool active = false;  // false: identity
-  bool log = false;     // log-√2 grid (fixed scale, straight-through gradient only)
-  bool learn = false;   // the step (scale) receives an LSQ gradient
+  bool active = false;   // false: identity
+  bool log = false;      // log-√2 grid (fixed scale, straight-through gradient only)
+  bool log_row = false;  // ... relative to each row's maximum (kLogSqrt2Row; rows of `row_len`)
+  bool learn = false;    // the step (scale) receives an LSQ gradient
   int bits = 8, zero_point = 0, qmin = -127, qmax = 127;
   T scale = 1;
   double grad = 0;  // d loss / d scale, set by Backward
@@ -90,7 +91,9 @@ class TrainBlock {
   void Backward(const T* dout, T* dx);
 
  private:
-  void Quantize(int site, const T* x, int64_t n, T* out, uint64_t seed, std::vector<uint8_t>* kept);
+  // row_len: the length of x's rows, for a kLogSqrt2Row site (P: the tokens).
+  void Quantize(int site, const T* x, int64_t n, T* out, uint64_t seed, std::vector<uint8_t>* kept,
+                int64_t row_len = 1);
   void QuantizeBackward(int site, const T* x, const std::vector<uint8_t>& kept, int64_t n, T* grad);
   void LinearForward(TrainLinear<T>& l, const T* x, int m, T* y);
   void LinearBackward(TrainLinear<T>& l, const T* x, const T* dy, int m, T* dx);

@@ -385,7 +385,8 @@ class VitqPipeline {
       const SitePlan& sp = plan_.sites.at(p + TrainBlock<float>::SiteName(s));
       TrainActQuant<float>& q = blk.act[s];
       q.active = true;
-      q.log = sp.scheme.kind == QuantKind::kLogSqrt2;
+      q.log = IsLogSqrt2(sp.scheme.kind);
+      q.log_row = sp.scheme.kind == QuantKind::kLogSqrt2Row;
       q.bits = sp.scheme.bits;
       q.zero_point = sp.params.zero_point[0];
       q.qmin = sp.scheme.qmin();
@@ -509,13 +510,14 @@ class VitqPipeline {
     const auto t0 = Clock::now();
     const int bits = Bits(name, false);
     SitePlan pa;
-    const bool log_p =
-        name.find("attn.pv") != std::string::npos &&
-        (opts_.attn_quantizer == "log-sqrt2" || (opts_.attn_quantizer == "auto" && bits < 8));
-    if (log_p) {  // P in [0, 1]: the top code is P = 1
+    const bool pv = name.find("attn.pv") != std::string::npos;
+    const bool row_p = pv && (opts_.attn_quantizer == "log-sqrt2-row" ||
+                              (opts_.attn_quantizer == "auto" && bits < 8));
+    const bool log_p = row_p || (pv && opts_.attn_quantizer == "log-sqrt2");
+    if (log_p) {  // P in [0, 1]: the top code is P = 1 (per row: the row's maximum)
       pa.scheme.bits = bits;
       pa.scheme.is_signed = false;
-      pa.scheme.kind = QuantKind::kLogSqrt2;
+      pa.scheme.kind = row_p ? QuantKind::kLogSqrt2Row : QuantKind::kLogSqrt2;
       pa.params = {{1.0f}, {0}};
     } else {
       pa = SearchActivationGrid(a.data(), static_cast<int64_t>(a.size()), bits, opts_.asymmetric,

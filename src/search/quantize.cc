@@ -104,9 +104,10 @@ Status QuantizeOptions::Validate() const {
     return Status::Usage("--image-bits " + std::to_string(image_bits) +
                          ": bits of the image input outside 2-8 (or 0 for --abits)");
   if (calib_size < 1) return Status::InvalidInput("calibration size must be at least 1");
-  if (attn_quantizer != "auto" && attn_quantizer != "uniform" && attn_quantizer != "log-sqrt2") {
+  if (attn_quantizer != "auto" && attn_quantizer != "uniform" && attn_quantizer != "log-sqrt2" &&
+      attn_quantizer != "log-sqrt2-row") {
     return Status::Usage("--attn-quantizer '" + attn_quantizer +
-                         "': expected auto, uniform or log-sqrt2");
+                         "': expected auto, uniform, log-sqrt2 or log-sqrt2-row");
   }
   if (resume && !reconstruct)
     return Status::Usage(
@@ -273,8 +274,8 @@ void PutReport(dist::Writer* w, const QuantizeReport& report) {
     for (double v : {b.loss_init, b.loss_learned, b.loss_final, b.seconds}) w->Pod(v);
     w->Pod<uint8_t>(b.kept_init ? 1 : 0);
   }
-  for (double v : {report.load_seconds, report.capture_seconds, report.search_seconds,
-                   report.total_seconds}) {
+  for (double v :
+       {report.load_seconds, report.capture_seconds, report.search_seconds, report.total_seconds}) {
     w->Pod(v);
   }
   w->Pod(report.calib_images);
@@ -602,9 +603,9 @@ Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& cal
                                 const QuantizeOptions& opts, QuantizeReport* report) {
   VITQ_RETURN_IF_ERROR(opts.Validate());
   const search::MethodInfo* method = search::FindMethod(opts.method);
-  const int held = static_cast<int>(calib.images.size() / (static_cast<size_t>(model.spec.config.in_chans) *
-                                                          model.spec.config.img_size *
-                                                          model.spec.config.img_size));
+  const int held = static_cast<int>(calib.images.size() /
+                                    (static_cast<size_t>(model.spec.config.in_chans) *
+                                     model.spec.config.img_size * model.spec.config.img_size));
   const bool holds_all = calib.first == 0 && held == static_cast<int>(calib.items.size());
   if (!method->distributed) {
     // Rank 0 runs it alone (the others wait) on the whole calibration set.
@@ -620,10 +621,10 @@ Result<QuantPlan> QuantizeModel(const ViTModel& model, const CalibrationSet& cal
     });
   }
   if (static_cast<int>(calib.items.size()) < dist::Size()) {
-    return dist::Agree(Status::Usage(
-        "--calib-size " + std::to_string(calib.items.size()) + " with " +
-        std::to_string(dist::Size()) +
-        " processes: every process needs at least one calibration image"));
+    return dist::Agree(
+        Status::Usage("--calib-size " + std::to_string(calib.items.size()) + " with " +
+                      std::to_string(dist::Size()) +
+                      " processes: every process needs at least one calibration image"));
   }
   OpPipeline pipeline(model, calib, opts, method, report);
   return pipeline.Run();
