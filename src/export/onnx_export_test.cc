@@ -145,6 +145,16 @@ TEST(OnnxExport, LogSqrt2AttentionIsRefusedUnlessApproximationIsAsked) {
   const auto ops = OpCounts(ReadModel(f.dir.path("m.onnx")));
   EXPECT_EQ(ops.at("Log"), 1);
   EXPECT_EQ(ops.at("QuantizeLinear"), info->qdq_sites);
+  EXPECT_EQ(ops.count("ReduceMax"), 0u);
+  // Per row: the scale is each row's maximum (ReduceMax over the last axis) times the plan's.
+  p.scheme.kind = QuantKind::kLogSqrt2Row;
+  auto qr = LoadQuantizedFile(f.Save(plan));
+  ASSERT_TRUE(qr.ok()) << qr.status().message();
+  auto row_info = ExportOnnx(qr.value(), f.dir.path("r.onnx"), opt);
+  ASSERT_TRUE(row_info.ok()) << row_info.status().message();
+  const onnx::ModelProto rm = ReadModel(f.dir.path("r.onnx"));
+  EXPECT_NO_THROW(onnx::checker::check_model(rm));
+  EXPECT_EQ(OpCounts(rm).at("ReduceMax"), 1);
 }
 
 TEST(OnnxExport, FloatModelHasNoQuantizers) {

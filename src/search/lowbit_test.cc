@@ -45,6 +45,41 @@ TEST(LogSqrt2, HandCheckedCodesAndValues) {
   EXPECT_FLOAT_EQ(out[4], 0.0f);
 }
 
+TEST(LogSqrt2, RowsAreQuantizedRelativeToTheirMaximum) {
+  // Three rows of 4 at 4 bits (lowest level 2^-7 of the scale). A flat row (all ~1/200) is below
+  // the per-tensor grid's lowest level: every value becomes 0. Per row, r = 0.006: 0.006 is the
+  // top level; 0.005 and 0.004 (-2 log2 of 0.833 and 0.667: 0.53 and 1.17) take code 1,
+  // r / √2 = 0.0042426; 0 stays 0.
+  std::vector<float> x = {0.004f, 0.005f, 0.006f, 0.0f,   //
+                          0.5f,   0.25f,  0.3f,   1e-4f,  // r = 0.5: 1e-4 is 2^-12.3 of r: zero
+                          0.0f,   0.0f,   0.0f,   0.0f};  // no positive value: all zero
+  std::vector<float> tensor(x.size()), rows(x.size());
+  FakeQuantizeLogSqrt2(x.data(), 4, 1.0f, 4, tensor.data());
+  for (int j = 0; j < 4; ++j) EXPECT_EQ(tensor[j], 0.0f) << j;
+  FakeQuantizeLogSqrt2Rows(x.data(), 12, 4, 1.0f, 4, rows.data());
+  const float r0 = 0.006f, inv_sqrt2 = 0.70710678f;
+  EXPECT_FLOAT_EQ(rows[0], r0 * inv_sqrt2);
+  EXPECT_FLOAT_EQ(rows[1], r0 * inv_sqrt2);
+  EXPECT_FLOAT_EQ(rows[2], r0);
+  EXPECT_EQ(rows[3], 0.0f);
+  EXPECT_FLOAT_EQ(rows[4], 0.5f);
+  EXPECT_FLOAT_EQ(rows[5], 0.25f);
+  EXPECT_FLOAT_EQ(rows[6], 0.5f * inv_sqrt2);  // 0.3 / 0.5 = 0.6: -2 log2 0.6 = 1.47, code 1
+  EXPECT_EQ(rows[7], 0.0f);
+  for (int j = 8; j < 12; ++j) EXPECT_EQ(rows[j], 0.0f) << j;
+  // Through FakeQuantizeTensor, the rows are the last axis; the plan's scale multiplies r.
+  std::vector<float> t = x;
+  QuantScheme s;
+  s.bits = 4;
+  s.is_signed = false;
+  s.kind = QuantKind::kLogSqrt2Row;
+  ASSERT_TRUE(FakeQuantizeTensor(t.data(), {3, 4}, s, {{1.0f}, {0}}).ok());
+  EXPECT_EQ(t, rows);
+  t = x;
+  ASSERT_TRUE(FakeQuantizeTensor(t.data(), {3, 4}, s, {{0.5f}, {0}}).ok());
+  EXPECT_FLOAT_EQ(t[2], 0.003f);  // 0.006 / (0.5 r) = 2: above the top level, code 0
+}
+
 // The integer engine codes P without a log2 per value (LogSqrt2Coder's table, from the threshold
 // counts): the same code as LogSqrt2Code for every float, checked across the whole float range (a
 // stride through the bit patterns), a few ulps around every threshold, and zero, negatives,
@@ -358,6 +393,18 @@ TEST(PlanChecks, NewQuantizersAreValidated) {
   auto back = PlanFromJson(json, "p");
   ASSERT_TRUE(back.ok()) << back.status().message();
   EXPECT_EQ(back->sites.at("blocks.0.attn.pv:a").scheme.kind, QuantKind::kLogSqrt2);
+  // The per-row kind round-trips too, and is refused on any site but P.
+  QuantPlan row = plan;
+  row.sites["blocks.0.attn.pv:a"].scheme.kind = QuantKind::kLogSqrt2Row;
+  EXPECT_TRUE(ValidatePlan(row, c).ok());
+  const std::string row_json = PlanToJson(row);
+  EXPECT_NE(row_json.find("\"log_sqrt2_row\""), std::string::npos);
+  auto row_back = PlanFromJson(row_json, "p");
+  ASSERT_TRUE(row_back.ok()) << row_back.status().message();
+  EXPECT_EQ(row_back->sites.at("blocks.0.attn.pv:a").scheme.kind, QuantKind::kLogSqrt2Row);
+  row.sites["blocks.0.attn.qk:a"] = row.sites["blocks.0.attn.pv:a"];
+  Status rs = ValidatePlan(row, c);
+  EXPECT_NE(rs.message().find("blocks.0.attn.qk:a"), std::string::npos) << rs.message();
   std::string bad = json;
   bad.replace(bad.find("log_sqrt2"), 9, "log_three");
   EXPECT_FALSE(PlanFromJson(bad, "p").ok());
