@@ -12,7 +12,7 @@
 # (quick: DeiT-Tiny W6A6 and W4A4 only, no ablation, no liu2021, no CIFAR). Each row is kept in
 # build/bench-lowbit/NAME.json and not rerun while it exists (delete the folder for a fresh run);
 # LIU2021=0 leaves out the (slow) liu2021 rows; ABLATION_BITS (default "6 4") and ABLATION (default
-# all six components) choose the ablation's rows, or ABLATION_ROWS lists them as BITS:COMPONENT
+# all seven components) choose the ablation's rows, or ABLATION_ROWS lists them as BITS:COMPONENT
 # pairs; CIFAR=0 leaves out the CIFAR-10 rows;
 # ONLY_CACHED=1 writes the results from the rows already measured, running nothing.
 set -euo pipefail
@@ -39,7 +39,7 @@ else
   pairs=${ABLATION_ROWS:-}
   if [ -z "$pairs" ]; then
     for b in ${ABLATION_BITS-6 4}; do
-      for off in ${ABLATION-uniform-attn image-abits no-gptq no-reparam no-per-channel no-asym}; do
+      for off in ${ABLATION-uniform-attn tensor-log-attn image-abits no-gptq no-reparam no-per-channel no-asym}; do
         pairs="$pairs $b:$off"
       done
     done
@@ -48,6 +48,8 @@ else
     b=${pair%%:*} off=${pair#*:}
     if [ "$off" = uniform-attn ]; then
       run "tiny-vitq-w${b}a$b-$off" $T $TC 100 vitq "$b" "$b" $TV --attn-quantizer uniform
+    elif [ "$off" = tensor-log-attn ]; then  # P on one log-sqrt2 grid per tensor, not per row
+      run "tiny-vitq-w${b}a$b-$off" $T $TC 100 vitq "$b" "$b" $TV --attn-quantizer log-sqrt2
     elif [ "$off" = image-abits ]; then  # the image at the activation bits, not 8
       run "tiny-vitq-w${b}a$b-$off" $T $TC 100 vitq "$b" "$b" $TV --image-bits 0
     else
