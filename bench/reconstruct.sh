@@ -48,6 +48,10 @@ else
   echo "bench/reconstruct.sh: $CT absent, CIFAR-10 rows skipped" >&2
 fi
 mv "$OUT.tmp" "$OUT"
-table "Block reconstruction on the integer engine" bench/reconstruct.sh "$OUT" \
-  >bench/results/reconstruct.md
+# The command line as run, with the variables that chose the rows.
+cmd=bench/reconstruct.sh
+for var in CIFAR ABLATION ITERS; do
+  if [ -n "${!var+x}" ]; then cmd="$var=\"${!var}\" $cmd"; fi
+done
+table "Block reconstruction on the integer engine" "$cmd" "$OUT" >bench/results/reconstruct.md
 cat bench/results/reconstruct.md
