@@ -127,10 +127,11 @@ class OneDnnGemm final : public Int8GemmBackend {
     memory::desc src_md({256, k}, SrcType(w), tag::ab), w_md({k, n}, dt::s8, tag::any),
         dst_md({256, n}, DstType(w), tag::ab);
     if (!w.has_ep) {
-      auto it = s32_desc_.find({n, k});
+      const auto key = std::make_tuple(n, k, w.x_u8);
+      auto it = s32_desc_.find(key);
       if (it == s32_desc_.end()) {
         dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, w_md, dst_md), ctx_->engine());
-        it = s32_desc_.emplace(std::make_pair(n, k), pd.weights_desc()).first;
+        it = s32_desc_.emplace(key, pd.weights_desc()).first;
       }
       return it->second;
     }
@@ -144,7 +145,7 @@ class OneDnnGemm final : public Int8GemmBackend {
     const int threads = omp_get_max_threads();
     if (!w.has_ep) {
       // Shared by every weight set of this shape.
-      const auto key = std::make_tuple(w.n, w.k, m, threads);
+      const auto key = std::make_tuple(w.n, w.k, w.x_u8, m, threads);
       auto it = s32_prims_.find(key);
       if (it == s32_prims_.end()) {
         memory::desc src_md({m, w.k}, SrcType(w), tag::ab), dst_md({m, w.n}, dt::s32, tag::ab);
@@ -167,8 +168,8 @@ class OneDnnGemm final : public Int8GemmBackend {
   }
 
   DnnlContext* ctx_;
-  std::map<std::pair<int, int>, memory::desc> s32_desc_;      // by (N, K)
-  std::map<std::tuple<int, int, int, int>, Prim> s32_prims_;  // by (N, K, M, threads)
+  std::map<std::tuple<int, int, bool>, memory::desc> s32_desc_;     // by (N, K, u8 x)
+  std::map<std::tuple<int, int, bool, int, int>, Prim> s32_prims_;  // (N, K, u8 x, M, threads)
   std::map<std::string, dnnl::matmul> batched_;
 };
 }  // namespace
