@@ -38,6 +38,15 @@ print(json.dumps({"name": sys.argv[1], "method": sys.argv[2], "wbits": int(sys.a
   cat "$W/$name.json" >&2
 }
 
+command_line() {  # command var...: the command prefixed with each var that is set (VAR="value")
+  local cmd=$1 var
+  shift
+  for var in "$@"; do
+    if [ -n "${!var+x}" ]; then cmd="$var=\"${!var}\" $cmd"; fi
+  done
+  echo "$cmd"
+}
+
 table() {  # title script jsonl: the rows as a markdown table on stdout
   /usr/bin/python3 - "$@" <<'PY'
 import json, subprocess, sys

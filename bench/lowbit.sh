@@ -69,9 +69,6 @@ else
 fi
 mv "$OUT.tmp" "$OUT"
 # The command line as run, with the variables that chose the rows.
-cmd="bench/lowbit.sh${mode:+ $mode}"
-for var in CIFAR ABLATION_ROWS ABLATION ABLATION_BITS LIU2021; do
-  if [ -n "${!var+x}" ]; then cmd="$var=\"${!var}\" $cmd"; fi
-done
+cmd=$(command_line "bench/lowbit.sh${mode:+ $mode}" CIFAR ABLATION_ROWS ABLATION ABLATION_BITS LIU2021)
 table "Low-bit accuracy on the integer engine" "$cmd" "$OUT" >bench/results/lowbit.md
 cat bench/results/lowbit.md

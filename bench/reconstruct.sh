@@ -49,9 +49,6 @@ else
 fi
 mv "$OUT.tmp" "$OUT"
 # The command line as run, with the variables that chose the rows.
-cmd=bench/reconstruct.sh
-for var in CIFAR ABLATION ITERS; do
-  if [ -n "${!var+x}" ]; then cmd="$var=\"${!var}\" $cmd"; fi
-done
+cmd=$(command_line bench/reconstruct.sh CIFAR ABLATION ITERS)
 table "Block reconstruction on the integer engine" "$cmd" "$OUT" >bench/results/reconstruct.md
 cat bench/results/reconstruct.md
