@@ -143,6 +143,8 @@ TEST(Cli, UsageErrorsExitTwo) {
            {"--method vitq --no-ranking", "--no-ranking configures"},
            {"--method vitq --grid 50", "--grid configures"},
            {"--method vitq --attn-quantizer log2", "--attn-quantizer 'log2'"},
+           {"--method minmax --fc2-input token", "--fc2-input applies to --method vitq only"},
+           {"--method vitq --fc2-input channel", "--fc2-input 'channel'"},
            {"--method liu2021 --image-bits 8", "--image-bits applies to --method vitq only"},
            {"--method vitq --image-bits 9", "--image-bits 9"},
            {"--mixed-precision --target-bits 6", "does not support it yet"},

@@ -33,6 +33,7 @@ struct Agreement {
   int unsigned8_p_sites = 0;      // attention probabilities P on the unsigned 8-bit grid (u8)
   int zero_point8_fc2_sites = 0;  // fc2's input on an 8-bit grid with a zero point z > 0 (u8)
   int log_row_p_sites = 0;        // P on the log-sqrt2 grid relative to each row's maximum
+  int row_fc2_sites = 0;          // fc2's input on per-token grids (kUniformRow)
 };
 
 // Quantizes `model_dir` with `method` on `calib_count` images of `calib_dir`, writes and reloads
@@ -63,6 +64,7 @@ Agreement Compare(const std::string& model_dir, const std::string& calib_dir, in
                                sp.scheme.bits == 8 && !sp.scheme.is_signed &&
                                sp.params.zero_point[0] > 0;
     a.log_row_p_sites += sp.scheme.kind == QuantKind::kLogSqrt2Row;
+    a.row_fc2_sites += sp.scheme.kind == QuantKind::kUniformRow;
   }
   testing::TempDir dir;
   EXPECT_TRUE(SaveQuantizedFile(dir.path("m.vitq"), model.value(), plan.value()).ok());
@@ -155,10 +157,10 @@ TEST(IntegerEngine, CifarVitW8A8EqualsItsSimulation) {
 // The vitq method's plans: per-channel weights, shifted (zero-point) activation ranges, at 8 bits
 // the attention probabilities P as u8 (u8 x s8 P·V) and fc2's post-GELU input as the u8 codes of
 // a grid with a zero point (fc1 writes them, fc2 reads u8), and below 8 bits log-sqrt2 P (relative
-// to each row's maximum) in s8
-// planes (LogPv). The engine must equal its simulation bit for bit; against the fake-quant path
-// only top-1 agreement is bounded loosely (at 4 bits every float difference at a rounding boundary
-// is a whole grid step).
+// to each row's maximum) in s8 planes (LogPv) and fc2's input per token (each row's u8 codes,
+// step and zero point; fc2's output rescaled per row). The engine must equal its simulation bit for
+// bit; against the fake-quant path only top-1 agreement is bounded loosely (at 4 bits every float
+// difference at a rounding boundary is a whole grid step).
 TEST(IntegerEngine, VitqPlansEqualTheirSimulation) {
   for (int bits : {8, 4, 6}) {
     Agreement a = Compare("models/vit-cifar10", "data/cifar10/calib", 16, "data/cifar10/calib",
@@ -167,6 +169,7 @@ TEST(IntegerEngine, VitqPlansEqualTheirSimulation) {
     EXPECT_EQ(a.unsigned8_p_sites, bits == 8 ? 6 : 0) << bits << " bits";  // 6 blocks
     EXPECT_EQ(a.zero_point8_fc2_sites, bits == 8 ? 6 : 0) << bits << " bits";
     EXPECT_EQ(a.log_row_p_sites, bits == 8 ? 0 : 6) << bits << " bits";
+    EXPECT_EQ(a.row_fc2_sites, bits == 8 ? 0 : 6) << bits << " bits";
     EXPECT_EQ(a.logits_differing, 0) << bits << " bits";
     ExpectPathsAgree(a, ("vit-cifar10 vitq W" + std::to_string(bits)).c_str());
   }

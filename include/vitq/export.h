@@ -13,8 +13,9 @@
 namespace vitq {
 
 struct OnnxExportOptions {
-  // Parts of a plan that Q/DQ cannot express (a log-√2 attention grid) are refused unless this is
-  // set; with it they are written as float operations (OnnxExportInfo::approximations says what).
+  // Parts of a plan that Q/DQ cannot express (a log-√2 attention grid, fc2's per-token input
+  // grid) are refused unless this is set; with it they are written as float operations
+  // (OnnxExportInfo::approximations says what).
   bool approximate = false;
 };
 
@@ -34,8 +35,8 @@ struct OnnxExportInfo {
 // DequantizeLinear pair at the place the integer engine quantizes it (both attention matmuls'
 // operands included), LayerNorm, softmax and GELU in float. Input "pixel_values" [N, C, H, W]
 // (preprocessed as the model's config says), output "logits" [N, classes]. Errors: a plan Q/DQ
-// cannot express (log-√2 attention without `approximate`, per-channel activations, asymmetric
-// weights), or the file cannot be written (nothing is left behind).
+// cannot express (log-√2 attention or per-token grids without `approximate`, per-channel
+// activations, asymmetric weights), or the file cannot be written (nothing is left behind).
 Result<OnnxExportInfo> ExportOnnx(const QuantizedModel& model, const std::string& path,
                                   const OnnxExportOptions& options = {});
 // The float model as ONNX (opset 17), same inputs and outputs.

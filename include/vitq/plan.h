@@ -19,8 +19,8 @@ struct SitePlan {
 };
 
 struct QuantPlan {
-  // 2: quantizer kinds (log_sqrt2; log_sqrt2_row added within version 2: older readers refuse
-  // it by name); 1 still read.
+  // 2: quantizer kinds (log_sqrt2; log_sqrt2_row and uniform_row added within version 2: older
+  // readers refuse them by name); 1 still read.
   static constexpr int kVersion = 2;
   // Provenance.
   std::string method;        // "liu2021", "minmax", ...

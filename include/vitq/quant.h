@@ -19,7 +19,11 @@ enum class Granularity : uint8_t { kPerTensor, kPerChannel };
 // grid per row of P (its last axis, one query's probabilities), relative to the row's maximum r:
 // scale r · scale in both formulas, so every row's largest probability is a level and a flat row
 // (all P ~ 1/T) keeps its values instead of falling below the lowest level.
-enum class QuantKind : uint8_t { kUniform, kLogSqrt2, kLogSqrt2Row };
+// kUniformRow (fc2's input only: dynamic per-token quantization): an unsigned uniform grid per row
+// of the last axis (one token's channels) fixed at run time from the row (UniformRowGrid): the
+// row's range [lo, hi] (with 0 inside), step scale · (hi - lo), zero point round(-lo / step); a
+// scale below 1 / qmax clips the row's top, which post-GELU rows need (their few large values).
+enum class QuantKind : uint8_t { kUniform, kLogSqrt2, kLogSqrt2Row, kUniformRow };
 inline bool IsLogSqrt2(QuantKind k) {
   return k == QuantKind::kLogSqrt2 || k == QuantKind::kLogSqrt2Row;
 }
@@ -88,6 +92,20 @@ inline float LogSqrt2Value(int code, float scale) {
   return scale * ((code & 1) ? octave * 0.70710678118654752f : octave);
 }
 void FakeQuantizeLogSqrt2(const float* x, int64_t n, float scale, int bits, float* out);
+
+// kUniformRow's grid for one row x[0, len): lo = min(0, min x), hi = max(0, max x), step =
+// scale · (hi - lo), zero = clamp(round_half_even(-lo / step), 0, qmax); an all-zero row gets step
+// 1 and zero 0 (it stays exactly 0). The value of code q is (q - zero) · step.
+struct RowGrid {
+  float step = 1.0f;
+  int32_t zero = 0;
+};
+RowGrid UniformRowGrid(const float* x, int64_t len, float scale, int qmax);
+// The same from the row's range (lo <= 0 <= hi already).
+RowGrid RowGridOfRange(float lo, float hi, float scale, int qmax);
+// kUniformRow: rows of `row` values (n a multiple of it), each on its own UniformRowGrid.
+void FakeQuantizeUniformRows(const float* x, int64_t n, int64_t row, float scale, int bits,
+                             float* out);
 // kLogSqrt2Row: rows of `row` values (n a multiple of it), each on the grid scaled by its maximum
 // (a row whose maximum is <= 0 or NaN becomes 0, as FakeQuantizeLogSqrt2 makes such values).
 void FakeQuantizeLogSqrt2Rows(const float* x, int64_t n, int64_t row, float scale, int bits,

@@ -43,6 +43,11 @@ struct QuantizeOptions {
   // where the fused softmax keeps W8A8 fast), "uniform", "log-sqrt2" (one grid for the tensor,
   // top level P = 1) or "log-sqrt2-row" (the grid relative to each row's maximum).
   std::string attn_quantizer = "auto";
+  // Grid of fc2's input (post-GELU): "auto" (token below 8 bits, tensor at 8), "tensor" (one
+  // grid searched for the tensor) or "token" (kUniformRow: each token's row on its own grid,
+  // fixed at run time from the row; its few large post-GELU values no longer set every token's
+  // step).
+  std::string fc2_input = "auto";
   // Bits of the patch embedding's input, the image (0: abits). Pixels are 8-bit data, and at 4
   // bits a 16-level image costs DeiT-Tiny W4A4 about 2 points (docs/METHOD.md), so the image
   // keeps 8 bits below 8-bit activations, as RepQ-ViT's official code does.

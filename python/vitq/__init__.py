@@ -49,8 +49,9 @@ def quantize(model, calib, out, method="vitq", wbits=8, abits=8, calib_size=100,
     (.vitq, atomically); returns the report as a dict (what `vitq quantize --json` prints).
 
     options: the CLI's flags under Python names: per_channel, reparam, gptq, asym,
-    attn_quantizer, image_bits, reconstruct, recon_iters, recon_batch, recon_drop, recon_steps,
-    recon_round_weight, recon_lr, recon_step_lr, recon_augment, resume (vitq); sequential,
+    attn_quantizer, fc2_input, image_bits, reconstruct, recon_iters, recon_batch, recon_drop,
+    recon_steps, recon_round_weight, recon_lr, recon_step_lr, recon_augment, resume (vitq);
+    sequential,
     ranking, bias_correction, grid, coarse_to_fine, max_rounds (liu2021 and the baselines).
     """
     return _quantize(_os.fspath(model), _os.fspath(calib), _os.fspath(out), method, wbits, abits,

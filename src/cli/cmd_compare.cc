@@ -25,12 +25,12 @@ void RegisterCompare(CLI::App* app, Runner* run) {
   cmd->add_option("MODEL", args->model, "float model directory or .safetensors file")->required();
   cmd->add_option("--calib", args->calib, "calibration ImageFolder")->required();
   cmd->add_option("--data", args->data, "evaluation ImageFolder")->required();
-  cmd->add_option(
-      "--methods", args->methods,
-      "comma list; a method may carry +no-ranking, +no-bias-correction, +sequential, "
-      "+coarse (coarse-to-fine grid) (e.g. liu2021+no-ranking); vitq may carry "
-      "+no-per-channel, +no-reparam, +no-gptq, +no-asym, +uniform-attn, +tensor-log-attn, "
-      "+image-abits");
+  cmd->add_option("--methods", args->methods,
+                  "comma list; a method may carry +no-ranking, +no-bias-correction, +sequential, "
+                  "+coarse (coarse-to-fine grid) (e.g. liu2021+no-ranking); vitq may carry "
+                  "+no-per-channel, +no-reparam, +no-gptq, +no-asym, +uniform-attn, "
+                  "+tensor-log-attn, +tensor-fc2, "
+                  "+image-abits");
   cmd->add_option("--bits", args->bits,
                   "comma list of bit-widths for weights and activations (default 8,6,4); "
                   "'6mp' is mixed precision at the size of the uniform 6-bit model");

@@ -38,6 +38,10 @@ void AddQuantizeOptions(CLI::App* cmd, QuantizeOptions* q) {
                   "vitq: grid of the attention probabilities: auto (log-sqrt2-row below 8 "
                   "bits, uniform at 8), uniform, log-sqrt2 (per tensor), log-sqrt2-row (relative "
                   "to each row's maximum)");
+  cmd->add_option("--fc2-input", q->fc2_input,
+                  "vitq: grid of fc2's input (post-GELU): auto (token below 8 bits, tensor at "
+                  "8), tensor (one searched grid), token (each token's row on its own grid, set "
+                  "at run time)");
   cmd->add_option("--image-bits", q->image_bits,
                   "vitq: bits of the image input to the patch embedding, 2-8 (default 8: pixels "
                   "are 8-bit data; 0 = --abits)");
@@ -79,7 +83,7 @@ Status CheckMethodFlags(const CLI::App& cmd, const QuantizeOptions& q) {
       return Status::Usage(std::string(flag) + " configures --reconstruct, which is not given");
   }
   for (const char* flag : {"--no-per-channel", "--no-reparam", "--no-gptq", "--no-asym",
-                           "--attn-quantizer", "--image-bits", "--reconstruct"}) {
+                           "--attn-quantizer", "--fc2-input", "--image-bits", "--reconstruct"}) {
     if (!vitq && cmd.count(flag) > 0) {
       return Status::Usage(std::string(flag) + " applies to --method vitq only, not '" + q.method +
                            "'");

@@ -218,6 +218,24 @@ class VitGraph {
   // QuantizeLinear then DequantizeLinear on `site`'s grid.
   Result<std::string> Qdq(const std::string& site, std::string x) {
     if (qm_ == nullptr) return x;
+    if (const SitePlan* sp = qm_->plan.Find(site);
+        sp != nullptr && sp->scheme.kind == QuantKind::kUniformRow) {
+      if (!opt_.approximate) {
+        return Status::InvalidInput(
+            "site '" + site +
+            "' is quantized per token (each row on its own grid, set at run time), which "
+            "QuantizeLinear/DequantizeLinear cannot express; pass --approximate to write it as "
+            "float operations (ReduceMin/ReduceMax, Round, Clip) computing the same grid");
+      }
+      if (!row_note_) {
+        info_->approximations.push_back(
+            "fc2's input, quantized per token, is computed with float operations (ReduceMin, "
+            "ReduceMax, Div, Round, Clip), not Q/DQ, and fc2 runs in float on its values; each "
+            "row's step and zero point are the plan's up to float rounding");
+        row_note_ = true;
+      }
+      return UniformRow(site, *sp, x);
+    }
     VITQ_ASSIGN_OR_RETURN(ActGrid g, Grid(site));
     const std::string scale = b_.Scalar(site + ".scale", g.scale);
     const std::string zp =
@@ -262,6 +280,27 @@ class VitGraph {
                                     b_.Op("Mul", {code, b_.Scalar("c.minus_half", -0.5f)})}),
                       delta});
     return b_.Op("Where", {keep, value, b_.Scalar("c.zero", 0.0f)});
+  }
+
+  // x on kUniformRow grids as float operations: per row (last axis) lo = min(0, min x), hi =
+  // max(0, max x), step = scale · (hi - lo) (1 where that is 0), zero = clip(round(-lo / step), 0,
+  // qmax), x̂ = (clip(round(x / step) + zero, 0, qmax) - zero) · step; Round is half to even, as
+  // the engine's.
+  std::string UniformRow(const std::string& site, const SitePlan& sp, const std::string& x) {
+    const std::vector<onnx::AttributeProto> last = {GraphBuilder::Ints("axes", {-1}),
+                                                    GraphBuilder::Int("keepdims", 1)};
+    const std::string zero_c = b_.Scalar("c.zero", 0.0f);
+    const std::string qmax = b_.Scalar(site + ".qmax", static_cast<float>(sp.scheme.qmax()));
+    const std::string lo = b_.Op("Min", {b_.Op("ReduceMin", {x}, last), zero_c});
+    const std::string hi = b_.Op("Max", {b_.Op("ReduceMax", {x}, last), zero_c});
+    std::string step =
+        b_.Op("Mul", {b_.Op("Sub", {hi, lo}), b_.Scalar(site + ".scale", sp.params.scale[0])});
+    step = b_.Op("Where", {b_.Op("Greater", {step, zero_c}), step, b_.Scalar("c.one", 1.0f)});
+    const std::string zero =
+        b_.Op("Clip", {b_.Op("Round", {b_.Op("Div", {b_.Op("Neg", {lo}), step})}), zero_c, qmax});
+    const std::string q = b_.Op(
+        "Clip", {b_.Op("Add", {b_.Op("Round", {b_.Op("Div", {x, step})}), zero}), zero_c, qmax});
+    return b_.Op("Mul", {b_.Op("Sub", {q, zero}), step});
   }
 
   // x · Wᵀ + b: W as int8 [in, out] behind DequantizeLinear (per output channel: axis 1), or
@@ -370,6 +409,7 @@ class VitGraph {
   OnnxExportOptions opt_;
   GraphBuilder b_;
   OnnxExportInfo* info_;
+  bool row_note_ = false;  // the per-token approximation is noted once
 };
 
 Result<OnnxExportInfo> Export(const ViTModel& m, const QuantizedModel* qm, const std::string& path,

@@ -157,6 +157,34 @@ TEST(OnnxExport, LogSqrt2AttentionIsRefusedUnlessApproximationIsAsked) {
   EXPECT_EQ(OpCounts(rm).at("ReduceMax"), 1);
 }
 
+TEST(OnnxExport, PerTokenFc2InputIsRefusedUnlessApproximationIsAsked) {
+  Fixture f;
+  QuantPlan plan = HandPlan(f.model, 8, 4);
+  SitePlan& s = plan.sites.at("blocks.0.mlp.fc2:in");
+  s.scheme.symmetric = s.scheme.is_signed = false;
+  s.scheme.kind = QuantKind::kUniformRow;
+  s.params = {{0.05f}, {0}};
+  auto q = LoadQuantizedFile(f.Save(plan));
+  ASSERT_TRUE(q.ok()) << q.status().message();
+  auto refused = ExportOnnx(q.value(), f.dir.path("m.onnx"));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidInput);
+  EXPECT_NE(refused.status().message().find("blocks.0.mlp.fc2:in"), std::string::npos);
+  EXPECT_NE(refused.status().message().find("--approximate"), std::string::npos);
+  EXPECT_FALSE(fs::exists(f.dir.path("m.onnx")));
+  OnnxExportOptions opt;
+  opt.approximate = true;
+  auto info = ExportOnnx(q.value(), f.dir.path("m.onnx"), opt);
+  ASSERT_TRUE(info.ok()) << info.status().message();
+  ASSERT_EQ(info->approximations.size(), 1u);
+  const onnx::ModelProto m = ReadModel(f.dir.path("m.onnx"));
+  EXPECT_NO_THROW(onnx::checker::check_model(m));
+  const auto ops = OpCounts(m);
+  EXPECT_EQ(ops.at("ReduceMin"), 1);  // one per-token site: its row's range
+  EXPECT_EQ(ops.at("ReduceMax"), 1);
+  EXPECT_EQ(ops.at("QuantizeLinear"), info->qdq_sites);
+}
+
 TEST(OnnxExport, FloatModelHasNoQuantizers) {
   Fixture f;
   auto info = ExportOnnxFloat(f.model, f.dir.path("f.onnx"));

@@ -76,6 +76,12 @@ Status ValidatePlan(const QuantPlan& plan, const ViTConfig& config) {
                                   "' has a log-sqrt2 grid, which only the attention "
                                   "probabilities (blocks.i.attn.pv:a) may have");
     }
+    if (sp.scheme.kind == QuantKind::kUniformRow &&
+        (name.size() < 11 || name.compare(name.size() - 11, 11, ".mlp.fc2:in") != 0)) {
+      return Status::InvalidInput("plan site '" + name +
+                                  "' has a per-row (uniform_row) grid, which only fc2's input "
+                                  "(blocks.i.mlp.fc2:in) may have");
+    }
     if (!known.count(name)) {
       return Status::InvalidInput("plan site '" + name + "' does not exist in model " +
                                   config.architecture + " (" + std::to_string(config.depth) +

@@ -229,6 +229,30 @@ VITQ_SIMD_FUNCTION(, void, QuantizeRowU8,
                    (const float* x, int64_t n, float scale, float lo, float hi, uint8_t* q),
                    (x, n, scale, lo, hi, q))
 
+// A row's range with 0 inside: lo = min(0, min x), hi = max(0, max x) (NaNs skipped).
+VITQ_SIMD_BODY void RowRangeBody(const float* x, int64_t n, float* lo, float* hi) {
+  float a = 0.f, b = 0.f;
+#pragma omp simd reduction(min : a) reduction(max : b)
+  for (int64_t i = 0; i < n; ++i) {
+    a = x[i] < a ? x[i] : a;
+    b = x[i] > b ? x[i] : b;
+  }
+  *lo = a;
+  *hi = b;
+}
+VITQ_SIMD_FUNCTION(, void, RowRange, (const float* x, int64_t n, float* lo, float* hi),
+                   (x, n, lo, hi))
+// One run onto the unsigned grid [0, hi] with a zero point.
+VITQ_SIMD_BODY void QuantizeRowZeroU8Body(const float* x, int64_t n, float step, float hi,
+                                          float zero, uint8_t* q) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i)
+    q[i] = static_cast<uint8_t>(QuantizeToGrid(x[i] / step, 0.0f, hi, zero));
+}
+VITQ_SIMD_FUNCTION(, void, QuantizeRowZeroU8,
+                   (const float* x, int64_t n, float step, float hi, float zero, uint8_t* q),
+                   (x, n, step, hi, zero, q))
+
 // QuantizeRow or QuantizeRowU8 over n values in chunks of 16384, in parallel.
 template <typename Q>
 void QuantizeChunks(const float* x, int64_t n, float scale, int qmin, int qmax, Q* q,
@@ -254,6 +278,21 @@ void QuantizeS8(const float* x, int64_t n, float scale, int qmin, int qmax, int8
 
 void QuantizeU8(const float* x, int64_t n, float scale, int qmin, int qmax, uint8_t* q) {
   QuantizeChunks(x, n, scale, qmin, qmax, q, &QuantizeRowU8);
+}
+
+void QuantizeRowsU8(const float* x, int m, int k, float scale, int qmax, uint8_t* q, float* step,
+                    float* zero) {
+#pragma omp parallel for schedule(static) if (static_cast <int64_t>(m) * k > 16384)
+  for (int r = 0; r < m; ++r) {
+    const float* xr = x + static_cast<int64_t>(r) * k;
+    float lo = 0.f, hi = 0.f;
+    RowRange(xr, k, &lo, &hi);
+    const RowGrid g = RowGridOfRange(lo, hi, scale, qmax);
+    step[r] = g.step;
+    zero[r] = static_cast<float>(g.zero);
+    QuantizeRowZeroU8(xr, k, g.step, static_cast<float>(qmax), zero[r],
+                      q + static_cast<int64_t>(r) * k);
+  }
 }
 
 void DnnlOps::LayerNormQuantize(const float* src, int m, int d, const float* gamma,

@@ -56,6 +56,11 @@ void QuantizeS8(const float* x, int64_t n, float scale, int qmin, int qmax, int8
 void QuantizeS8Serial(const float* x, int64_t n, float scale, int qmin, int qmax, int8_t* q);
 // The same onto an unsigned grid, 0 <= qmin <= qmax <= 255 (P at 8 bits).
 void QuantizeU8(const float* x, int64_t n, float scale, int qmin, int qmax, uint8_t* q);
+// Each row of x [m, k] on its own kUniformRow grid (UniformRowGrid with the plan's `scale`,
+// codes 0..qmax): the u8 codes into q [m, k], each row's step and zero point (as float) into
+// step[m], zero[m]; vectorized, rows in parallel; equal to FakeQuantizeUniformRows's codes.
+void QuantizeRowsU8(const float* x, int m, int k, float scale, int qmax, uint8_t* q, float* step,
+                    float* zero);
 
 class DnnlOps {
  public:

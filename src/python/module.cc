@@ -295,6 +295,7 @@ const OptionSpec kOptions[] = {
     VITQ_OPT("gptq", 'v', gptq, bool, "bool"),
     VITQ_OPT("asym", 'v', asymmetric, bool, "bool"),
     VITQ_OPT("attn_quantizer", 'v', attn_quantizer, std::string, "str"),
+    VITQ_OPT("fc2_input", 'v', fc2_input, std::string, "str"),
     VITQ_OPT("image_bits", 'v', image_bits, int, "int"),
     VITQ_OPT("reconstruct", 'v', reconstruct, bool, "bool"),
     VITQ_OPT("recon_iters", 'r', recon_iters, int, "int"),

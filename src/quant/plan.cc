@@ -63,6 +63,7 @@ std::string PlanToJson(const QuantPlan& plan) {
                    {"zero_point", s.params.zero_point}};
     if (s.scheme.kind == QuantKind::kLogSqrt2) sites[name]["kind"] = "log_sqrt2";
     if (s.scheme.kind == QuantKind::kLogSqrt2Row) sites[name]["kind"] = "log_sqrt2_row";
+    if (s.scheme.kind == QuantKind::kUniformRow) sites[name]["kind"] = "uniform_row";
   }
   j["sites"] = sites;
   j["biases"] = plan.biases;
@@ -200,12 +201,14 @@ Result<QuantPlan> PlanFromJson(const std::string& text, const std::string& sourc
     sp.scheme.axis = static_cast<int>(axis);
     std::string kind = "uniform";
     VITQ_RETURN_IF_ERROR(st.Str(s, "kind", path, &kind, false));
-    if (kind != "uniform" && kind != "log_sqrt2" && kind != "log_sqrt2_row") {
+    if (kind != "uniform" && kind != "log_sqrt2" && kind != "log_sqrt2_row" &&
+        kind != "uniform_row") {
       return bad("site '" + it.key() + "': quantizer kind '" + kind +
-                 "' (expected uniform, log_sqrt2 or log_sqrt2_row)");
+                 "' (expected uniform, log_sqrt2, log_sqrt2_row or uniform_row)");
     }
     sp.scheme.kind = kind == "log_sqrt2"       ? QuantKind::kLogSqrt2
                      : kind == "log_sqrt2_row" ? QuantKind::kLogSqrt2Row
+                     : kind == "uniform_row"   ? QuantKind::kUniformRow
                                                : QuantKind::kUniform;
     if (!s.contains("scale")) return st.Missing(path + "scale");
     VITQ_RETURN_IF_ERROR(st.Floats(s["scale"], path + "scale", &sp.params.scale));

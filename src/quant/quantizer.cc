@@ -26,6 +26,12 @@ Status QuantScheme::Validate(const std::string& what) const {
                                 ": a log-sqrt2 grid must be unsigned, without zero point, "
                                 "per tensor");
   }
+  if (kind == QuantKind::kUniformRow &&
+      (is_signed || symmetric || granularity != Granularity::kPerTensor)) {
+    return Status::InvalidInput(what +
+                                ": a per-row (uniform_row) grid must be unsigned and asymmetric "
+                                "(its zero points come from each row), with one scale");
+  }
   return Status::Ok();
 }
 
@@ -41,6 +47,39 @@ void FakeQuantize(const float* x, int64_t n, float scale, int32_t zero_point, in
   for (int64_t i = 0; i < n; ++i) {
     out[i] =
         static_cast<float>(QuantizeValue(x[i], scale, zero_point, qmin, qmax) - zero_point) * scale;
+  }
+}
+
+RowGrid UniformRowGrid(const float* x, int64_t len, float scale, int qmax) {
+  float lo = 0.0f, hi = 0.0f;
+  for (int64_t i = 0; i < len; ++i) {
+    lo = x[i] < lo ? x[i] : lo;
+    hi = x[i] > hi ? x[i] : hi;
+  }
+  return RowGridOfRange(lo, hi, scale, qmax);
+}
+
+RowGrid RowGridOfRange(float lo, float hi, float scale, int qmax) {
+  RowGrid g;
+  const float step = scale * (hi - lo);
+  if (!(step > 0.0f) || !std::isfinite(step)) return g;
+  g.step = step;
+  g.zero = static_cast<int32_t>(QuantizeToGrid(-lo / step, 0.0f, static_cast<float>(qmax)));
+  return g;
+}
+
+void FakeQuantizeUniformRows(const float* x, int64_t n, int64_t row, float scale, int bits,
+                             float* out) {
+  const int qmax = (1 << bits) - 1;
+  const int64_t rows = row > 0 ? n / row : 0;
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * row;
+    float* o = out + r * row;
+    const RowGrid g = UniformRowGrid(xr, row, scale, qmax);
+    const float zero = static_cast<float>(g.zero);
+    for (int64_t i = 0; i < row; ++i)
+      o[i] = (QuantizeToGrid(xr[i] / g.step, 0.0f, static_cast<float>(qmax), zero) - zero) * g.step;
   }
 }
 
@@ -146,6 +185,11 @@ Status ValidateQParams(const QuantScheme& scheme, const QParams& params,
                                 std::to_string(params.zero_point.size()) +
                                 " zero points, expected " + std::to_string(channels));
   }
+  if (scheme.kind == QuantKind::kUniformRow && channels == 1 && params.zero_point[0] != 0) {
+    return Status::InvalidInput(
+        what + ": zero_point[0] is " + std::to_string(params.zero_point[0]) +
+        ", expected 0 for a per-row (uniform_row) grid (each row has its own)");
+  }
   for (size_t i = 0; i < channels; ++i) {
     if (!(params.scale[i] > 0) || !std::isfinite(params.scale[i])) {
       return Status::InvalidInput(what + ": scale[" + std::to_string(i) + "] is " +
@@ -175,6 +219,11 @@ Status FakeQuantizeTensor(float* data, const std::vector<int64_t>& shape, const 
   if (scheme.kind == QuantKind::kLogSqrt2Row) {
     FakeQuantizeLogSqrt2Rows(data, n, shape.empty() ? n : shape.back(), params.scale[0],
                              scheme.bits, data);
+    return Status::Ok();
+  }
+  if (scheme.kind == QuantKind::kUniformRow) {
+    FakeQuantizeUniformRows(data, n, shape.empty() ? n : shape.back(), params.scale[0], scheme.bits,
+                            data);
     return Status::Ok();
   }
   if (scheme.granularity == Granularity::kPerTensor) {

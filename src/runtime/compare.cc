@@ -68,6 +68,8 @@ Status ApplyVariants(const std::string& entry, const std::vector<std::string>& p
       q->attn_quantizer = "uniform";
     } else if (vitq && v == "tensor-log-attn") {
       q->attn_quantizer = "log-sqrt2";
+    } else if (vitq && v == "tensor-fc2") {
+      q->fc2_input = "tensor";
     } else if (vitq && v == "image-abits") {
       q->image_bits = 0;
     } else {

@@ -40,10 +40,13 @@ TEST(CompareGrid, UniformCellsFirstWithTheirVariants) {
 
 TEST(CompareGrid, VitqVariantsSwitchTheirComponentOff) {
   QuantizeOptions base;
-  auto grid = ParseCompareGrid("vitq,vitq+image-abits+uniform-attn,vitq+tensor-log-attn", "4",
-                               "paper", base);
+  auto grid =
+      ParseCompareGrid("vitq,vitq+image-abits+uniform-attn,vitq+tensor-log-attn,vitq+tensor-fc2",
+                       "4", "paper", base);
   ASSERT_TRUE(grid.ok()) << grid.status().message();
-  ASSERT_EQ(grid->size(), 3u);
+  ASSERT_EQ(grid->size(), 4u);
+  EXPECT_EQ((*grid)[0].q.fc2_input, "auto");
+  EXPECT_EQ((*grid)[3].q.fc2_input, "tensor");
   EXPECT_EQ((*grid)[2].q.attn_quantizer, "log-sqrt2");
   EXPECT_EQ((*grid)[0].q.image_bits, 8);
   EXPECT_EQ((*grid)[0].q.attn_quantizer, "auto");

@@ -8,6 +8,9 @@
 //   x -LN+quantize-> s8 -fc1 (s8 GEMM, bias, GELU, requantize in the epilogue)-> s8, or u8 codes
 //   when fc2's input grid is 8 bits with a zero point (vitq's method at 8 bits)
 //   fc2 (s8 or u8 x s8 GEMM, bias with the zero point's term, dequantize, += x) -> x
+//   With a per-token fc2 input (kUniformRow): fc1's epilogue writes GELU's output as f32, one pass
+//   quantizes each token's row on its own grid (u8 codes, step and zero point per row), fc2's GEMM
+//   writes acc · s_w (f32), and one pass adds step_r · (that - zero_r · s_w · Σw) + bias into x.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -66,6 +69,8 @@ Status CheckIntegerPlan(const QuantPlan& plan, const ViTConfig& config) {
     // uint8: the attention probabilities P (the left operand of P·V) with z = 0, and fc2's input
     // as its codes q with any zero point.
     if (IsLogSqrt2(s.kind)) continue;  // held in s8 planes (LogPv), checked there
+    // Per-row grids (fc2's input only, ValidatePlan): u8 codes with a zero point per row.
+    if (s.kind == QuantKind::kUniformRow) continue;
     if (!weight) {
       const int z = sp->params.zero_point[0];
       const int lo = s.qmin() - z, hi = s.qmax() - z;
@@ -119,6 +124,11 @@ struct IntegerEngine::Impl {
   struct Linear {
     std::unique_ptr<kernels::S8GemmLayer> gemm;
     Grid in;
+    // A per-row input grid (kUniformRow): the GEMM writes acc · s_w; RowEpilogue adds
+    // step_r · (that - zero_r · s_w · Σw) + bias. Per output column: s_w · Σ_k w, the bias.
+    bool row_input = false;
+    float row_scale = 0.0f;  // the plan's scale (the step's share of each row's range)
+    std::vector<float> col_wsum, col_bias;
   };
   struct BlockOps {
     Linear qkv, proj, fc1, fc2;
@@ -137,6 +147,8 @@ struct IntegerEngine::Impl {
   Tensor in8, q8, k8, v8, p8, o8, attn8, hidden8;
   Tensor log_planes, log_acc;  // LogPv: s8 planes of P, their int32 products
   Tensor log_row_max;          // LogPv with kLogSqrt2Row: each row's maximum of P
+  Tensor hidden_f, fc2_out;    // a per-row fc2 input: GELU's output, fc2's GEMM output
+  Tensor row_step, row_zero;   // ... each token's step and zero point
 
   // The GEMM of `layer` reading its input on grid `in` (s8, or u8 codes with a zero point z, whose
   // term -z · Σ_k w[n, k] joins the bias); the epilogue writes f32 (out == nullptr) or the codes
@@ -146,7 +158,16 @@ struct IntegerEngine::Impl {
                     bool accumulate) {
     const QuantizedLinear& ql = qm.linear.at(layer);
     Linear l;
-    l.in = GridOf(qm.plan, layer + ":in");
+    const SitePlan* in_site = qm.plan.Find(layer + ":in");
+    l.row_input = in_site->scheme.kind == QuantKind::kUniformRow;
+    if (l.row_input) {  // u8 codes, unit scale here: the rows' steps and zero points come after
+      l.in = {1.0f, 0, in_site->scheme.qmax(), true, 0};
+      l.row_scale = in_site->params.scale[0];
+      out = nullptr;
+      accumulate = false;
+    } else {
+      l.in = GridOf(qm.plan, layer + ":in");
+    }
     const int n = static_cast<int>(ql.rows), k = static_cast<int>(ql.cols);
     // The layer's weights unpacked for the GEMM, which copies them into its own layout; the
     // unpacked tensor lives only for this call.
@@ -160,6 +181,13 @@ struct IntegerEngine::Impl {
       const float acc_scale = l.in.scale * sw;
       ep.scale[i] = (out != nullptr && !gelu) ? acc_scale / out->scale : acc_scale;
       ep.bias[i] = bias.f32()[i] / acc_scale;
+      if (l.row_input) {
+        int64_t row_sum = 0;
+        for (int j = 0; j < k; ++j) row_sum += wq[static_cast<int64_t>(i) * k + j];
+        l.col_wsum.push_back(sw * static_cast<float>(row_sum));
+        l.col_bias.push_back(bias.f32()[i]);
+        ep.bias[i] = 0.0f;
+      }
       if (l.in.zero != 0) {  // Σ_k (q_k - z) w_k = Σ_k q_k w_k - z Σ_k w_k
         int64_t row_sum = 0;
         for (int j = 0; j < k; ++j) row_sum += wq[static_cast<int64_t>(i) * k + j];
@@ -194,9 +222,11 @@ struct IntegerEngine::Impl {
       BlockOps b;
       b.qkv = MakeLinear(p + "attn.qkv", bw.qkv.bias, nullptr, false, false);
       b.proj = MakeLinear(p + "attn.proj", bw.proj.bias, nullptr, false, true);
-      Grid fc2_in = GridOf(plan, p + "mlp.fc2:in");
-      b.fc1 = MakeLinear(p + "mlp.fc1", bw.fc1.bias, &fc2_in, true, false);
       b.fc2 = MakeLinear(p + "mlp.fc2", bw.fc2.bias, nullptr, false, true);
+      // fc1's epilogue writes fc2's input codes, or GELU's f32 output for a per-row grid.
+      Grid fc2_in = b.fc2.in;
+      b.fc1 =
+          MakeLinear(p + "mlp.fc1", bw.fc1.bias, b.fc2.row_input ? nullptr : &fc2_in, true, false);
       b.q = GridOf(plan, p + "attn.qk:a");
       b.k = GridOf(plan, p + "attn.qk:b");
       b.p = GridOf(plan, p + "attn.pv:a");
@@ -242,6 +272,14 @@ struct IntegerEngine::Impl {
     o8 = Tensor(DType::kI8, {b, t, d});
     attn8 = Tensor(DType::kI8, {b, t, d});
     hidden8 = Tensor(DType::kI8, {b, t, c.mlp_hidden});
+    bool any_row = false;
+    for (const BlockOps& bo : blocks) any_row |= bo.fc2.row_input;
+    if (any_row) {
+      hidden_f = Tensor::F32({b, t, c.mlp_hidden});
+      fc2_out = Tensor::F32({b, t, d});
+      row_step = Tensor::F32({b * t});
+      row_zero = Tensor::F32({b * t});
+    }
     bool any_log = false;
     for (const BlockOps& bo : blocks) any_log |= bo.p_log;
     if (any_log) {
@@ -318,8 +356,37 @@ struct IntegerEngine::Impl {
     bo.proj.gemm->Run(a, m, xp);
     ops.LayerNormQuantize(xp, m, d, bw.norm2_weight.f32(), bw.norm2_bias.f32(), c.ln_eps,
                           bo.fc1.in.scale, bo.fc1.in.qmin, bo.fc1.in.qmax, xq);
+    if (bo.fc2.row_input) {
+      bo.fc1.gemm->Run(xq, m, hidden_f.f32());
+      auto* h = reinterpret_cast<uint8_t*>(hidden8.data<int8_t>());
+      QuantizeRows(bo.fc2, hidden_f.f32(), m, c.mlp_hidden, h);
+      bo.fc2.gemm->Run(hidden8.data<int8_t>(), m, fc2_out.f32());
+      RowEpilogue(bo.fc2, fc2_out.f32(), m, d, xp);
+      return;
+    }
     bo.fc1.gemm->Run(xq, m, hidden8.data<int8_t>());
     bo.fc2.gemm->Run(hidden8.data<int8_t>(), m, xp);
+  }
+
+  // A per-row input grid (kUniformRow): each row of x [m, k] on its UniformRowGrid, as u8 codes;
+  // the rows' steps and zero points into row_step, row_zero.
+  void QuantizeRows(const Linear& l, const float* x, int m, int k, uint8_t* codes) {
+    kernels::QuantizeRowsU8(x, m, k, l.row_scale, l.in.qmax, codes, row_step.f32(), row_zero.f32());
+  }
+
+  // dst [m, n] += step_r · (y - zero_r · s_w · Σw) + bias, y [m, n] = acc · s_w from the GEMM.
+  void RowEpilogue(const Linear& l, const float* y, int m, int n, float* dst) {
+    const float* step = row_step.f32();
+    const float* zero = row_zero.f32();
+    const float* wsum = l.col_wsum.data();
+    const float* bias = l.col_bias.data();
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < m; ++r) {
+      const float s = step[r], z = zero[r];
+      const float* yr = y + static_cast<int64_t>(r) * n;
+      float* o = dst + static_cast<int64_t>(r) * n;
+      for (int j = 0; j < n; ++j) o[j] += s * (yr[j] - z * wsum[j]) + bias[j];
+    }
   }
 
   // P [rows, t] = the codes of softmax(scores) on grid g, as s8 or u8 (Code): one fused oneDNN

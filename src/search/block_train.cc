@@ -239,6 +239,25 @@ void TrainBlock<T>::Quantize(int site, const T* x, int64_t n, T* out, uint64_t s
       row_max[r] = m;
     }
   }
+  // kUniformRow: each row's grid from its range (a constant for the gradient).
+  std::vector<float>& step = row_step_[site];
+  std::vector<float>& zero = row_zero_[site];
+  if (q.uniform_row) {
+    const int64_t rows = n / row_len;
+    step.assign(rows, 1.0f);
+    zero.assign(rows, 0.0f);
+#pragma omp parallel for
+    for (int64_t r = 0; r < rows; ++r) {
+      float lo = 0.0f, hi = 0.0f;
+      for (int64_t j = 0; j < row_len; ++j) {
+        lo = std::min(lo, static_cast<float>(x[r * row_len + j]));
+        hi = std::max(hi, static_cast<float>(x[r * row_len + j]));
+      }
+      const RowGrid g = RowGridOfRange(lo, hi, s, q.qmax);
+      step[r] = g.step;
+      zero[r] = static_cast<float>(g.zero);
+    }
+  }
 #pragma omp parallel for
   for (int64_t i = 0; i < n; ++i) {
     if (drop_prob > 0 && Uniform(site_seed, i) < drop_prob) {
@@ -247,7 +266,11 @@ void TrainBlock<T>::Quantize(int site, const T* x, int64_t n, T* out, uint64_t s
       continue;
     }
     const float xv = static_cast<float>(x[i]);
-    if (q.log) {
+    if (q.uniform_row) {
+      const float st = step[i / row_len], z = zero[i / row_len];
+      const float c = QuantizeToGrid(xv / st, 0.0f, static_cast<float>(q.qmax), z);
+      out[i] = static_cast<T>((c - z) * st);
+    } else if (q.log) {
       const float sr = q.log_row ? s * row_max[i / row_len] : s;
       const int code = sr > 0.0f ? LogSqrt2Code(xv, sr, max_code) : -1;
       out[i] = code < 0 ? T(0) : static_cast<T>(LogSqrt2Value(code, sr));
@@ -265,6 +288,18 @@ void TrainBlock<T>::QuantizeBackward(int site, const T* x, const std::vector<uin
                                      int64_t n, T* grad) {
   TrainActQuant<T>& q = act[site];
   q.grad = 0;
+  if (q.active && q.uniform_row) {  // straight through inside each row's grid, 0 where clamped
+    if (row_step_[site].empty()) return;
+    const int64_t row_len = n / static_cast<int64_t>(row_step_[site].size());
+#pragma omp parallel for
+    for (int64_t i = 0; i < n; ++i) {
+      if (kept[i]) continue;
+      const float st = row_step_[site][i / row_len], z = row_zero_[site][i / row_len];
+      const float code = __builtin_nearbyintf(static_cast<float>(x[i]) / st) + z;
+      if (code < 0.0f || code > static_cast<float>(q.qmax)) grad[i] = 0;
+    }
+    return;
+  }
   if (!q.active || q.log) return;
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<double> part(chunks, 0.0);
@@ -423,7 +458,7 @@ void TrainBlock<T>::Forward(const T* x, int batch, T* out, uint64_t drop_seed) {
 #pragma omp parallel for
   for (int64_t i = 0; i < m * hid; ++i) g_[i] = GeluErf(h_[i]);
   a4_.resize(m * hid);
-  Quantize(kFc2In, g_.data(), m * hid, a4_.data(), drop_seed, &kept_[kFc2In]);
+  Quantize(kFc2In, g_.data(), m * hid, a4_.data(), drop_seed, &kept_[kFc2In], hid);
   LinearForward(fc2, a4_.data(), static_cast<int>(m), out);
 #pragma omp parallel for
   for (int64_t i = 0; i < hsize; ++i) out[i] += y1_[i];

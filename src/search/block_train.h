@@ -40,7 +40,10 @@ struct TrainActQuant {
   bool active = false;   // false: identity
   bool log = false;      // log-√2 grid (fixed scale, straight-through gradient only)
   bool log_row = false;  // ... relative to each row's maximum (kLogSqrt2Row; rows of `row_len`)
-  bool learn = false;    // the step (scale) receives an LSQ gradient
+  // kUniformRow (fc2's input): each row of `row_len` on its own grid from the row's range (fixed
+  // scale, straight-through gradient inside the grid, 0 where the row's top is clipped)
+  bool uniform_row = false;
+  bool learn = false;  // the step (scale) receives an LSQ gradient
   int bits = 8, zero_point = 0, qmin = -127, qmax = 127;
   T scale = 1;
   double grad = 0;  // d loss / d scale, set by Backward
@@ -91,7 +94,8 @@ class TrainBlock {
   void Backward(const T* dout, T* dx);
 
  private:
-  // row_len: the length of x's rows, for a kLogSqrt2Row site (P: the tokens).
+  // row_len: the length of x's rows, for a kLogSqrt2Row site (P: the tokens) or a kUniformRow
+  // one (fc2's input: the hidden channels).
   void Quantize(int site, const T* x, int64_t n, T* out, uint64_t seed, std::vector<uint8_t>* kept,
                 int64_t row_len = 1);
   void QuantizeBackward(int site, const T* x, const std::vector<uint8_t>& kept, int64_t n, T* grad);
@@ -103,6 +107,8 @@ class TrainBlock {
   std::vector<T> x_, xhat1_, rstd1_, ln1_, a1_, qkv_, q_, k_, v_, qa_, kb_, p_, pq_, vq_, o_, a2_,
       y1_, xhat2_, rstd2_, ln2_, a3_, h_, g_, a4_;
   std::array<std::vector<uint8_t>, kNumSites> kept_;
+  // A kUniformRow site's rows' steps and zero points (of the last Forward), for the backward pass.
+  std::array<std::vector<float>, kNumSites> row_step_, row_zero_;
   // Work buffers of Forward and Backward, kept between calls (every element is written before
   // it is read), so a training step allocates nothing.
   std::vector<T>& Work(int i, int64_t n) {

@@ -154,6 +154,34 @@ SitePlan SearchInputGrid(const float* x, int64_t rows, int k, const float* w, in
   return best;
 }
 
+SitePlan SearchRowInputGrid(const float* x, int64_t rows, int k, const float* w, int n, int bits) {
+  SitePlan best;
+  best.scheme.bits = bits;
+  best.scheme.symmetric = false;
+  best.scheme.is_signed = false;
+  best.scheme.kind = QuantKind::kUniformRow;
+  const int qmax = best.scheme.qmax();
+  const int64_t stride = std::max<int64_t>(1, rows / 512);
+  std::vector<float> xs;
+  for (int64_t r = 0; r < rows; r += stride) xs.insert(xs.end(), x + r * k, x + (r + 1) * k);
+  const int m = static_cast<int>(xs.size() / k);
+  std::vector<float> e(xs.size()), y(static_cast<size_t>(m) * n);
+  double best_err = INFINITY;
+  for (int a = 0; a <= 25; ++a) {  // the step 1 / qmax .. 1 / (2 qmax) of each row's range
+    const float scale = 1.0f / (qmax * (1.0f + 0.04f * a));
+    FakeQuantizeUniformRows(xs.data(), static_cast<int64_t>(xs.size()), k, scale, bits, e.data());
+    for (size_t i = 0; i < e.size(); ++i) e[i] -= xs[i];
+    dnnl_sgemm('N', 'T', m, n, k, 1.0f, e.data(), k, w, k, 0.0f, y.data(), n);
+    double s2 = 0;
+    for (float v : y) s2 += static_cast<double>(v) * v;
+    if (s2 < best_err) {
+      best_err = s2;
+      best.params = {{scale}, {0}};
+    }
+  }
+  return best;
+}
+
 std::vector<float> SearchWeightScales(const float* w, int rows, int cols, int bits,
                                       bool per_channel) {
   const QuantScheme sc = SymmetricScheme(bits);

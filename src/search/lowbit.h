@@ -31,6 +31,12 @@ SitePlan SearchActivationGrid(const float* x, int64_t n, int bits, bool asymmetr
 SitePlan SearchInputGrid(const float* x, int64_t rows, int k, const float* w, int n, int bits,
                          bool asymmetric, bool zero_point8 = false);
 
+// The input grid of a linear layer as a per-row (per-token) kUniformRow grid: its scale, the
+// share of each row's range one step takes, searched from 1 / qmax (each row's min-max) down to
+// half of that (the row's top clipped) for the least output error ||(Q(x) - x) wᵀ||^2 on at most
+// 512 evenly strided rows, as SearchInputGrid.
+SitePlan SearchRowInputGrid(const float* x, int64_t rows, int k, const float* w, int n, int bits);
+
 // Symmetric signed weight scales for w [rows, cols]: one per row (per_channel) or one for the
 // tensor, each minimizing the rounding error ||w - Q(w)||^2 over clipping ratios 0.5..1 of max|w|.
 std::vector<float> SearchWeightScales(const float* w, int rows, int cols, int bits,

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <random>
 
+#include "../kernels/dnnl_ops.h"
 #include "test_util.h"
 #include "vitq/engine.h"
 #include "vitq/plan.h"
@@ -78,6 +79,84 @@ TEST(LogSqrt2, RowsAreQuantizedRelativeToTheirMaximum) {
   t = x;
   ASSERT_TRUE(FakeQuantizeTensor(t.data(), {3, 4}, s, {{0.5f}, {0}}).ok());
   EXPECT_FLOAT_EQ(t[2], 0.003f);  // 0.006 / (0.5 r) = 2: above the top level, code 0
+}
+
+TEST(UniformRow, EachRowTakesItsOwnGrid) {
+  // Two rows of 4 at 2 bits (codes 0..3), scale 1/3 (each row's min-max range in 3 steps).
+  // Row 0: range [-0.3, 2.7] (0 inside), step 1.0, zero round(0.3) = 0; the values' codes are
+  // round(x) + 0 clamped to [0, 3]: -0.3 -> 0, 0.4 -> 0, 1.6 -> 2, 2.7 -> 3: 0, 0, 2, 3.
+  // Row 1: all positive, range [0, 0.6]: step 0.2, zero 0: 0.05 -> round(0.25) = 0,
+  // 0.32 -> round(1.6) = 2, 0.45 -> round(2.25) = 2, 0.6 -> 3: 0, 0.4, 0.4, 0.6.
+  std::vector<float> x = {-0.3f, 0.4f, 1.6f, 2.7f, 0.05f, 0.32f, 0.45f, 0.6f};
+  const RowGrid g0 = UniformRowGrid(x.data(), 4, 1.0f / 3, 3);
+  EXPECT_FLOAT_EQ(g0.step, 1.0f);
+  EXPECT_EQ(g0.zero, 0);
+  const RowGrid g1 = UniformRowGrid(x.data() + 4, 4, 1.0f / 3, 3);
+  EXPECT_FLOAT_EQ(g1.step, 0.2f);
+  EXPECT_EQ(g1.zero, 0);
+  std::vector<float> out(8);
+  FakeQuantizeUniformRows(x.data(), 8, 4, 1.0f / 3, 2, out.data());
+  const float want[] = {0.0f, 0.0f, 2.0f, 3.0f, 0.0f, 0.4f, 0.4f, 0.6f};
+  for (int i = 0; i < 8; ++i) EXPECT_NEAR(out[i], want[i], 1e-6f) << i;
+  // A negative row's zero point: range [-3, 1] at 2 bits, step 4/3, zero round(2.25) = 2; -3 is
+  // code round(-2.25) + 2 = 0 -> value -2.667; 1 -> round(0.75) + 2 = 3 -> 1.333.
+  const std::vector<float> neg = {-3.0f, 1.0f};
+  const RowGrid gn = UniformRowGrid(neg.data(), 2, 1.0f / 3, 3);
+  EXPECT_FLOAT_EQ(gn.step, 4.0f / 3);
+  EXPECT_EQ(gn.zero, 2);
+  // A smaller scale clips the row's top: scale 1/6 gives row 1 step 0.1, codes to 3 = 0.3.
+  FakeQuantizeUniformRows(x.data() + 4, 4, 4, 1.0f / 6, 2, out.data());
+  EXPECT_NEAR(out[3], 0.3f, 1e-6f);
+  // An all-zero row stays 0; through FakeQuantizeTensor the rows are the last axis.
+  std::vector<float> t = {0.0f, 0.0f, 0.0f, 0.0f, 0.05f, 0.32f, 0.45f, 0.6f};
+  QuantScheme s;
+  s.bits = 2;
+  s.symmetric = s.is_signed = false;
+  s.kind = QuantKind::kUniformRow;
+  ASSERT_TRUE(FakeQuantizeTensor(t.data(), {2, 4}, s, {{1.0f / 3}, {0}}).ok());
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(t[i], 0.0f) << i;
+  EXPECT_NEAR(t[5], 0.4f, 1e-6f);
+  // Its zero point is per row: a plan's non-zero one is refused, as is a signed or symmetric grid.
+  EXPECT_FALSE(FakeQuantizeTensor(t.data(), {2, 4}, s, {{1.0f / 3}, {1}}).ok());
+  QuantScheme signed_row = s;
+  signed_row.is_signed = true;
+  EXPECT_FALSE(signed_row.Validate("t").ok());
+  QuantScheme symmetric_row = s;
+  symmetric_row.symmetric = true;
+  EXPECT_FALSE(symmetric_row.Validate("t").ok());
+}
+
+// The integer engine's per-row quantization (vectorized, rows in parallel) gives the codes of the
+// reference: (code - zero) · step equals FakeQuantizeUniformRows's value for every element, on
+// post-GELU-like rows (a few large values) of odd length, at 4 and 8 bits.
+TEST(UniformRow, EngineKernelEqualsTheReference) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int m = 37, k = 301;
+  std::vector<float> x(static_cast<size_t>(m) * k);
+  for (float& v : x) {
+    const float u = nd(rng);
+    v = 0.5f * u * (1.0f + std::erf(u / std::sqrt(2.0f)));  // GELU
+  }
+  for (int r = 0; r < m; r += 5) x[static_cast<size_t>(r) * k + r] = 40.0f + r;  // outliers
+  for (int bits : {4, 8}) {
+    const int qmax = (1 << bits) - 1;
+    const float scale = 1.0f / (qmax * 1.3f);
+    std::vector<float> ref(x.size()), step(m), zero(m);
+    std::vector<uint8_t> q(x.size());
+    FakeQuantizeUniformRows(x.data(), static_cast<int64_t>(x.size()), k, scale, bits, ref.data());
+    kernels::QuantizeRowsU8(x.data(), m, k, scale, qmax, q.data(), step.data(), zero.data());
+    for (int r = 0; r < m; ++r) {
+      const RowGrid g = UniformRowGrid(x.data() + static_cast<size_t>(r) * k, k, scale, qmax);
+      ASSERT_EQ(step[r], g.step) << r;
+      ASSERT_EQ(zero[r], static_cast<float>(g.zero)) << r;
+      for (int j = 0; j < k; ++j) {
+        const size_t i = static_cast<size_t>(r) * k + j;
+        ASSERT_LE(q[i], qmax);
+        ASSERT_EQ((static_cast<float>(q[i]) - zero[r]) * step[r], ref[i]) << r << "," << j;
+      }
+    }
+  }
 }
 
 // The integer engine codes P without a log2 per value (LogSqrt2Coder's table, from the threshold
@@ -405,6 +484,23 @@ TEST(PlanChecks, NewQuantizersAreValidated) {
   row.sites["blocks.0.attn.qk:a"] = row.sites["blocks.0.attn.pv:a"];
   Status rs = ValidatePlan(row, c);
   EXPECT_NE(rs.message().find("blocks.0.attn.qk:a"), std::string::npos) << rs.message();
+  // The per-token kind of fc2's input round-trips, and is refused elsewhere.
+  QuantPlan tok = plan;
+  SitePlan fc2_in;
+  fc2_in.scheme.bits = 4;
+  fc2_in.scheme.symmetric = fc2_in.scheme.is_signed = false;
+  fc2_in.scheme.kind = QuantKind::kUniformRow;
+  fc2_in.params = {{0.05f}, {0}};
+  tok.sites["blocks.0.mlp.fc2:in"] = fc2_in;
+  EXPECT_TRUE(ValidatePlan(tok, c).ok());
+  const std::string tok_json = PlanToJson(tok);
+  EXPECT_NE(tok_json.find("\"uniform_row\""), std::string::npos);
+  auto tok_back = PlanFromJson(tok_json, "p");
+  ASSERT_TRUE(tok_back.ok()) << tok_back.status().message();
+  EXPECT_EQ(tok_back->sites.at("blocks.0.mlp.fc2:in").scheme.kind, QuantKind::kUniformRow);
+  tok.sites["blocks.0.mlp.fc1:in"] = fc2_in;
+  Status ts = ValidatePlan(tok, c);
+  EXPECT_NE(ts.message().find("blocks.0.mlp.fc1:in"), std::string::npos) << ts.message();
   std::string bad = json;
   bad.replace(bad.find("log_sqrt2"), 9, "log_three");
   EXPECT_FALSE(PlanFromJson(bad, "p").ok());

@@ -84,9 +84,9 @@ void OutputFigures(const float* x, int64_t rows, int k, const float* w, const fl
   std::vector<float> xs, xq;
   for (int64_t r = 0; r < rows; r += stride) xs.insert(xs.end(), x + r * k, x + (r + 1) * k);
   xq = xs;
-  FakeQuantize(xq.data(), static_cast<int64_t>(xq.size()), in.params.scale[0],
-               in.params.zero_point[0], in.scheme.qmin(), in.scheme.qmax(), xq.data());
   const int m = static_cast<int>(xs.size() / k);
+  const Status s = FakeQuantizeTensor(xq.data(), {m, k}, in.scheme, in.params);
+  VITQ_CHECK(s.ok(), s.message());  // a grid the search made
   std::vector<float> y(static_cast<size_t>(m) * n), yq(y.size());
   dnnl_sgemm('N', 'T', m, n, k, 1.0f, xs.data(), k, w, k, 0.0f, y.data(), n);
   dnnl_sgemm('N', 'T', m, n, k, 1.0f, xq.data(), k, wq, k, 0.0f, yq.data(), n);
@@ -387,6 +387,7 @@ class VitqPipeline {
       q.active = true;
       q.log = IsLogSqrt2(sp.scheme.kind);
       q.log_row = sp.scheme.kind == QuantKind::kLogSqrt2Row;
+      q.uniform_row = sp.scheme.kind == QuantKind::kUniformRow;
       q.bits = sp.scheme.bits;
       q.zero_point = sp.params.zero_point[0];
       q.qmin = sp.scheme.qmin();
@@ -463,8 +464,11 @@ class VitqPipeline {
     const std::string fc2_tail = "mlp.fc2";
     const bool fc2 = name.size() >= fc2_tail.size() &&
                      name.compare(name.size() - fc2_tail.size(), fc2_tail.size(), fc2_tail) == 0;
-    const SitePlan in =
-        SearchInputGrid(x.data(), rows, k, lw->weight.f32(), n, bx, opts_.asymmetric, fc2);
+    const bool row_grid =
+        fc2 && (opts_.fc2_input == "token" || (opts_.fc2_input == "auto" && bx < 8));
+    const SitePlan in = row_grid ? SearchRowInputGrid(x.data(), rows, k, lw->weight.f32(), n, bx)
+                                 : SearchInputGrid(x.data(), rows, k, lw->weight.f32(), n, bx,
+                                                   opts_.asymmetric, fc2);
     const std::vector<float> scales =
         SearchWeightScales(lw->weight.f32(), n, k, bw, opts_.per_channel_weights);
     std::vector<float> rtn = ToVector(lw->weight);

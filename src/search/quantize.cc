@@ -48,6 +48,7 @@ QuantPlan NewPlan(const ViTModel& model, const CalibrationSet& calib, const Quan
               {"gptq", opts.gptq},
               {"asymmetric", opts.asymmetric},
               {"attn_quantizer", opts.attn_quantizer},
+              {"fc2_input", opts.fc2_input},
               {"image_bits", opts.image_bits}});
     if (opts.reconstruct) {
       o["reconstruct"] = {{"iters", opts.recon_iters},
@@ -108,6 +109,9 @@ Status QuantizeOptions::Validate() const {
       attn_quantizer != "log-sqrt2-row") {
     return Status::Usage("--attn-quantizer '" + attn_quantizer +
                          "': expected auto, uniform, log-sqrt2 or log-sqrt2-row");
+  }
+  if (fc2_input != "auto" && fc2_input != "tensor" && fc2_input != "token") {
+    return Status::Usage("--fc2-input '" + fc2_input + "': expected auto, tensor or token");
   }
   if (resume && !reconstruct)
     return Status::Usage(

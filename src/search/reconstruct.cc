@@ -93,7 +93,7 @@ ReconstructStats ReconstructBlock(TrainBlock<float>* block,
   std::vector<int> steps;  // the learned activation steps
   for (int s = 0; s < TrainBlock<float>::kNumSites; ++s) {
     TrainActQuant<float>& q = block->act[s];
-    q.learn = opts.learn_steps && q.active && !q.log;
+    q.learn = opts.learn_steps && q.active && !q.log && !q.uniform_row;
     if (q.learn) steps.push_back(s);
   }
   Adam adam_s;
