@@ -39,7 +39,7 @@ else
   pairs=${ABLATION_ROWS:-}
   if [ -z "$pairs" ]; then
     for b in ${ABLATION_BITS-6 4}; do
-      for off in ${ABLATION-uniform-attn tensor-log-attn image-abits no-gptq no-reparam no-per-channel no-asym}; do
+      for off in ${ABLATION-uniform-attn tensor-log-attn tensor-fc2 image-abits no-gptq no-reparam no-per-channel no-asym}; do
         pairs="$pairs $b:$off"
       done
     done
@@ -50,6 +50,10 @@ else
       run "tiny-vitq-w${b}a$b-$off" $T $TC 100 vitq "$b" "$b" $TV --attn-quantizer uniform
     elif [ "$off" = tensor-log-attn ]; then  # P on one log-sqrt2 grid per tensor, not per row
       run "tiny-vitq-w${b}a$b-$off" $T $TC 100 vitq "$b" "$b" $TV --attn-quantizer log-sqrt2
+    elif [ "$off" = tensor-fc2 ]; then  # fc2's input on one searched grid, not per token
+      run "tiny-vitq-w${b}a$b-$off" $T $TC 100 vitq "$b" "$b" $TV --fc2-input tensor
+    elif [ "$off" = token-fc2 ]; then  # fc2's input per token at 8 bits too (not the default)
+      run "tiny-vitq-w${b}a$b-$off" $T $TC 100 vitq "$b" "$b" $TV --fc2-input token
     elif [ "$off" = image-abits ]; then  # the image at the activation bits, not 8
       run "tiny-vitq-w${b}a$b-$off" $T $TC 100 vitq "$b" "$b" $TV --image-bits 0
     else
