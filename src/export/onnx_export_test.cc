@@ -122,6 +122,31 @@ TEST(OnnxExport, SubEightBitGridsAreClippedBeforeQuantizeLinear) {
   EXPECT_EQ(v, 7 * 0.05f);  // qmax 7 on the 4-bit signed grid
 }
 
+// Exports `plan` (whose `site` Q/DQ cannot express) without --approximate, which must be refused
+// naming the site and the flag and leave nothing, then with it into f.dir/m.onnx: its info.
+OnnxExportInfo ExportRefusedUnlessApproximate(Fixture& f, const QuantPlan& plan,
+                                              const std::string& site) {
+  fs::remove(f.dir.path("m.onnx"));  // from an earlier call
+  auto q = LoadQuantizedFile(f.Save(plan));
+  EXPECT_TRUE(q.ok()) << q.status().message();
+  if (!q.ok()) return {};
+  auto refused = ExportOnnx(q.value(), f.dir.path("m.onnx"));
+  EXPECT_FALSE(refused.ok());
+  if (refused.ok()) return {};
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidInput);
+  EXPECT_NE(refused.status().message().find(site), std::string::npos);
+  EXPECT_NE(refused.status().message().find("--approximate"), std::string::npos);
+  EXPECT_FALSE(fs::exists(f.dir.path("m.onnx")));
+  OnnxExportOptions opt;
+  opt.approximate = true;
+  auto info = ExportOnnx(q.value(), f.dir.path("m.onnx"), opt);
+  EXPECT_TRUE(info.ok()) << info.status().message();
+  if (!info.ok()) return {};
+  EXPECT_EQ(info->approximations.size(), 1u);
+  EXPECT_NO_THROW(onnx::checker::check_model(ReadModel(f.dir.path("m.onnx"))));
+  return info.value();
+}
+
 TEST(OnnxExport, LogSqrt2AttentionIsRefusedUnlessApproximationIsAsked) {
   Fixture f;
   QuantPlan plan = HandPlan(f.model, 8, 4);
@@ -129,32 +154,15 @@ TEST(OnnxExport, LogSqrt2AttentionIsRefusedUnlessApproximationIsAsked) {
   p.scheme.kind = QuantKind::kLogSqrt2;
   p.scheme.is_signed = false;
   p.params = {{1.0f}, {0}};
-  auto q = LoadQuantizedFile(f.Save(plan));
-  ASSERT_TRUE(q.ok()) << q.status().message();
-  auto refused = ExportOnnx(q.value(), f.dir.path("m.onnx"));
-  ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidInput);
-  EXPECT_NE(refused.status().message().find("blocks.1.attn.pv:a"), std::string::npos);
-  EXPECT_NE(refused.status().message().find("--approximate"), std::string::npos);
-  EXPECT_FALSE(fs::exists(f.dir.path("m.onnx")));
-  OnnxExportOptions opt;
-  opt.approximate = true;
-  auto info = ExportOnnx(q.value(), f.dir.path("m.onnx"), opt);
-  ASSERT_TRUE(info.ok()) << info.status().message();
-  ASSERT_EQ(info->approximations.size(), 1u);
+  const OnnxExportInfo info = ExportRefusedUnlessApproximate(f, plan, "blocks.1.attn.pv:a");
   const auto ops = OpCounts(ReadModel(f.dir.path("m.onnx")));
   EXPECT_EQ(ops.at("Log"), 1);
-  EXPECT_EQ(ops.at("QuantizeLinear"), info->qdq_sites);
+  EXPECT_EQ(ops.at("QuantizeLinear"), info.qdq_sites);
   EXPECT_EQ(ops.count("ReduceMax"), 0u);
   // Per row: the scale is each row's maximum (ReduceMax over the last axis) times the plan's.
   p.scheme.kind = QuantKind::kLogSqrt2Row;
-  auto qr = LoadQuantizedFile(f.Save(plan));
-  ASSERT_TRUE(qr.ok()) << qr.status().message();
-  auto row_info = ExportOnnx(qr.value(), f.dir.path("r.onnx"), opt);
-  ASSERT_TRUE(row_info.ok()) << row_info.status().message();
-  const onnx::ModelProto rm = ReadModel(f.dir.path("r.onnx"));
-  EXPECT_NO_THROW(onnx::checker::check_model(rm));
-  EXPECT_EQ(OpCounts(rm).at("ReduceMax"), 1);
+  ExportRefusedUnlessApproximate(f, plan, "blocks.1.attn.pv:a");
+  EXPECT_EQ(OpCounts(ReadModel(f.dir.path("m.onnx"))).at("ReduceMax"), 1);
 }
 
 TEST(OnnxExport, PerTokenFc2InputIsRefusedUnlessApproximationIsAsked) {
@@ -164,25 +172,11 @@ TEST(OnnxExport, PerTokenFc2InputIsRefusedUnlessApproximationIsAsked) {
   s.scheme.symmetric = s.scheme.is_signed = false;
   s.scheme.kind = QuantKind::kUniformRow;
   s.params = {{0.05f}, {0}};
-  auto q = LoadQuantizedFile(f.Save(plan));
-  ASSERT_TRUE(q.ok()) << q.status().message();
-  auto refused = ExportOnnx(q.value(), f.dir.path("m.onnx"));
-  ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidInput);
-  EXPECT_NE(refused.status().message().find("blocks.0.mlp.fc2:in"), std::string::npos);
-  EXPECT_NE(refused.status().message().find("--approximate"), std::string::npos);
-  EXPECT_FALSE(fs::exists(f.dir.path("m.onnx")));
-  OnnxExportOptions opt;
-  opt.approximate = true;
-  auto info = ExportOnnx(q.value(), f.dir.path("m.onnx"), opt);
-  ASSERT_TRUE(info.ok()) << info.status().message();
-  ASSERT_EQ(info->approximations.size(), 1u);
-  const onnx::ModelProto m = ReadModel(f.dir.path("m.onnx"));
-  EXPECT_NO_THROW(onnx::checker::check_model(m));
-  const auto ops = OpCounts(m);
+  const OnnxExportInfo info = ExportRefusedUnlessApproximate(f, plan, "blocks.0.mlp.fc2:in");
+  const auto ops = OpCounts(ReadModel(f.dir.path("m.onnx")));
   EXPECT_EQ(ops.at("ReduceMin"), 1);  // one per-token site: its row's range
   EXPECT_EQ(ops.at("ReduceMax"), 1);
-  EXPECT_EQ(ops.at("QuantizeLinear"), info->qdq_sites);
+  EXPECT_EQ(ops.at("QuantizeLinear"), info.qdq_sites);
 }
 
 TEST(OnnxExport, FloatModelHasNoQuantizers) {
