@@ -263,6 +263,46 @@ TEST(BlockTrain, FloatMatchesFloat64) {
     EXPECT_NEAR(bf.fc1.grad_v[i], bd.fc1.grad_v[i], 1e-4);
 }
 
+// fc2's input per token (kUniformRow): with the step at each row's min-max range nothing is
+// clamped, so the straight-through gradient leaves d loss / d x exactly as without the quantizer
+// (the forward differs by the rounding only); with the row's top clipped some gradients become 0.
+TEST(BlockTrain, PerTokenFc2InputIsStraightThroughInsideEachRowsGrid) {
+  std::mt19937 rng(11);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  TrainBlock<double> plain = MakeBlock<double>(7, false);
+  std::vector<double> x(static_cast<size_t>(plain.tokens) * plain.dim), g(x.size());
+  for (auto& v : x) v = nd(rng);
+  for (auto& v : g) v = nd(rng);
+  std::vector<double> out_f(x.size()), dx_f(x.size());
+  plain.Forward(x.data(), 1, out_f.data(), 0);
+  plain.Backward(g.data(), dx_f.data());
+  for (double scale : {1.0 / 15, 1.0 / 30}) {
+    TrainBlock<double> b = MakeBlock<double>(7, false);
+    TrainActQuant<double>& q = b.act[TrainBlock<double>::kFc2In];
+    q.active = true;
+    q.uniform_row = true;
+    q.bits = 4;
+    q.qmin = 0;
+    q.qmax = 15;
+    q.scale = scale;
+    std::vector<double> out(x.size()), dx(x.size());
+    b.Forward(x.data(), 1, out.data(), 0);
+    b.Backward(g.data(), dx.data());
+    double max_out = 0, max_dx = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      max_out = std::max(max_out, std::fabs(out[i] - out_f[i]));
+      max_dx = std::max(max_dx, std::fabs(dx[i] - dx_f[i]));
+    }
+    EXPECT_GT(max_out, 0.0) << scale;  // the values were rounded
+    if (scale == 1.0 / 15) {
+      EXPECT_LT(max_out, 1.0);
+      EXPECT_LT(max_dx, 1e-12);  // straight through everywhere
+    } else {
+      EXPECT_GT(max_dx, 1e-6);  // the clipped tops pass no gradient
+    }
+  }
+}
+
 TEST(Reconstruct, LowersTheBlockLossAndEndsOnTheGrid) {
   TrainBlock<float> b;
   std::mt19937 rng(4);
