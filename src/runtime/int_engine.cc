@@ -181,16 +181,14 @@ struct IntegerEngine::Impl {
       const float acc_scale = l.in.scale * sw;
       ep.scale[i] = (out != nullptr && !gelu) ? acc_scale / out->scale : acc_scale;
       ep.bias[i] = bias.f32()[i] / acc_scale;
-      if (l.row_input) {
-        int64_t row_sum = 0;
-        for (int j = 0; j < k; ++j) row_sum += wq[static_cast<int64_t>(i) * k + j];
+      if (!l.row_input && l.in.zero == 0) continue;
+      int64_t row_sum = 0;  // Σ_k w[i, k]: the zero point's term
+      for (int j = 0; j < k; ++j) row_sum += wq[static_cast<int64_t>(i) * k + j];
+      if (l.row_input) {  // per row, after the GEMM (RowEpilogue), with the bias
         l.col_wsum.push_back(sw * static_cast<float>(row_sum));
         l.col_bias.push_back(bias.f32()[i]);
         ep.bias[i] = 0.0f;
-      }
-      if (l.in.zero != 0) {  // Σ_k (q_k - z) w_k = Σ_k q_k w_k - z Σ_k w_k
-        int64_t row_sum = 0;
-        for (int j = 0; j < k; ++j) row_sum += wq[static_cast<int64_t>(i) * k + j];
+      } else {  // Σ_k (q_k - z) w_k = Σ_k q_k w_k - z Σ_k w_k
         ep.bias[i] -= static_cast<float>(static_cast<int64_t>(l.in.zero) * row_sum);
       }
     }
@@ -359,19 +357,14 @@ struct IntegerEngine::Impl {
     if (bo.fc2.row_input) {
       bo.fc1.gemm->Run(xq, m, hidden_f.f32());
       auto* h = reinterpret_cast<uint8_t*>(hidden8.data<int8_t>());
-      QuantizeRows(bo.fc2, hidden_f.f32(), m, c.mlp_hidden, h);
+      kernels::QuantizeRowsU8(hidden_f.f32(), m, c.mlp_hidden, bo.fc2.row_scale, bo.fc2.in.qmax, h,
+                              row_step.f32(), row_zero.f32());
       bo.fc2.gemm->Run(hidden8.data<int8_t>(), m, fc2_out.f32());
       RowEpilogue(bo.fc2, fc2_out.f32(), m, d, xp);
       return;
     }
     bo.fc1.gemm->Run(xq, m, hidden8.data<int8_t>());
     bo.fc2.gemm->Run(hidden8.data<int8_t>(), m, xp);
-  }
-
-  // A per-row input grid (kUniformRow): each row of x [m, k] on its UniformRowGrid, as u8 codes;
-  // the rows' steps and zero points into row_step, row_zero.
-  void QuantizeRows(const Linear& l, const float* x, int m, int k, uint8_t* codes) {
-    kernels::QuantizeRowsU8(x, m, k, l.row_scale, l.in.qmax, codes, row_step.f32(), row_zero.f32());
   }
 
   // dst [m, n] += step_r · (y - zero_r · s_w · Σw) + bias, y [m, n] = acc · s_w from the GEMM.
