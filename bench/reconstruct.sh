@@ -4,9 +4,9 @@
 #   DeiT-Tiny, 100 calibration images of data/imagenet-samples/calib, evaluated on the 400 val
 #   images: W4A4, W6A6, W3A3 with the default settings;
 #   accuracy against optimizer steps per block at W4A4 (ITERS, default "100"; 300 is the
-#   default row);
+#   default row); W4A8 with 100 steps (issue 18's 4-bit-weight row within its 5 minutes);
 #   the CIFAR-10 ViT, 500 calibration images of data/cifar10/calib, on its 10,000 test images of
-#   ../shared/data/cifar10/test (skipped with a message when absent): W4A4, W3A3, W4A4 with
+#   ../shared/data/cifar10/test (skipped with a message when absent): W4A4, W6A6, W3A3, W4A4 with
 #   AdaRound's step size 1e-3 for the rounding instead of the default 0.1, and the ablation at
 #   W4A4 (on this model, where a row takes minutes): AdaRound alone (--recon-no-steps
 #   --recon-drop 0), + LSQ steps (--recon-drop 0), + QDrop (the default row), + augmentation
@@ -26,11 +26,13 @@ done
 for it in ${ITERS-100}; do
   run "tiny-rec-w4a4-it$it" $T $TC 100 vitq 4 4 $TV --reconstruct --recon-iters "$it"
 done
+run tiny-vitq-w4a8 $T $TC 100 vitq 4 8 $TV
+run tiny-rec-w4a8-it100 $T $TC 100 vitq 4 8 $TV --reconstruct --recon-iters 100
 CT=../shared/data/cifar10/test
 if [ "${CIFAR:-1}" = 0 ]; then
   echo "bench/reconstruct.sh: CIFAR=0, CIFAR-10 rows left out" >&2
 elif [ -d "$CT" ]; then
-  for b in 4 3; do
+  for b in 4 6 3; do
     run "cifar-vitq-w${b}a$b" models/vit-cifar10 data/cifar10/calib 500 vitq "$b" "$b" "$CT"
     run "cifar-rec-w${b}a$b" models/vit-cifar10 data/cifar10/calib 500 vitq "$b" "$b" "$CT" \
       --reconstruct

@@ -43,8 +43,8 @@ struct QuantizeOptions {
   // where the fused softmax keeps W8A8 fast), "uniform", "log-sqrt2" (one grid for the tensor,
   // top level P = 1) or "log-sqrt2-row" (the grid relative to each row's maximum).
   std::string attn_quantizer = "auto";
-  // Grid of fc2's input (post-GELU): "auto" (token below 8 bits without --reconstruct, else
-  // tensor: W8A8 keeps its speed, reconstruction learns the tensor grid's step), "tensor" (one
+  // Grid of fc2's input (post-GELU): "auto" (token below 8 bits, with or without --reconstruct;
+  // tensor at 8 bits, where W8A8 keeps its speed), "tensor" (one
   // grid searched for the tensor) or "token" (kUniformRow: each token's row on its own grid,
   // fixed at run time from the row; its few large post-GELU values no longer set every token's
   // step).

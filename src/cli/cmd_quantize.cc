@@ -39,8 +39,8 @@ void AddQuantizeOptions(CLI::App* cmd, QuantizeOptions* q) {
                   "bits, uniform at 8), uniform, log-sqrt2 (per tensor), log-sqrt2-row (relative "
                   "to each row's maximum)");
   cmd->add_option("--fc2-input", q->fc2_input,
-                  "vitq: grid of fc2's input (post-GELU): auto (token below 8 bits without "
-                  "--reconstruct, else tensor), tensor (one searched grid), token (each "
+                  "vitq: grid of fc2's input (post-GELU): auto (token below 8 bits, else "
+                  "tensor), tensor (one searched grid), token (each "
                   "token's row on its own grid, set at run time)");
   cmd->add_option("--image-bits", q->image_bits,
                   "vitq: bits of the image input to the patch embedding, 2-8 (default 8: pixels "

@@ -464,11 +464,10 @@ class VitqPipeline {
     const std::string fc2_tail = "mlp.fc2";
     const bool fc2 = name.size() >= fc2_tail.size() &&
                      name.compare(name.size() - fc2_tail.size(), fc2_tail.size(), fc2_tail) == 0;
-    // auto: per token below 8 bits, except with --reconstruct, whose measured rows
-    // (bench/results/reconstruct.md) learn the per-tensor grid's step (LSQ); the per-token grid
-    // under reconstruction is not measured yet (docs/METHOD.md).
-    const bool row_grid = fc2 && (opts_.fc2_input == "token" ||
-                                  (opts_.fc2_input == "auto" && bx < 8 && !opts_.reconstruct));
+    // auto: per token below 8 bits (with --reconstruct too, where it measured closer to the float
+    // model than the per-tensor grid's learned step: bench/results/reconstruct.md).
+    const bool row_grid =
+        fc2 && (opts_.fc2_input == "token" || (opts_.fc2_input == "auto" && bx < 8));
     const SitePlan in = row_grid ? SearchRowInputGrid(x.data(), rows, k, lw->weight.f32(), n, bx)
                                  : SearchInputGrid(x.data(), rows, k, lw->weight.f32(), n, bx,
                                                    opts_.asymmetric, fc2);
