@@ -16,9 +16,14 @@
 namespace {
 
 // The variables vitq adds; kMarker lists them in the re-executed process (and stops a loop).
-constexpr const char* kWaitPolicy = "OMP_WAIT_POLICY=passive";
+// A short spin before a waiting thread sleeps: libgomp's default (300,000) burns the time slice of
+// the thread it waits for when another process shares the cores (17x slower beside a second job),
+// passive waiting (0) pays the wake-up of a sleeping thread at every barrier (up to 1.9x slower
+// on an idle machine whose vCPUs wake slowly); 3,000 keeps most of both
+// (bench/results/wait-policy.md), and the adaptive thread count handles the contended case.
+constexpr const char* kWaitPolicy = "GOMP_SPINCOUNT=3000";
 constexpr const char* kMarker = "VITQ_OMP_DEFAULTS";
-constexpr const char* kMarkerValue = "VITQ_OMP_DEFAULTS=OMP_WAIT_POLICY";
+constexpr const char* kMarkerValue = "VITQ_OMP_DEFAULTS=GOMP_SPINCOUNT";
 
 bool HasVariable(char** envp, const char* name) {
   const size_t len = std::strlen(name);
