@@ -40,6 +40,38 @@ double GridError(const std::vector<float>& x, float scale, int32_t zero_point, i
   return e;
 }
 
+// The output error ||(Q(x) - x) wᵀ||² of a linear layer's input grid Q, on at most 512 evenly
+// strided rows of x [rows, k] (w [n, k]): what SearchInputGrid and SearchRowInputGrid minimize.
+class InputGridError {
+ public:
+  InputGridError(const float* x, int64_t rows, int k, const float* w, int n) : k_(k), n_(n), w_(w) {
+    const int64_t stride = std::max<int64_t>(1, rows / 512);
+    for (int64_t r = 0; r < rows; r += stride) xs_.insert(xs_.end(), x + r * k, x + (r + 1) * k);
+    m_ = static_cast<int>(xs_.size() / k);
+    e_.resize(xs_.size());
+    y_.resize(static_cast<size_t>(m_) * n);
+  }
+  double operator()(const SitePlan& g) {
+    const int64_t len = static_cast<int64_t>(xs_.size());
+    if (g.scheme.kind == QuantKind::kUniformRow) {
+      FakeQuantizeUniformRows(xs_.data(), len, k_, g.params.scale[0], g.scheme.bits, e_.data());
+    } else {
+      FakeQuantize(xs_.data(), len, g.params.scale[0], g.params.zero_point[0], g.scheme.qmin(),
+                   g.scheme.qmax(), e_.data());
+    }
+    for (size_t i = 0; i < e_.size(); ++i) e_[i] -= xs_[i];
+    dnnl_sgemm('N', 'T', m_, n_, k_, 1.0f, e_.data(), k_, w_, k_, 0.0f, y_.data(), n_);
+    double s2 = 0;
+    for (float v : y_) s2 += static_cast<double>(v) * v;
+    return s2;
+  }
+
+ private:
+  int k_, n_, m_ = 0;
+  const float* w_;
+  std::vector<float> xs_, e_, y_;
+};
+
 }  // namespace
 
 SitePlan SearchActivationGrid(const float* x, int64_t n, int bits, bool asymmetric, bool unsigned8,
@@ -98,20 +130,7 @@ SitePlan SearchActivationGrid(const float* x, int64_t n, int bits, bool asymmetr
 SitePlan SearchInputGrid(const float* x, int64_t rows, int k, const float* w, int n, int bits,
                          bool asymmetric, bool zero_point8) {
   SitePlan best = SearchActivationGrid(x, rows * k, bits, asymmetric, false, zero_point8);
-  const int64_t stride = std::max<int64_t>(1, rows / 512);
-  std::vector<float> xs;
-  for (int64_t r = 0; r < rows; r += stride) xs.insert(xs.end(), x + r * k, x + (r + 1) * k);
-  const int m = static_cast<int>(xs.size() / k);
-  std::vector<float> e(xs.size()), y(static_cast<size_t>(m) * n);
-  auto output_error = [&](const SitePlan& g) {
-    FakeQuantize(xs.data(), static_cast<int64_t>(xs.size()), g.params.scale[0],
-                 g.params.zero_point[0], g.scheme.qmin(), g.scheme.qmax(), e.data());
-    for (size_t i = 0; i < e.size(); ++i) e[i] -= xs[i];
-    dnnl_sgemm('N', 'T', m, n, k, 1.0f, e.data(), k, w, k, 0.0f, y.data(), n);
-    double s2 = 0;
-    for (float v : y) s2 += static_cast<double>(v) * v;
-    return s2;
-  };
+  InputGridError output_error(x, rows, k, w, n);
   double best_err = output_error(best);
   const float scale = best.params.scale[0];
   if (best.scheme.symmetric) {
@@ -161,22 +180,15 @@ SitePlan SearchRowInputGrid(const float* x, int64_t rows, int k, const float* w,
   best.scheme.is_signed = false;
   best.scheme.kind = QuantKind::kUniformRow;
   const int qmax = best.scheme.qmax();
-  const int64_t stride = std::max<int64_t>(1, rows / 512);
-  std::vector<float> xs;
-  for (int64_t r = 0; r < rows; r += stride) xs.insert(xs.end(), x + r * k, x + (r + 1) * k);
-  const int m = static_cast<int>(xs.size() / k);
-  std::vector<float> e(xs.size()), y(static_cast<size_t>(m) * n);
+  InputGridError output_error(x, rows, k, w, n);
   double best_err = INFINITY;
   for (int a = 0; a <= 25; ++a) {  // the step 1 / qmax .. 1 / (2 qmax) of each row's range
-    const float scale = 1.0f / (qmax * (1.0f + 0.04f * a));
-    FakeQuantizeUniformRows(xs.data(), static_cast<int64_t>(xs.size()), k, scale, bits, e.data());
-    for (size_t i = 0; i < e.size(); ++i) e[i] -= xs[i];
-    dnnl_sgemm('N', 'T', m, n, k, 1.0f, e.data(), k, w, k, 0.0f, y.data(), n);
-    double s2 = 0;
-    for (float v : y) s2 += static_cast<double>(v) * v;
-    if (s2 < best_err) {
-      best_err = s2;
-      best.params = {{scale}, {0}};
+    SitePlan g = best;
+    g.params = {{1.0f / (qmax * (1.0f + 0.04f * a))}, {0}};
+    const double err = output_error(g);
+    if (err < best_err) {
+      best_err = err;
+      best = g;
     }
   }
   return best;
