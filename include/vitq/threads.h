@@ -39,10 +39,15 @@ void ApplyDefaultThreads();
 // primitives); then the two choices alternate for kInitialSamples counted calls each, and each
 // starts from the median of its samples (one call delayed by a neighbour does not decide).
 // Afterwards the choice in use is timed on every call (moving average) and the other one is
-// re-timed every kProbeEvery calls. Pure decisions, no OpenMP calls: Run... helpers apply them.
+// re-timed by a probe call: kProbeEvery calls after the choice last changed, then at doubling
+// intervals up to kProbeMax while probes keep confirming it (under a busy neighbour a probe on
+// max threads is the slowest call of all, so a settled choice pays for it once in kProbeMax
+// calls); a probe that changes the choice starts the intervals over. Pure decisions, no OpenMP
+// calls: Run... helpers apply them.
 class AdaptiveThreads {
  public:
   static constexpr int kProbeEvery = 32;
+  static constexpr int kProbeMax = 256;
   static constexpr int kInitialSamples = 3;
   explicit AdaptiveThreads(int max_threads);
   // Threads for the next call of `batch` images.
@@ -56,12 +61,14 @@ class AdaptiveThreads {
 
  private:
   bool Starting() const;
+  int Best() const;  // the faster choice by the moving averages: 0 max threads, 1 one thread
   int max_;
   double per_image_[2] = {0.0, 0.0};         // moving average of seconds per image: [max, one]
   double initial_[2][kInitialSamples] = {};  // the counted calls of the starting phase
   int samples_[2] = {0, 0};                  // calls seen per choice (the first is not counted)
   int64_t calls_ = 0, single_calls_ = 0;
   int current_ = 0, batch_ = 1;
+  int probe_interval_ = kProbeEvery, since_probe_ = 0;  // calls between probes, and since the last
 };
 
 // Whether engines adapt their thread count (AdaptiveThreads): yes unless VITQ_ADAPTIVE_THREADS=0.

@@ -155,6 +155,11 @@ int UsableCpuCount() {
 
 AdaptiveThreads::AdaptiveThreads(int max_threads) : max_(std::max(1, max_threads)) {}
 
+int AdaptiveThreads::Best() const {
+  // One thread must be clearly faster (3 %) to be chosen: idle noise keeps max threads.
+  return per_image_[1] < 0.97 * per_image_[0] ? 1 : 0;
+}
+
 bool AdaptiveThreads::Starting() const {
   return samples_[0] <= kInitialSamples || samples_[1] <= kInitialSamples;
 }
@@ -171,9 +176,8 @@ int AdaptiveThreads::Begin(int batch) {
     // kInitialSamples counted ones.
     pick = samples_[0] > samples_[1] ? 1 : 0;
   } else {
-    // One thread must be clearly faster (3 %) to be chosen: idle noise keeps max threads.
-    const int best = per_image_[1] < 0.97 * per_image_[0] ? 1 : 0;
-    pick = (calls_ % kProbeEvery == kProbeEvery - 1) ? 1 - best : best;
+    const int best = Best();
+    pick = since_probe_ + 1 >= probe_interval_ ? 1 - best : best;
   }
   current_ = pick;
   return pick == 0 ? max_ : 1;
@@ -195,9 +199,18 @@ void AdaptiveThreads::End(double seconds) {
     }
   } else if (samples_[i] > kInitialSamples) {
     // The choice in use: a short memory; a probe (rare) replaces half of the old figure.
-    const bool in_use = (i == 1) == (per_image_[1] < 0.97 * per_image_[0]);
-    const double alpha = in_use ? 0.2 : 0.5;
-    per_image_[i] += alpha * (per_image - per_image_[i]);
+    const int before = Best();
+    const bool probe = i != before;
+    per_image_[i] += (probe ? 0.5 : 0.2) * (per_image - per_image_[i]);
+    if (Best() != before) {
+      probe_interval_ = kProbeEvery;  // the choice changed: watch it closely again
+      since_probe_ = 0;
+    } else if (probe) {
+      probe_interval_ = std::min(2 * probe_interval_, kProbeMax);  // confirmed: probe less often
+      since_probe_ = 0;
+    } else {
+      ++since_probe_;
+    }
   }
   ++samples_[i];
 }

@@ -115,10 +115,20 @@ TEST(AdaptiveThreads, KeepsMaxThreadsWhenFasterAndSwitchesUnderContention) {
   // calls, two threads only for probes.
   Picks busy = Drive(&a, 320, 0.022, 0.018, 1);
   EXPECT_GE(busy.one_calls, 320 - 320 / AdaptiveThreads::kProbeEvery - 8);
-  // The neighbour leaves: back to two threads after a probe or two.
+  // The neighbour leaves: back to two threads at the next probe (at most kProbeMax calls away,
+  // the interval having grown while the probes kept confirming one thread).
   Picks back = Drive(&a, 320, 0.012, 0.018, 1);
-  EXPECT_GE(back.max_calls,
-            320 - 320 / AdaptiveThreads::kProbeEvery - 2 * AdaptiveThreads::kProbeEvery);
+  EXPECT_GE(back.max_calls, 320 - AdaptiveThreads::kProbeMax - 2);
+  EXPECT_LE(back.one_calls, AdaptiveThreads::kProbeMax + 320 / AdaptiveThreads::kProbeEvery);
+  // A neighbour that stays: probes on two threads (the slow calls) back off from one in
+  // kProbeEvery calls to one in kProbeMax.
+  AdaptiveThreads d(2);
+  Drive(&d, 2 + 2 * AdaptiveThreads::kInitialSamples, 0.022, 0.018, 1);
+  Picks stays = Drive(&d, 4096, 0.022, 0.018, 1);
+  int doublings = 0;
+  for (int i = AdaptiveThreads::kProbeEvery; i < AdaptiveThreads::kProbeMax; i *= 2) ++doublings;
+  EXPECT_LE(stays.max_calls, 4096 / AdaptiveThreads::kProbeMax + doublings + 1);
+  EXPECT_GE(stays.max_calls, 4096 / AdaptiveThreads::kProbeMax - 1);  // it still probes
   // Per image: a batch of 8 at 8x the time is the same speed.
   AdaptiveThreads b(4);
   Picks batched = Drive(&b, 100, 0.010, 0.030, 8);
