@@ -17,6 +17,14 @@ namespace vitq {
 // Every quantizable site name of a model: "<layer>:w" and "<layer>:in" for each linear layer,
 // "blocks.i.attn.qk:a/b" and "blocks.i.attn.pv:a/b" for the matmuls.
 std::vector<std::string> QuantSiteNames(const ViTConfig& config);
+// "<layer>:w": a linear layer's weights (every other site is an activation).
+bool IsWeightSite(const std::string& name);
+// "blocks.i.attn.pv:a": the attention probabilities P, the one site a log-sqrt2 grid may take
+// (and the integer engine holds as u8 on an unsigned 8-bit grid with zero point 0).
+bool IsProbabilitySite(const std::string& name);
+// "blocks.i.mlp.fc2:in": fc2's input, the one site a per-row grid may take (fc1's epilogue
+// writes it, so the integer engine can hold u8 codes with any zero point).
+bool IsFc2InputSite(const std::string& name);
 // Every linear layer of a model by name, with its weights (in forward order).
 std::vector<std::pair<std::string, const LinearWeights*>> LinearLayers(const ViTModel& model);
 std::vector<std::pair<std::string, LinearWeights*>> MutableLinearLayers(ViTModel* model);

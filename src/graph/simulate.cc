@@ -65,19 +65,28 @@ std::vector<std::pair<std::string, Shape>> LinearShapes(const ViTConfig& c) {
   return out;
 }
 
+namespace {
+bool EndsWith(const std::string& name, const std::string& tail) {
+  return name.size() >= tail.size() &&
+         name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+}
+}  // namespace
+
+bool IsWeightSite(const std::string& name) { return EndsWith(name, ":w"); }
+bool IsProbabilitySite(const std::string& name) { return EndsWith(name, ".attn.pv:a"); }
+bool IsFc2InputSite(const std::string& name) { return EndsWith(name, ".mlp.fc2:in"); }
+
 Status ValidatePlan(const QuantPlan& plan, const ViTConfig& config) {
   auto names = QuantSiteNames(config);
   std::set<std::string> known(names.begin(), names.end());
   for (const auto& [name, sp] : plan.sites) {
     VITQ_RETURN_IF_ERROR(sp.scheme.Validate("plan site '" + name + "'"));
-    if (IsLogSqrt2(sp.scheme.kind) &&
-        (name.size() < 10 || name.compare(name.size() - 10, 10, ".attn.pv:a") != 0)) {
+    if (IsLogSqrt2(sp.scheme.kind) && !IsProbabilitySite(name)) {
       return Status::InvalidInput("plan site '" + name +
                                   "' has a log-sqrt2 grid, which only the attention "
                                   "probabilities (blocks.i.attn.pv:a) may have");
     }
-    if (sp.scheme.kind == QuantKind::kUniformRow &&
-        (name.size() < 11 || name.compare(name.size() - 11, 11, ".mlp.fc2:in") != 0)) {
+    if (sp.scheme.kind == QuantKind::kUniformRow && !IsFc2InputSite(name)) {
       return Status::InvalidInput("plan site '" + name +
                                   "' has a per-row (uniform_row) grid, which only fc2's input "
                                   "(blocks.i.mlp.fc2:in) may have");
@@ -190,15 +199,12 @@ int64_t ModelSizeBytes(const ViTModel& model, const QuantPlan& plan) {
 }
 
 Result<int> KeepActivationsFloat(QuantPlan* plan, const std::vector<std::string>& patterns) {
-  auto is_weight = [](const std::string& name) {
-    return name.size() >= 2 && name.compare(name.size() - 2, 2, ":w") == 0;
-  };
   std::set<std::string> drop;
   for (const std::string& pattern : patterns) {
     if (pattern.empty()) return Status::Usage("--keep-float: an empty site pattern");
     int matched = 0;
     for (const auto& [name, site] : plan->sites) {
-      if (is_weight(name) || name.find(pattern) == std::string::npos) continue;
+      if (IsWeightSite(name) || name.find(pattern) == std::string::npos) continue;
       drop.insert(name);
       ++matched;
     }

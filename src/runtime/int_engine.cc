@@ -30,19 +30,6 @@ Status ConfigureIsa() { return kernels::ConfigureIsaFromEnv(); }
 std::vector<std::string> SupportedIsas() { return kernels::SupportedIsas(); }
 std::string EffectiveIsa() { return kernels::EffectiveIsa(); }
 
-namespace {
-bool EndsWith(const std::string& name, const std::string& tail) {
-  return name.size() >= tail.size() &&
-         name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
-}
-// "blocks.N.attn.pv:a": the attention probabilities P, held as u8 when their grid is unsigned
-// 8-bit with zero point 0.
-bool IsProbabilitySite(const std::string& name) { return EndsWith(name, "attn.pv:a"); }
-// "blocks.N.mlp.fc2:in": fc2's input, written by fc1's epilogue, which can store the u8 codes of
-// an 8-bit grid with any zero point (the zero point's term goes into fc2's bias).
-bool IsFc2InputSite(const std::string& name) { return EndsWith(name, "mlp.fc2:in"); }
-}  // namespace
-
 Status CheckIntegerPlan(const QuantPlan& plan, const ViTConfig& config) {
   const std::string hint = "; run it with --simulate";
   for (const std::string& name : QuantSiteNames(config)) {
@@ -52,7 +39,7 @@ Status CheckIntegerPlan(const QuantPlan& plan, const ViTConfig& config) {
           "the integer engine needs every site quantized; the plan has no '" + name + "'" + hint);
     }
     const QuantScheme& s = sp->scheme;
-    const bool weight = name.size() > 2 && name.compare(name.size() - 2, 2, ":w") == 0;
+    const bool weight = IsWeightSite(name);
     if (weight && (!s.symmetric || !s.is_signed)) {
       return Status::InvalidInput("the integer engine runs symmetric signed weight grids; site '" +
                                   name + "' is " + (s.symmetric ? "" : "asymmetric ") +

@@ -152,7 +152,7 @@ QuantPlan Subplan(const QuantPlan& plan, const std::vector<std::string>& prefixe
   };
   for (const auto& [n, sp] : plan.sites) {
     if (!keep(n)) continue;
-    if (weights_only && n.compare(n.size() - 2, 2, ":w") != 0) continue;
+    if (weights_only && !IsWeightSite(n)) continue;
     p.sites[n] = sp;
   }
   for (const auto& [n, b] : plan.biases)
@@ -485,9 +485,8 @@ Result<Budget> PlanMixedPrecision(const ViTModel& model, const QuantizeOptions& 
 
 Result<QuantPlan> MixedPrecisionAlone(const ViTModel& model, const CalibrationSet& calib,
                                       const QuantizeOptions& options,
-                                      const MixedPrecisionOptions& mp,
-                                      MixedPrecisionReport* report, QuantizeReport* qreport,
-                                      PlanCache* cache) {
+                                      const MixedPrecisionOptions& mp, MixedPrecisionReport* report,
+                                      QuantizeReport* qreport, PlanCache* cache) {
   using Clock = std::chrono::steady_clock;
   VITQ_ASSIGN_OR_RETURN(Budget budget, PlanMixedPrecision(model, options, mp));
   const std::vector<int> cand = mp.Candidates();
