@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -38,16 +39,20 @@ void ApplyDefaultThreads();
 // barrier waits for it). The first call at each choice is not counted (it creates oneDNN
 // primitives); then the two choices alternate for kInitialSamples counted calls each, and each
 // starts from the median of its samples (one call delayed by a neighbour does not decide).
-// Afterwards the choice in use is timed on every call (moving average) and the other one is
-// re-timed by a probe call: kProbeEvery calls after the choice last changed, then at doubling
-// intervals up to kProbeMax while probes keep confirming it (under a busy neighbour a probe on
-// max threads is the slowest call of all, so a settled choice pays for it once in kProbeMax
-// calls); a probe that changes the choice starts the intervals over. Pure decisions, no OpenMP
-// calls: Run... helpers apply them.
+// Afterwards the choice in use is timed on every call (its figure: the median of its last kWindow
+// calls, so one or two slow calls do not switch and a neighbour that stays does within a few
+// calls) and the other one is re-timed by a probe of kProbeCalls calls whose faster call
+// replaces that choice's figure (stale by then; the first call after a long pause may find the
+// idle thread asleep or badly placed). Probes come kProbeEvery calls after the choice last
+// changed, then at doubling intervals up to kProbeMax while they keep confirming it (beside a
+// busy neighbour a probe on max threads is the slowest call of all); a change starts the
+// intervals over. Pure decisions, no OpenMP calls: Run... helpers apply them.
 class AdaptiveThreads {
  public:
   static constexpr int kProbeEvery = 32;
   static constexpr int kProbeMax = 256;
+  static constexpr int kProbeCalls = 2;  // calls per probe; the faster one counts
+  static constexpr int kWindow = 5;      // the choice in use: median of its last calls
   static constexpr int kInitialSamples = 3;
   explicit AdaptiveThreads(int max_threads);
   // Threads for the next call of `batch` images.
@@ -68,6 +73,10 @@ class AdaptiveThreads {
   int samples_[2] = {0, 0};                  // calls seen per choice (the first is not counted)
   int64_t calls_ = 0, single_calls_ = 0;
   int current_ = 0, batch_ = 1;
+  double window_[kWindow] = {};  // the last calls of the choice in use (ring)
+  int window_n_ = 0, window_pos_ = 0;
+  int probe_left_ = 0;  // calls left in the probe under way
+  double probe_best_ = std::numeric_limits<double>::infinity();
   int probe_interval_ = kProbeEvery, since_probe_ = 0;  // calls between probes, and since the last
 };
 

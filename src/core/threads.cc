@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <sstream>
 
 namespace vitq {
@@ -177,7 +178,8 @@ int AdaptiveThreads::Begin(int batch) {
     pick = samples_[0] > samples_[1] ? 1 : 0;
   } else {
     const int best = Best();
-    pick = since_probe_ + 1 >= probe_interval_ ? 1 - best : best;
+    if (probe_left_ == 0 && since_probe_ + 1 >= probe_interval_) probe_left_ = kProbeCalls;
+    pick = probe_left_ > 0 ? 1 - best : best;
   }
   current_ = pick;
   return pick == 0 ? max_ : 1;
@@ -198,13 +200,39 @@ void AdaptiveThreads::End(double seconds) {
       per_image_[i] = sorted[kInitialSamples / 2];
     }
   } else if (samples_[i] > kInitialSamples) {
-    // The choice in use: a short memory; a probe (rare) replaces half of the old figure.
     const int before = Best();
     const bool probe = i != before;
-    per_image_[i] += (probe ? 0.5 : 0.2) * (per_image - per_image_[i]);
+    if (probe) {
+      // A probe's calls replace the other choice's figure, which is stale by then (a neighbour
+      // that slowed both choices may have left since); the faster call counts, as the first
+      // call after a long pause may find the idle thread asleep or badly placed.
+      probe_best_ = std::min(probe_best_, per_image);
+      if (--probe_left_ > 0) {
+        ++samples_[i];
+        return;
+      }
+      per_image_[i] = probe_best_;
+      probe_best_ = std::numeric_limits<double>::infinity();
+    } else {
+      // The choice in use: the median of its last kWindow calls, so a burst of one or two slow
+      // calls does not switch, a neighbour that stays does within a few calls. The window
+      // starts from the choice's figure when it comes into use.
+      if (window_n_ == 0) {
+        window_[0] = per_image_[i];
+        window_n_ = window_pos_ = 1;
+      }
+      window_[window_pos_] = per_image;
+      window_pos_ = (window_pos_ + 1) % kWindow;
+      window_n_ = std::min(window_n_ + 1, kWindow);
+      double sorted[kWindow];
+      std::copy(window_, window_ + window_n_, sorted);
+      std::sort(sorted, sorted + window_n_);
+      per_image_[i] = sorted[window_n_ / 2];
+    }
     if (Best() != before) {
       probe_interval_ = kProbeEvery;  // the choice changed: watch it closely again
       since_probe_ = 0;
+      window_n_ = window_pos_ = 0;  // a new window for the new choice
     } else if (probe) {
       probe_interval_ = std::min(2 * probe_interval_, kProbeMax);  // confirmed: probe less often
       since_probe_ = 0;
