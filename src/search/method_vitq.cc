@@ -461,9 +461,7 @@ class VitqPipeline {
     const int64_t rows = static_cast<int64_t>(n_img_) * tokens_per_image;
     const int bw = Bits(name, true), bx = Bits(name, false);
     // fc2's input (post-GELU) may take an 8-bit grid with a zero point: the engine holds it as u8.
-    const std::string fc2_tail = "mlp.fc2";
-    const bool fc2 = name.size() >= fc2_tail.size() &&
-                     name.compare(name.size() - fc2_tail.size(), fc2_tail.size(), fc2_tail) == 0;
+    const bool fc2 = IsFc2InputSite(name + ":in");
     // auto: per token below 8 bits (with --reconstruct too, where it measured closer to the float
     // model than the per-tensor grid's learned step: bench/results/reconstruct.md).
     const bool row_grid =
