@@ -66,9 +66,9 @@ class AdaptiveThreads {
 
  private:
   bool Starting() const;
-  int Best() const;  // the faster choice by the moving averages: 0 max threads, 1 one thread
+  int Best() const;  // the faster choice by the figures: 0 max threads, 1 one thread
   int max_;
-  double per_image_[2] = {0.0, 0.0};         // moving average of seconds per image: [max, one]
+  double per_image_[2] = {0.0, 0.0};         // figure, seconds per image: [max, one]
   double initial_[2][kInitialSamples] = {};  // the counted calls of the starting phase
   int samples_[2] = {0, 0};                  // calls seen per choice (the first is not counted)
   int64_t calls_ = 0, single_calls_ = 0;
