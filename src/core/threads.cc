@@ -226,7 +226,10 @@ void AdaptiveThreads::End(double seconds) {
       window_n_ = std::min(window_n_ + 1, kWindow);
       double sorted[kWindow];
       std::copy(window_, window_ + window_n_, sorted);
-      std::sort(sorted, sorted + window_n_);
+      // Insertion sort (std::sort on a 5-element array trips GCC 12's -Warray-bounds).
+      for (int a = 1; a < window_n_; ++a)
+        for (int b = a; b > 0 && sorted[b - 1] > sorted[b]; --b)
+          std::swap(sorted[b - 1], sorted[b]);
       per_image_[i] = sorted[window_n_ / 2];
     }
     if (Best() != before) {
