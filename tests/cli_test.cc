@@ -119,6 +119,14 @@ TEST(Cli, InitThenBenchAndEvalWithLimit) {
               1e-6 * 1000.0);
   EXPECT_GE(j["one_thread_share"].get<double>(), 0.0);
   EXPECT_LE(j["one_thread_share"].get<double>(), 1.0);
+  // VITQ_TRACE_THREADS=1: one stderr line per forward call with the threads it ran on.
+  CmdResult traced = Vitq("bench " + dir.path("m") + " --seconds 0 --warmup 0 --min-reps 3 -q",
+                          true, "VITQ_TRACE_THREADS=1 OMP_NUM_THREADS=2");
+  ASSERT_EQ(traced.code, 0) << traced.out;
+  EXPECT_NE(traced.out.find("vitq: thread choice: call 1: 2 threads, "), std::string::npos)
+      << traced.out;
+  EXPECT_NE(traced.out.find("vitq: thread choice: call 2: 1 thread, "), std::string::npos)
+      << traced.out;
   CmdResult eval =
       Vitq("eval " + RepoPath("models/deit-tiny") + " --data " +
                RepoPath("data/imagenet-samples/val") + " --limit 16 --batch 8 --json -q",

@@ -2,7 +2,9 @@
 #include <omp.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <string>
 
 #include "vitq/app.h"
 
@@ -21,18 +23,29 @@ int ApplyThreads(int threads) {
 
 namespace {
 // Makes r->forward run on the thread count AdaptiveThreads picks call by call (max: the count in
-// force now, set by --threads or the default), restoring the max after each call.
+// force now, set by --threads or the default), restoring the max after each call. With
+// VITQ_TRACE_THREADS=1 every call's choice and time go to stderr (why a run chose one thread).
 void MakeAdaptive(Runnable* r) {
   const int max_threads = omp_get_max_threads();
   if (max_threads <= 1 || !AdaptiveThreadsEnabled()) return;
   auto choice = std::make_shared<AdaptiveThreads>(max_threads);
   r->adaptive = choice;
-  r->forward = [choice, forward = std::move(r->forward)](const float* x, int b, float* y) {
-    omp_set_num_threads(choice->Begin(b));
+  const char* trace_env = std::getenv("VITQ_TRACE_THREADS");
+  const bool trace = trace_env != nullptr && std::string(trace_env) == "1";
+  r->forward = [choice, trace, forward = std::move(r->forward)](const float* x, int b, float* y) {
+    const int threads = choice->Begin(b);
+    omp_set_num_threads(threads);
     const auto t0 = std::chrono::steady_clock::now();
     forward(x, b, y);
-    choice->End(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    choice->End(seconds);
     omp_set_num_threads(choice->max_threads());
+    if (trace) {
+      std::fprintf(stderr, "vitq: thread choice: call %lld: %d thread%s, %.2f ms per image\n",
+                   static_cast<long long>(choice->calls()), threads, threads == 1 ? "" : "s",
+                   1e3 * seconds / b);
+    }
   };
 }
 }  // namespace
