@@ -525,7 +525,7 @@ class VitqPipeline {
       pa.params = {{1.0f}, {0}};
     } else {
       pa = SearchActivationGrid(a.data(), static_cast<int64_t>(a.size()), bits, opts_.asymmetric,
-                                /*unsigned8=*/name.find("attn.pv") != std::string::npos);
+                                /*unsigned8=*/pv);
     }
     const SitePlan pb =
         SearchActivationGrid(b.data(), static_cast<int64_t>(b.size()), bits, opts_.asymmetric);
