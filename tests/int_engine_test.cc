@@ -13,6 +13,9 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "test_util.h"
 #include "vitq/evaluate.h"
@@ -34,13 +37,14 @@ struct Agreement {
   int zero_point8_fc2_sites = 0;  // fc2's input on an 8-bit grid with a zero point z > 0 (u8)
   int log_row_p_sites = 0;        // P on the log-sqrt2 grid relative to each row's maximum
   int row_fc2_sites = 0;          // fc2's input on per-token grids (kUniformRow)
+  int uniform_row_p_sites = 0;    // P on a uniform grid up to each row's maximum (kUniformRow)
 };
 
 // Quantizes `model_dir` with `method` on `calib_count` images of `calib_dir`, writes and reloads
 // the .vitq file, and evaluates both paths on `data_dir`.
 Agreement Compare(const std::string& model_dir, const std::string& calib_dir, int calib_count,
                   const std::string& data_dir, int bits, const std::string& method = "minmax",
-                  int abits = 0, int limit = 0) {
+                  int abits = 0, int limit = 0, const std::string& attn_quantizer = "auto") {
   Agreement a;
   auto model = LoadModel(testing::RepoPath(model_dir));
   EXPECT_TRUE(model.ok()) << model.status().message();
@@ -52,6 +56,7 @@ Agreement Compare(const std::string& model_dir, const std::string& calib_dir, in
   opts.wbits = bits;
   opts.abits = abits > 0 ? abits : bits;
   opts.calib_size = calib_count;
+  opts.attn_quantizer = attn_quantizer;
   opts.quiet = true;
   QuantizeReport report;
   auto plan = QuantizeModel(model.value(), calib.value(), opts, &report);
@@ -64,7 +69,9 @@ Agreement Compare(const std::string& model_dir, const std::string& calib_dir, in
                                sp.scheme.bits == 8 && !sp.scheme.is_signed &&
                                sp.params.zero_point[0] > 0;
     a.log_row_p_sites += sp.scheme.kind == QuantKind::kLogSqrt2Row;
-    a.row_fc2_sites += sp.scheme.kind == QuantKind::kUniformRow;
+    const bool p_site = name.find("attn.pv:a") != std::string::npos;
+    a.row_fc2_sites += !p_site && sp.scheme.kind == QuantKind::kUniformRow;
+    a.uniform_row_p_sites += p_site && sp.scheme.kind == QuantKind::kUniformRow;
   }
   testing::TempDir dir;
   EXPECT_TRUE(SaveQuantizedFile(dir.path("m.vitq"), model.value(), plan.value()).ok());
@@ -155,23 +162,29 @@ TEST(IntegerEngine, CifarVitW8A8EqualsItsSimulation) {
 }
 
 // The vitq method's plans: per-channel weights, shifted (zero-point) activation ranges, at 8 bits
-// the attention probabilities P as u8 (u8 x s8 P·V) and fc2's post-GELU input as the u8 codes of
-// a grid with a zero point (fc1 writes them, fc2 reads u8), and below 8 bits log-sqrt2 P (relative
-// to each row's maximum) in s8 planes (LogPv) and fc2's input per token (each row's u8 codes,
-// step and zero point; fc2's output rescaled per row). The engine must equal its simulation bit for
-// bit; against the fake-quant path only top-1 agreement is bounded loosely (at 4 bits every float
-// difference at a rounding boundary is a whole grid step).
+// the attention probabilities P as u8 codes up to each row's maximum (softmax and codes in one
+// pass, u8 x s8 P·V, each row rescaled by its step; with --attn-quantizer uniform one u8 grid for
+// the tensor) and fc2's post-GELU input as the u8 codes of a grid with a zero point (fc1 writes
+// them, fc2 reads u8), and below 8 bits log-sqrt2 P (relative to each row's maximum) in s8 planes
+// (LogPv) and fc2's input per token (each row's u8 codes, step and zero point; fc2's output
+// rescaled per row). The engine must equal its simulation bit for bit; against the fake-quant path
+// only top-1 agreement is bounded loosely (at 4 bits every float difference at a rounding boundary
+// is a whole grid step).
 TEST(IntegerEngine, VitqPlansEqualTheirSimulation) {
-  for (int bits : {8, 4, 6}) {
+  for (const auto& [bits, attn] : std::vector<std::pair<int, std::string>>{
+           {8, "auto"}, {8, "uniform"}, {4, "auto"}, {6, "auto"}}) {
+    const std::string what = std::to_string(bits) + " bits, --attn-quantizer " + attn;
     Agreement a = Compare("models/vit-cifar10", "data/cifar10/calib", 16, "data/cifar10/calib",
-                          bits, "vitq", bits, 200);
+                          bits, "vitq", bits, 200, attn);
     EXPECT_EQ(a.images, 200);
-    EXPECT_EQ(a.unsigned8_p_sites, bits == 8 ? 6 : 0) << bits << " bits";  // 6 blocks
-    EXPECT_EQ(a.zero_point8_fc2_sites, bits == 8 ? 6 : 0) << bits << " bits";
-    EXPECT_EQ(a.log_row_p_sites, bits == 8 ? 0 : 6) << bits << " bits";
-    EXPECT_EQ(a.row_fc2_sites, bits == 8 ? 0 : 6) << bits << " bits";
-    EXPECT_EQ(a.logits_differing, 0) << bits << " bits";
-    ExpectPathsAgree(a, ("vit-cifar10 vitq W" + std::to_string(bits)).c_str());
+    const bool row_p = bits == 8 && attn == "auto";
+    EXPECT_EQ(a.uniform_row_p_sites, row_p ? 6 : 0) << what;  // 6 blocks
+    EXPECT_EQ(a.unsigned8_p_sites, bits == 8 && !row_p ? 6 : 0) << what;
+    EXPECT_EQ(a.zero_point8_fc2_sites, bits == 8 ? 6 : 0) << what;
+    EXPECT_EQ(a.log_row_p_sites, bits == 8 ? 0 : 6) << what;
+    EXPECT_EQ(a.row_fc2_sites, bits == 8 ? 0 : 6) << what;
+    EXPECT_EQ(a.logits_differing, 0) << what;
+    ExpectPathsAgree(a, ("vit-cifar10 vitq W" + std::to_string(bits) + " " + attn).c_str());
   }
 }
 

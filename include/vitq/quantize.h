@@ -39,9 +39,10 @@ struct QuantizeOptions {
   bool ln_reparam = true;           // per-channel LayerNorm outputs folded into one interval
   bool gptq = true;                 // error-compensated weight rounding (else round to nearest)
   bool asymmetric = true;           // zero-point / unsigned activation grids below 8 bits
-  // Grid of the attention probabilities P: "auto" (log-sqrt2-row below 8 bits, uniform at 8,
-  // where the fused softmax keeps W8A8 fast), "uniform", "log-sqrt2" (one grid for the tensor,
-  // top level P = 1) or "log-sqrt2-row" (the grid relative to each row's maximum).
+  // Grid of the attention probabilities P: "auto" (log-sqrt2-row below 8 bits, uniform-row at 8;
+  // uniform with asymmetric off), "uniform" (one searched grid for the tensor), "uniform-row"
+  // (each query's row on the grid 0 .. its maximum), "log-sqrt2" (one grid for the tensor, top
+  // level P = 1) or "log-sqrt2-row" (the grid relative to each row's maximum).
   std::string attn_quantizer = "auto";
   // Grid of fc2's input (post-GELU): "auto" (token below 8 bits, with or without --reconstruct;
   // tensor at 8 bits, where W8A8 keeps its speed), "tensor" (one

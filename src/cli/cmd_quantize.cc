@@ -36,8 +36,9 @@ void AddQuantizeOptions(CLI::App* cmd, QuantizeOptions* q) {
   cmd->add_flag("!--no-gptq", q->gptq, "vitq: round weights to nearest instead of GPTQ (ablation)");
   cmd->add_option("--attn-quantizer", q->attn_quantizer,
                   "vitq: grid of the attention probabilities: auto (log-sqrt2-row below 8 "
-                  "bits, uniform at 8), uniform, log-sqrt2 (per tensor), log-sqrt2-row (relative "
-                  "to each row's maximum)");
+                  "bits, uniform-row at 8), uniform (one grid per tensor), uniform-row (up to "
+                  "each row's maximum), log-sqrt2 (per tensor), log-sqrt2-row (relative to each "
+                  "row's maximum)");
   cmd->add_option("--fc2-input", q->fc2_input,
                   "vitq: grid of fc2's input (post-GELU): auto (token below 8 bits, else "
                   "tensor), tensor (one searched grid), token (each "

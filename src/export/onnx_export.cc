@@ -223,16 +223,25 @@ class VitGraph {
       if (!opt_.approximate) {
         return Status::InvalidInput(
             "site '" + site +
-            "' is quantized per token (each row on its own grid, set at run time), which "
-            "QuantizeLinear/DequantizeLinear cannot express; pass --approximate to write it as "
-            "float operations (ReduceMin/ReduceMax, Round, Clip) computing the same grid");
+            "' is quantized per row (each token's or attention row's own grid, set at run "
+            "time), which QuantizeLinear/DequantizeLinear cannot express; pass --approximate to "
+            "write it as float operations (ReduceMin/ReduceMax, Round, Clip) computing the same "
+            "grid" +
+            (IsProbabilitySite(site) ? ", or quantize with --attn-quantizer uniform" : "") +
+            (IsFc2InputSite(site) ? ", or quantize with --fc2-input tensor" : ""));
       }
-      if (!row_note_) {
+      const bool p_site = IsProbabilitySite(site);
+      bool& noted = p_site ? row_p_note_ : row_note_;
+      if (!noted) {
         info_->approximations.push_back(
-            "fc2's input, quantized per token, is computed with float operations (ReduceMin, "
-            "ReduceMax, Div, Round, Clip), not Q/DQ, and fc2 runs in float on its values; each "
-            "row's step and zero point are the plan's up to float rounding");
-        row_note_ = true;
+            p_site ? "the attention probabilities P, quantized per row, are computed with float "
+                     "operations (ReduceMin, ReduceMax, Div, Round, Clip), not Q/DQ, and P·V runs "
+                     "in float on their values; each row's step is the plan's up to float rounding"
+                   : "fc2's input, quantized per token, is computed with float operations "
+                     "(ReduceMin, ReduceMax, Div, Round, Clip), not Q/DQ, and fc2 runs in float on "
+                     "its values; each row's step and zero point are the plan's up to float "
+                     "rounding");
+        noted = true;
       }
       return UniformRow(site, *sp, x);
     }
@@ -409,7 +418,8 @@ class VitGraph {
   OnnxExportOptions opt_;
   GraphBuilder b_;
   OnnxExportInfo* info_;
-  bool row_note_ = false;  // the per-token approximation is noted once
+  bool row_note_ = false;    // the per-token approximation is noted once
+  bool row_p_note_ = false;  // ... and the per-row one of P
 };
 
 Result<OnnxExportInfo> Export(const ViTModel& m, const QuantizedModel* qm, const std::string& path,

@@ -179,6 +179,21 @@ TEST(OnnxExport, PerTokenFc2InputIsRefusedUnlessApproximationIsAsked) {
   EXPECT_EQ(ops.at("QuantizeLinear"), info.qdq_sites);
 }
 
+// P per row (the vitq method's default at 8 bits) is a per-row grid too: refused as Q/DQ, written
+// with ReduceMin/ReduceMax under --approximate.
+TEST(OnnxExport, PerRowAttentionProbabilitiesAreRefusedUnlessApproximationIsAsked) {
+  Fixture f;
+  QuantPlan plan = HandPlan(f.model, 8, 8);
+  SitePlan& s = plan.sites.at("blocks.1.attn.pv:a");
+  s.scheme.symmetric = s.scheme.is_signed = false;
+  s.scheme.kind = QuantKind::kUniformRow;
+  s.params = {{1.0f / 255}, {0}};
+  const OnnxExportInfo info = ExportRefusedUnlessApproximate(f, plan, "blocks.1.attn.pv:a");
+  const auto ops = OpCounts(ReadModel(f.dir.path("m.onnx")));
+  EXPECT_EQ(ops.at("ReduceMax"), 1);
+  EXPECT_EQ(ops.at("QuantizeLinear"), info.qdq_sites);
+}
+
 TEST(OnnxExport, FloatModelHasNoQuantizers) {
   Fixture f;
   auto info = ExportOnnxFloat(f.model, f.dir.path("f.onnx"));

@@ -86,10 +86,12 @@ Status ValidatePlan(const QuantPlan& plan, const ViTConfig& config) {
                                   "' has a log-sqrt2 grid, which only the attention "
                                   "probabilities (blocks.i.attn.pv:a) may have");
     }
-    if (sp.scheme.kind == QuantKind::kUniformRow && !IsFc2InputSite(name)) {
+    if (sp.scheme.kind == QuantKind::kUniformRow && !IsFc2InputSite(name) &&
+        !IsProbabilitySite(name)) {
       return Status::InvalidInput("plan site '" + name +
                                   "' has a per-row (uniform_row) grid, which only fc2's input "
-                                  "(blocks.i.mlp.fc2:in) may have");
+                                  "(blocks.i.mlp.fc2:in) and the attention probabilities "
+                                  "(blocks.i.attn.pv:a) may have");
     }
     if (!known.count(name)) {
       return Status::InvalidInput("plan site '" + name + "' does not exist in model " +

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 
 #include "simd.h"
@@ -253,6 +254,55 @@ VITQ_SIMD_FUNCTION(, void, QuantizeRowZeroU8,
                    (const float* x, int64_t n, float step, float hi, float zero, uint8_t* q),
                    (x, n, step, hi, zero, q))
 
+// exp(x) for x <= 0, vectorizable: n = round(x · log2 e), r = x - n · ln 2 (in two parts), Cephes'
+// degree-6 polynomial for exp(r) on |r| <= ln2 / 2 (a few ulp), times 2^n from the exponent bits.
+// Below -87 (and NaN) it is exp(-87) ~ 1.6e-38, which any code rounds to 0.
+VITQ_SIMD_BODY float ExpNonPositive(float x) {
+  x = x > -87.0f ? x : -87.0f;
+  const float n = __builtin_nearbyintf(x * 1.44269504088896341f);
+  float r = x - n * 0.693359375f;
+  r = r + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  return p * __builtin_bit_cast(float, bits);
+}
+// A run of `rows` rows of SoftmaxRowsU8, in place: each row less its maximum, then exp over the
+// whole run (one loop, so one short tail instead of one per row of 197), each row's sum into
+// sum[], then the codes of the whole run.
+VITQ_SIMD_BODY void SoftmaxRunU8Body(float* x, int rows, int t, float inv_scale, float qmax,
+                                     uint8_t* q, float* sum) {
+  for (int r = 0; r < rows; ++r) {
+    float* xr = x + static_cast<int64_t>(r) * t;
+    float m = xr[0];
+#pragma omp simd reduction(max : m)
+    for (int i = 0; i < t; ++i) m = xr[i] > m ? xr[i] : m;
+#pragma omp simd
+    for (int i = 0; i < t; ++i) xr[i] -= m;
+  }
+  const int64_t n = static_cast<int64_t>(rows) * t;
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) x[i] = ExpNonPositive(x[i]);
+  for (int r = 0; r < rows; ++r) {
+    const float* xr = x + static_cast<int64_t>(r) * t;
+    float s = 0.f;
+#pragma omp simd reduction(+ : s)
+    for (int i = 0; i < t; ++i) s += xr[i];
+    sum[r] = s;
+  }
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i)
+    q[i] = static_cast<uint8_t>(QuantizeToGrid(x[i] * inv_scale, 0.f, qmax));
+}
+VITQ_SIMD_FUNCTION(, void, SoftmaxRunU8,
+                   (float* x, int rows, int t, float inv_scale, float qmax, uint8_t* q, float* sum),
+                   (x, rows, t, inv_scale, qmax, q, sum))
+
 // QuantizeRow or QuantizeRowU8 over n values in chunks of 16384, in parallel.
 template <typename Q>
 void QuantizeChunks(const float* x, int64_t n, float scale, int qmin, int qmax, Q* q,
@@ -292,6 +342,19 @@ void QuantizeRowsU8(const float* x, int m, int k, float scale, int qmax, uint8_t
     zero[r] = static_cast<float>(g.zero);
     QuantizeRowZeroU8(xr, k, g.step, static_cast<float>(qmax), zero[r],
                       q + static_cast<int64_t>(r) * k);
+  }
+}
+
+void SoftmaxRowsU8(float* x, int rows, int t, float scale, int qmax, uint8_t* q, float* step) {
+  const float inv_scale = 1.0f / scale;
+  constexpr int kRun = 16;  // rows per run: 16 · 197 floats stay in L1
+  const int runs = (rows + kRun - 1) / kRun;
+#pragma omp parallel for schedule(static) if (static_cast <int64_t>(rows) * t > 16384)
+  for (int g = 0; g < runs; ++g) {
+    const int r0 = g * kRun, len = std::min(kRun, rows - r0);
+    SoftmaxRunU8(x + static_cast<int64_t>(r0) * t, len, t, inv_scale, static_cast<float>(qmax),
+                 q + static_cast<int64_t>(r0) * t, step + r0);
+    for (int r = r0; r < r0 + len; ++r) step[r] = scale / step[r];
   }
 }
 

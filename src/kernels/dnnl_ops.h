@@ -62,6 +62,13 @@ void QuantizeU8(const float* x, int64_t n, float scale, int qmin, int qmax, uint
 void QuantizeRowsU8(const float* x, int m, int k, float scale, int qmax, uint8_t* q, float* step,
                     float* zero);
 
+// Softmax of each row of x [rows, t] onto its own uniform grid 0 .. the row's maximum r (P's
+// kUniformRow grid at the plan's `scale`, the step's share of r): with e_i = exp(x_i - max x) and
+// s = Σ e_i, P_i = e_i / s and r = 1 / s, so the code of P_i is round(e_i / scale) (0..qmax) and
+// the row's step scale · r = scale / s. x is overwritten; vectorized exp (a few ulp), rows in
+// parallel. The same codes as softmax then QuantizeRowsU8 up to the float rounding of P.
+void SoftmaxRowsU8(float* x, int rows, int t, float scale, int qmax, uint8_t* q, float* step);
+
 class DnnlOps {
  public:
   explicit DnnlOps(DnnlContext* ctx) : ctx_(ctx) {}

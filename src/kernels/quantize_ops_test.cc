@@ -186,5 +186,50 @@ TEST_F(KernelOps, SoftmaxQuantizeMatchesTheScalarSoftmax) {
   EXPECT_GT(*std::max_element(u.begin(), u.end()), 127) << "codes above int8's range";
 }
 
+// P per row (kUniformRow at 8 and 6 bits): each row's codes are round(P / (r · scale)) with r the
+// row's maximum, and its step r · scale, against the double-precision softmax; rows whose scores
+// are all equal (uniform attention), far below the others, or -1e30 apart.
+TEST_F(KernelOps, SoftmaxRowsU8MatchesTheScalarSoftmaxPerRow) {
+  const int rows = 3 * 197 + 3, cols = 197;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> n01(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(rows) * cols);
+  for (auto& v : x) v = 3.0f * n01(rng);
+  float* last = x.data() + static_cast<size_t>(rows - 3) * cols;
+  std::fill(last, last + cols, 0.25f);                                         // every P = 1 / cols
+  for (int i = 0; i < cols; ++i) last[cols + i] = -80.0f + 0.01f * i;          // shifted far down
+  for (int i = 0; i < cols; ++i) last[2 * cols + i] = i == 3 ? 5.0f : -1e30f;  // one hot
+  for (int qmax : {255, 63}) {
+    const float scale = 1.0f / static_cast<float>(qmax);
+    std::vector<double> ref(x.size()), ref_step(rows);
+    for (int r = 0; r < rows; ++r) {
+      const float* xr = x.data() + static_cast<size_t>(r) * cols;
+      double mx = xr[0], sum = 0;
+      for (int i = 0; i < cols; ++i) mx = std::fmax(mx, xr[i]);
+      for (int i = 0; i < cols; ++i) sum += std::exp(static_cast<double>(xr[i]) - mx);
+      ref_step[r] = scale / sum;  // r = 1 / sum
+      for (int i = 0; i < cols; ++i)
+        ref[static_cast<size_t>(r) * cols + i] =
+            std::exp(static_cast<double>(xr[i]) - mx) / sum / ref_step[r];
+    }
+    std::vector<float> work = x, step(rows);
+    std::vector<uint8_t> q(x.size());
+    SoftmaxRowsU8(work.data(), rows, cols, scale, qmax, q.data(), step.data());
+    ExpectCodes(q, ref, 0, qmax, 1e-4, qmax == 255 ? "softmax to row codes, 8 bits" : "6 bits");
+    for (int r = 0; r < rows; ++r)
+      ASSERT_NEAR(step[r], ref_step[r], 1e-5 * ref_step[r]) << "row " << r << ", qmax " << qmax;
+    // Each row reaches its top code (its maximum) exactly; the uniform row is all top codes.
+    for (int r = 0; r < rows; ++r) {
+      const uint8_t* qr = q.data() + static_cast<size_t>(r) * cols;
+      EXPECT_EQ(*std::max_element(qr, qr + cols), qmax) << "row " << r;
+    }
+    const uint8_t* uniform = q.data() + static_cast<size_t>(rows - 3) * cols;
+    EXPECT_TRUE(std::all_of(uniform, uniform + cols, [&](uint8_t v) { return v == qmax; }));
+    EXPECT_NEAR(step[rows - 3], scale / cols, 1e-6 * scale / cols);
+    const uint8_t* hot = q.data() + static_cast<size_t>(rows - 1) * cols;
+    EXPECT_EQ(std::count(hot, hot + cols, 0), cols - 1);
+  }
+}
+
 }  // namespace
 }  // namespace vitq::kernels

@@ -4,6 +4,9 @@
 //   unsigned 8-bit (vitq's method: all 256 levels for P >= 0)
 //   P·V (s8 or u8 x s8 GEMM, requantized to proj's input grid in the epilogue) -> s8 -merge
 //   heads-> [B,T,D]
+//   With P per row (kUniformRow, vitq's method at 8 bits): softmax in f32, u8 codes of each row
+//   up to its maximum, u8 x s8 P·V written as f32, each row requantized with its own step (RowPv);
+//   with P on a log-√2 grid: s8 planes of the codes, one GEMM per plane (LogPv).
 //   proj (s8 GEMM, bias, dequantize, += x in the epilogue) -> x
 //   x -LN+quantize-> s8 -fc1 (s8 GEMM, bias, GELU, requantize in the epilogue)-> s8, or u8 codes
 //   when fc2's input grid is 8 bits with a zero point (vitq's method at 8 bits)
@@ -122,9 +125,14 @@ struct IntegerEngine::Impl {
     Grid q, k, v, p;
     bool p_log = false;  // P on a log-√2 grid (LogPv)
     bool p_row = false;  // ... relative to each row's maximum (kLogSqrt2Row)
+    // P per row on a uniform grid 0 .. the row's maximum (kUniformRow; u8 codes, RowPv)
+    bool p_urow = false;
+    float p_row_scale = 0.0f;  // the plan's scale: the step's share of the row's maximum
+    int p_row_qmax = 255;
     int p_max_code = 0;
     LogSqrt2Coder p_coder;  // P's codes (LogSqrt2Code) by table
     kernels::S8Epilogue qk_ep, pv_ep;
+    kernels::S8Epilogue pv_row_ep;  // RowPv: P·V's int32 times s_v, f32
   };
   Linear patch, head, head_dist;
   std::vector<BlockOps> blocks;
@@ -136,6 +144,7 @@ struct IntegerEngine::Impl {
   Tensor log_row_max;          // LogPv with kLogSqrt2Row: each row's maximum of P
   Tensor hidden_f, fc2_out;    // a per-row fc2 input: GELU's output, fc2's GEMM output
   Tensor row_step, row_zero;   // ... each token's step and zero point
+  Tensor p_step, pv_f;         // RowPv: each row of P's step, P·V · s_v
 
   // The GEMM of `layer` reading its input on grid `in` (s8, or u8 codes with a zero point z, whose
   // term -z · Σ_k w[n, k] joins the bias); the epilogue writes f32 (out == nullptr) or the codes
@@ -220,8 +229,13 @@ struct IntegerEngine::Impl {
         b.p_row = ps->scheme.kind == QuantKind::kLogSqrt2Row;
         b.p_max_code = LogMaxCode(ps->scheme.bits);
         b.p_coder = LogSqrt2Coder(ps->params.scale[0], b.p_max_code);
+      } else if (ps->scheme.kind == QuantKind::kUniformRow) {
+        b.p_urow = true;
+        b.p_row_scale = ps->params.scale[0];
+        b.p_row_qmax = ps->scheme.qmax();
       }
       b.v = GridOf(plan, p + "attn.pv:b");
+      b.pv_row_ep.scale = {b.v.scale};
       b.qk_ep.scale = {b.q.scale * b.k.scale * attn_scale};
       const Grid proj_in = b.proj.in;
       b.pv_ep.scale = {b.p.scale * b.v.scale / proj_in.scale};
@@ -264,6 +278,12 @@ struct IntegerEngine::Impl {
       fc2_out = Tensor::F32({b, t, d});
       row_step = Tensor::F32({b * t});
       row_zero = Tensor::F32({b * t});
+    }
+    bool any_urow = false;
+    for (const BlockOps& bo : blocks) any_urow |= bo.p_urow;
+    if (any_urow) {
+      p_step = Tensor::F32({b * h * t});
+      pv_f = Tensor::F32({b, h, t, c.head_dim()});
     }
     bool any_log = false;
     for (const BlockOps& bo : blocks) any_log |= bo.p_log;
@@ -319,6 +339,8 @@ struct IntegerEngine::Impl {
     if (bo.p_log) {
       ops.Softmax(scores.f32(), bh * t, t);
       LogPv(bo, bh, t, hd, v, o);
+    } else if (bo.p_urow) {
+      RowPv(bo, bh, t, hd, v);
     } else if (bo.p.u8) {  // P on the unsigned 8-bit grid: u8 x s8
       auto* pu = reinterpret_cast<uint8_t*>(p8.data<int8_t>());
       SoftmaxToP(bo.p, bh * t, t, pu);
@@ -327,14 +349,31 @@ struct IntegerEngine::Impl {
       SoftmaxToP(bo.p, bh * t, t, p8.data<int8_t>());
       bmm.Run(p8.data<int8_t>(), v, /*b_rows_are_k=*/true, bh, t, t, hd, bo.pv_ep, o);
     }
-    // Merge heads: [B, H, T, hd] -> [B, T, H*hd].
+    // Merge heads: [B, H, T, hd] -> [B, T, H*hd] (RowPv: each row of P·V · s_v times its step,
+    // requantized onto proj's input grid on the way).
     int8_t* a = attn8.data<int8_t>();
+    if (bo.p_urow) {
+      const float* y = pv_f.f32();
+      const float* step = p_step.f32();
+      const Grid& in = bo.proj.in;
 #pragma omp parallel for collapse(2)
-    for (int bi = 0; bi < b; ++bi) {
-      for (int ti = 0; ti < t; ++ti) {
-        for (int hi = 0; hi < nh; ++hi) {
-          std::memcpy(a + (static_cast<int64_t>(bi) * t + ti) * d + hi * hd,
-                      o + ((static_cast<int64_t>(bi) * nh + hi) * t + ti) * hd, hd);
+      for (int bi = 0; bi < b; ++bi) {
+        for (int ti = 0; ti < t; ++ti) {
+          for (int h = 0; h < nh; ++h) {
+            const int64_t r = (static_cast<int64_t>(bi) * nh + h) * t + ti;
+            kernels::QuantizeS8Serial(y + r * hd, hd, in.scale / step[r], in.qmin, in.qmax,
+                                      a + (static_cast<int64_t>(bi) * t + ti) * d + h * hd);
+          }
+        }
+      }
+    } else {
+#pragma omp parallel for collapse(2)
+      for (int bi = 0; bi < b; ++bi) {
+        for (int ti = 0; ti < t; ++ti) {
+          for (int hi = 0; hi < nh; ++hi) {
+            std::memcpy(a + (static_cast<int64_t>(bi) * t + ti) * d + hi * hd,
+                        o + ((static_cast<int64_t>(bi) * nh + hi) * t + ti) * hd, hd);
+          }
         }
       }
     }
@@ -472,6 +511,19 @@ struct IntegerEngine::Impl {
       if (row_max != nullptr) sum *= row_max[i / hd];
       o[i] = static_cast<int8_t>(QuantizeToGrid(sum * k, lo, hi));
     }
+  }
+
+  // P·V with each row of P on its own uniform grid (kUniformRow): softmax and the u8 codes of
+  // P / (r · scale), r the row's maximum, in one pass per row (SoftmaxRowsU8; lo = 0, so the zero
+  // point is 0), one u8 x s8 GEMM written as acc · s_v (f32), and one pass that multiplies each
+  // output row by its step and requantizes it onto proj's input grid (merged with the heads' merge
+  // in Block).
+  void RowPv(const BlockOps& bo, int bh, int t, int hd, const int8_t* v) {
+    const int rows = bh * t;
+    auto* pu = reinterpret_cast<uint8_t*>(p8.data<int8_t>());
+    float* step = p_step.f32();
+    kernels::SoftmaxRowsU8(scores.f32(), rows, t, bo.p_row_scale, bo.p_row_qmax, pu, step);
+    bmm.RunU8(pu, v, /*b_rows_are_k=*/true, bh, t, t, hd, bo.pv_row_ep, pv_f.f32());
   }
 
   void Head(int b, float* logits) {

@@ -498,6 +498,12 @@ TEST(PlanChecks, NewQuantizersAreValidated) {
   auto tok_back = PlanFromJson(tok_json, "p");
   ASSERT_TRUE(tok_back.ok()) << tok_back.status().message();
   EXPECT_EQ(tok_back->sites.at("blocks.0.mlp.fc2:in").scheme.kind, QuantKind::kUniformRow);
+  // ... and so may P (a uniform grid up to each row's maximum), but no other site.
+  SitePlan p_row = fc2_in;
+  p_row.scheme.bits = 8;
+  p_row.params = {{1.0f / 255}, {0}};
+  tok.sites["blocks.0.attn.pv:a"] = p_row;
+  EXPECT_TRUE(ValidatePlan(tok, c).ok());
   tok.sites["blocks.0.mlp.fc1:in"] = fc2_in;
   Status ts = ValidatePlan(tok, c);
   EXPECT_NE(ts.message().find("blocks.0.mlp.fc1:in"), std::string::npos) << ts.message();

@@ -518,7 +518,18 @@ class VitqPipeline {
     const bool row_p = pv && (opts_.attn_quantizer == "log-sqrt2-row" ||
                               (opts_.attn_quantizer == "auto" && bits < 8));
     const bool log_p = row_p || (pv && opts_.attn_quantizer == "log-sqrt2");
-    if (log_p) {  // P in [0, 1]: the top code is P = 1 (per row: the row's maximum)
+    // P per row on a uniform grid up to the row's maximum (auto at 8 bits; --no-asym keeps the
+    // signed per-tensor grid of its ablation).
+    const bool uniform_row_p =
+        pv && (opts_.attn_quantizer == "uniform-row" ||
+               (opts_.attn_quantizer == "auto" && bits >= 8 && opts_.asymmetric));
+    if (uniform_row_p) {  // code = round(P / (r / qmax)), r the row's maximum
+      pa.scheme.bits = bits;
+      pa.scheme.is_signed = false;
+      pa.scheme.symmetric = false;
+      pa.scheme.kind = QuantKind::kUniformRow;
+      pa.params = {{1.0f / pa.scheme.qmax()}, {0}};
+    } else if (log_p) {  // P in [0, 1]: the top code is P = 1 (per row: the row's maximum)
       pa.scheme.bits = bits;
       pa.scheme.is_signed = false;
       pa.scheme.kind = row_p ? QuantKind::kLogSqrt2Row : QuantKind::kLogSqrt2;

@@ -106,9 +106,9 @@ Status QuantizeOptions::Validate() const {
                          ": bits of the image input outside 2-8 (or 0 for --abits)");
   if (calib_size < 1) return Status::InvalidInput("calibration size must be at least 1");
   if (attn_quantizer != "auto" && attn_quantizer != "uniform" && attn_quantizer != "log-sqrt2" &&
-      attn_quantizer != "log-sqrt2-row") {
+      attn_quantizer != "log-sqrt2-row" && attn_quantizer != "uniform-row") {
     return Status::Usage("--attn-quantizer '" + attn_quantizer +
-                         "': expected auto, uniform, log-sqrt2 or log-sqrt2-row");
+                         "': expected auto, uniform, uniform-row, log-sqrt2 or log-sqrt2-row");
   }
   if (fc2_input != "auto" && fc2_input != "tensor" && fc2_input != "token") {
     return Status::Usage("--fc2-input '" + fc2_input + "': expected auto, tensor or token");
