@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The ONNX export checked in ONNX Runtime (issue 14): the bundled DeiT-Tiny quantized W8A8 (liu2021
-# and the vitq method, 100 calibration images of data/imagenet-samples/calib) and exported with
+# and the vitq method with P on one grid, `--attn-quantizer uniform`, since the default per-row P has
+# no Q/DQ form; 100 calibration images of data/imagenet-samples/calib) and exported with
 # `vitq export --format onnx` (Q/DQ), and the float model with `--format onnx-float`, run in
 # onnxruntime-node (../shared/peers installs it) on the 400 images of data/imagenet-samples/val:
 # top-1 agreement with vitq's own engine on the same file and both top-1s; also the vitq method at
@@ -41,11 +42,12 @@ for method in liu2021 vitq vitq-w4a4 float; do
     SRC=$MODEL
     ./build/vitq export "$MODEL" --format onnx-float --out "$CACHE/float.onnx" --json >"$CACHE/float.export.json"
   else
-    bits=8 approx=""
+    bits=8 approx="" attn=""
     [ $method = vitq-w4a4 ] && bits=4 approx=--approximate
+    [ $method = vitq ] && attn="--attn-quantizer uniform"
     SRC="$CACHE/$method-w${bits}a${bits}.vitq"
     echo "[onnx_roundtrip] quantizing ${method%-w4a4} W${bits}A${bits}" >&2
-    ./build/vitq quantize "$MODEL" --calib "$CALIB" --method "${method%-w4a4}" --wbits $bits --abits $bits --out "$SRC" --quiet >/dev/null
+    ./build/vitq quantize "$MODEL" --calib "$CALIB" --method "${method%-w4a4}" --wbits $bits --abits $bits $attn --out "$SRC" --quiet >/dev/null
     ./build/vitq export "$SRC" --format onnx $approx --out "$CACHE/$method.onnx" --json >"$CACHE/$method.export.json"
   fi
   echo "[onnx_roundtrip] $method: ONNX Runtime and vitq on $N images" >&2

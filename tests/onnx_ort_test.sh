@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The ONNX round trip in ONNX Runtime (ctest onnx_ort): the CIFAR-10 ViT quantized W8A8 (minmax,
-# and vitq with its u8 P; 32 calibration images) and exported as Q/DQ, and the float model exported as ONNX, run in
+# and vitq with its u8 P on one grid, --attn-quantizer uniform; 32 calibration images) and exported as Q/DQ, and the float model exported as ONNX, run in
 # onnxruntime-node on 200 images; their top-1 must agree with vitq's integer engine and float
 # engine. Skipped (exit 77) when node or onnxruntime-node is absent: bash ../shared/peers/setup.sh
 # ort installs it into ~/.cache/vitq-peers, or set VITQ_ORT_NODE_MODULES.
@@ -21,8 +21,10 @@ DATA="$ROOT/data/cifar10/calib"
 N=200
 "$BUILD/vitq" quantize "$MODEL" --calib "$DATA" --calib-size 32 --method minmax --out "$T/q.vitq" --quiet >/dev/null
 "$BUILD/vitq" export "$T/q.vitq" --out "$T/q.onnx" >/dev/null
-# vitq's method at W8A8: per-channel weights and P on the unsigned 8-bit grid (uint8 Q/DQ).
-"$BUILD/vitq" quantize "$MODEL" --calib "$DATA" --calib-size 32 --method vitq --out "$T/v.vitq" --quiet >/dev/null
+# vitq's method at W8A8: per-channel weights and P on one unsigned 8-bit grid (uint8 Q/DQ; the
+# default per-row P has no Q/DQ form, see README "ONNX export").
+"$BUILD/vitq" quantize "$MODEL" --calib "$DATA" --calib-size 32 --method vitq --attn-quantizer uniform \
+  --out "$T/v.vitq" --quiet >/dev/null
 "$BUILD/vitq" export "$T/v.vitq" --out "$T/v.onnx" >/dev/null
 "$BUILD/vitq" export "$MODEL" --format onnx-float --out "$T/f.onnx" >/dev/null
 "$BUILD/dump_inputs" "$MODEL" "$DATA" "$T/in" "$N" 2>/dev/null
