@@ -64,6 +64,7 @@ def export(model, out, format="onnx", approximate=False):
     """Writes `model` as ONNX (what `vitq export` does): format "onnx" takes a .vitq file and
     writes a Q/DQ graph (int8 weights, a QuantizeLinear/DequantizeLinear pair at every activation
     site); "onnx-float" takes any model path (a .vitq file: its dequantized weights). approximate:
-    write a log-sqrt2 attention grid as float operations instead of refusing it. Returns what
+    write the grids Q/DQ cannot express (a log-sqrt2 attention grid, per-row P, per-token fc2
+    input) as float operations instead of refusing them. Returns what
     `vitq export --json` prints, as a dict."""
     return _export(_os.fspath(model), _os.fspath(out), format, approximate)

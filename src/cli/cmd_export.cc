@@ -26,9 +26,9 @@ void RegisterExport(CLI::App* app, Runner* run) {
       ->check(CLI::IsMember({"onnx", "onnx-float"}))
       ->capture_default_str();
   cmd->add_flag("--approximate", args->approximate,
-                "write parts Q/DQ cannot express (a log-sqrt2 attention grid, fc2's per-token "
-                "input grid) as float "
-                "operations instead of refusing the export; the output lists them");
+                "write parts Q/DQ cannot express (a log-sqrt2 or per-row attention grid, fc2's "
+                "per-token input grid) as float operations instead of refusing the export; the "
+                "output lists them");
   AddCommonOptions(cmd, &args->common, false);
   cmd->callback([args, run] {
     *run = [args]() -> int {
