@@ -3,11 +3,8 @@
 # The caller sets OUT (the jsonl being assembled, from $OUT.tmp) and sources this file from the
 # repository root; VITQ_BIN names an already built vitq (else setup and build run first). Rows are
 # cached in $W/NAME.json and reused (ONLY_CACHED=1: nothing is run).
-if [ -z "${VITQ_BIN:-}" ]; then
-  bash scripts/setup.sh
-  bash scripts/build.sh
-fi
-V=${VITQ_BIN:-./build/vitq}
+# shellcheck source=bench/vitq_bin.sh
+source bench/vitq_bin.sh  # V: VITQ_BIN, or build/vitq after setup and build
 W=build/bench-lowbit
 mkdir -p "$W" bench/results
 : >"$OUT.tmp"

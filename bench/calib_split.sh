@@ -9,11 +9,8 @@
 # binary (else setup and build run first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ -z "${VITQ_BIN:-}" ]; then
-  bash scripts/setup.sh
-  bash scripts/build.sh
-fi
-V=${VITQ_BIN:-./build/vitq}
+# shellcheck source=bench/vitq_bin.sh
+source bench/vitq_bin.sh  # V: VITQ_BIN, or build/vitq after setup and build
 CALIB=data/imagenet-samples/calib
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT

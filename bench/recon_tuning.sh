@@ -7,11 +7,8 @@
 # Writes bench/results/recon-tuning.md. Usage: bench/recon_tuning.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ -z "${VITQ_BIN:-}" ]; then
-  bash scripts/setup.sh
-  bash scripts/build.sh
-fi
-V=${VITQ_BIN:-./build/vitq}
+# shellcheck source=bench/vitq_bin.sh
+source bench/vitq_bin.sh  # V: VITQ_BIN, or build/vitq after setup and build
 W=build/bench-recon-tuning
 mkdir -p "$W" bench/results
 SETTINGS=(

@@ -10,11 +10,8 @@
 # VITQ_BIN names an already built vitq (else setup and build run first); BITS (default "8 6 4").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ -z "${VITQ_BIN:-}" ]; then
-  bash scripts/setup.sh
-  bash scripts/build.sh
-fi
-V=${VITQ_BIN:-./build/vitq}
+# shellcheck source=bench/vitq_bin.sh
+source bench/vitq_bin.sh  # V: VITQ_BIN, or build/vitq after setup and build
 W=build/bench-sensitivity
 OUT=bench/results/site-sensitivity.jsonl
 T=models/deit-tiny TC=data/imagenet-samples/calib TV=data/imagenet-samples/val
