@@ -5,7 +5,7 @@
 #   images: W4A4, W6A6, W3A3 with the default settings;
 #   accuracy against optimizer steps per block at W4A4 (ITERS, default "100"; 300 is the
 #   default row); W4A8 and W8A8 with 100 steps (issue 18's 4-bit-weight row within its 5
-#   minutes, and what reconstruction adds at 8 bits); W4A4 with one augmented copy of each
+#   minutes, and what reconstruction adds at 8 bits), W4A8 with the default 300; W4A4 with one augmented copy of each
 #   calibration image (--recon-augment 1);
 #   the CIFAR-10 ViT, 500 calibration images of data/cifar10/calib, on its 10,000 test images of
 #   ../shared/data/cifar10/test (skipped with a message when absent): W4A4, W6A6, W3A3, W4A4 with
@@ -30,6 +30,7 @@ for it in ${ITERS-100}; do
 done
 run tiny-vitq-w4a8 $T $TC 100 vitq 4 8 $TV
 run tiny-rec-w4a8-it100 $T $TC 100 vitq 4 8 $TV --reconstruct --recon-iters 100
+run tiny-rec-w4a8 $T $TC 100 vitq 4 8 $TV --reconstruct
 run tiny-vitq-w8a8 $T $TC 100 vitq 8 8 $TV
 run tiny-rec-w8a8-it100 $T $TC 100 vitq 8 8 $TV --reconstruct --recon-iters 100
 run tiny-rec-w4a4-aug1 $T $TC 100 vitq 4 4 $TV --reconstruct --recon-augment 1
