@@ -165,13 +165,18 @@ TEST(OnnxExport, LogSqrt2AttentionIsRefusedUnlessApproximationIsAsked) {
   EXPECT_EQ(OpCounts(ReadModel(f.dir.path("m.onnx"))).at("ReduceMax"), 1);
 }
 
+// `site` of `plan` on a per-row (uniform_row) grid with the plan's `scale`.
+void MakeRowGrid(QuantPlan* plan, const std::string& site, float scale) {
+  SitePlan& s = plan->sites.at(site);
+  s.scheme.symmetric = s.scheme.is_signed = false;
+  s.scheme.kind = QuantKind::kUniformRow;
+  s.params = {{scale}, {0}};
+}
+
 TEST(OnnxExport, PerTokenFc2InputIsRefusedUnlessApproximationIsAsked) {
   Fixture f;
   QuantPlan plan = HandPlan(f.model, 8, 4);
-  SitePlan& s = plan.sites.at("blocks.0.mlp.fc2:in");
-  s.scheme.symmetric = s.scheme.is_signed = false;
-  s.scheme.kind = QuantKind::kUniformRow;
-  s.params = {{0.05f}, {0}};
+  MakeRowGrid(&plan, "blocks.0.mlp.fc2:in", 0.05f);
   const OnnxExportInfo info = ExportRefusedUnlessApproximate(f, plan, "blocks.0.mlp.fc2:in");
   const auto ops = OpCounts(ReadModel(f.dir.path("m.onnx")));
   EXPECT_EQ(ops.at("ReduceMin"), 1);  // one per-token site: its row's range
@@ -184,10 +189,7 @@ TEST(OnnxExport, PerTokenFc2InputIsRefusedUnlessApproximationIsAsked) {
 TEST(OnnxExport, PerRowAttentionProbabilitiesAreRefusedUnlessApproximationIsAsked) {
   Fixture f;
   QuantPlan plan = HandPlan(f.model, 8, 8);
-  SitePlan& s = plan.sites.at("blocks.1.attn.pv:a");
-  s.scheme.symmetric = s.scheme.is_signed = false;
-  s.scheme.kind = QuantKind::kUniformRow;
-  s.params = {{1.0f / 255}, {0}};
+  MakeRowGrid(&plan, "blocks.1.attn.pv:a", 1.0f / 255);
   const OnnxExportInfo info = ExportRefusedUnlessApproximate(f, plan, "blocks.1.attn.pv:a");
   const auto ops = OpCounts(ReadModel(f.dir.path("m.onnx")));
   EXPECT_EQ(ops.at("ReduceMax"), 1);

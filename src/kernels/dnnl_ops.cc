@@ -353,7 +353,7 @@ void SoftmaxRowsU8(float* x, int rows, int t, float scale, int qmax, uint8_t* q,
     const int r0 = g * kRun, len = std::min(kRun, rows - r0);
     SoftmaxRunU8(x + static_cast<int64_t>(r0) * t, len, t, inv_scale, static_cast<float>(qmax),
                  q + static_cast<int64_t>(r0) * t, step + r0);
-    for (int r = r0; r < r0 + len; ++r) step[r] = scale / step[r];
+    for (int r = r0; r < r0 + len; ++r) step[r] = scale / step[r];  // step[] held the row sums
   }
 }
 

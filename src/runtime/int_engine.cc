@@ -352,27 +352,19 @@ struct IntegerEngine::Impl {
     // Merge heads: [B, H, T, hd] -> [B, T, H*hd] (RowPv: each row of P·V · s_v times its step,
     // requantized onto proj's input grid on the way).
     int8_t* a = attn8.data<int8_t>();
-    if (bo.p_urow) {
-      const float* y = pv_f.f32();
-      const float* step = p_step.f32();
-      const Grid& in = bo.proj.in;
+    const float* y = bo.p_urow ? pv_f.f32() : nullptr;
+    const float* step = bo.p_urow ? p_step.f32() : nullptr;
+    const Grid& in = bo.proj.in;
 #pragma omp parallel for collapse(2)
-      for (int bi = 0; bi < b; ++bi) {
-        for (int ti = 0; ti < t; ++ti) {
-          for (int h = 0; h < nh; ++h) {
-            const int64_t r = (static_cast<int64_t>(bi) * nh + h) * t + ti;
-            kernels::QuantizeS8Serial(y + r * hd, hd, in.scale / step[r], in.qmin, in.qmax,
-                                      a + (static_cast<int64_t>(bi) * t + ti) * d + h * hd);
-          }
-        }
-      }
-    } else {
-#pragma omp parallel for collapse(2)
-      for (int bi = 0; bi < b; ++bi) {
-        for (int ti = 0; ti < t; ++ti) {
-          for (int hi = 0; hi < nh; ++hi) {
-            std::memcpy(a + (static_cast<int64_t>(bi) * t + ti) * d + hi * hd,
-                        o + ((static_cast<int64_t>(bi) * nh + hi) * t + ti) * hd, hd);
+    for (int bi = 0; bi < b; ++bi) {
+      for (int ti = 0; ti < t; ++ti) {
+        for (int h = 0; h < nh; ++h) {
+          const int64_t r = (static_cast<int64_t>(bi) * nh + h) * t + ti;
+          int8_t* dst = a + (static_cast<int64_t>(bi) * t + ti) * d + h * hd;
+          if (y != nullptr) {
+            kernels::QuantizeS8Serial(y + r * hd, hd, in.scale / step[r], in.qmin, in.qmax, dst);
+          } else {
+            std::memcpy(dst, o + r * hd, hd);
           }
         }
       }
